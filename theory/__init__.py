@@ -1,0 +1,24 @@
+"""Symbolic layer of sdebench: schedules, derived SDE coefficients and proofs of the notes' claims.
+
+Everything numeric in the suite (solvers, problems, studies) is lambdified from the SymPy
+expressions defined here, so no schedule formula is typed twice.
+"""
+
+from theory.catalogue import CATALOGUE, edm, get_schedule, subvp, ve_geometric, vp_cosine, vp_linear
+from theory.kernel import Kernel, T, generic_kernel
+from theory.schedule import Schedule, ScheduleError
+
+__all__ = [
+    "CATALOGUE",
+    "Kernel",
+    "Schedule",
+    "ScheduleError",
+    "T",
+    "edm",
+    "generic_kernel",
+    "get_schedule",
+    "subvp",
+    "ve_geometric",
+    "vp_cosine",
+    "vp_linear",
+]

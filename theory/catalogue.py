@@ -1,0 +1,135 @@
+"""The catalogue of schedules with their literature constants.
+
+Each constructor returns a :class:`~theory.schedule.Schedule` from ``s(t)`` and ``σ(t)`` only;
+f, g, SNR and conversions derive from them. ``theory/claims/published.py`` checks that the derived
+f and g equal the formulas printed in the papers.
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from theory.kernel import T
+from theory.schedule import SIGMA, Schedule
+
+
+def _integrated_linear_beta(beta_min, beta_max):
+    """B(t) = ∫₀ᵗ β(u) du for β(t) = β_min + t (β_max − β_min)."""
+    return beta_min * T + (beta_max - beta_min) * T**2 / 2
+
+
+def _t_of_integrated_beta(b, beta_min, beta_max):
+    """Positive root t of B(t) = b (B quadratic in t)."""
+    slope = beta_max - beta_min
+    return (-beta_min + sympy.sqrt(beta_min**2 + 2 * slope * b)) / slope
+
+
+def vp_linear(beta_min=sympy.Rational(1, 10), beta_max=20, t_min=sympy.Rational(1, 1000),
+              t_max=1) -> Schedule:
+    """VP SDE with linear β (Song et al. 2021, eq. 11 and App. B; EDM Table 1).
+
+    s = exp(−B/2), σ = √(e^B − 1), B(t) = β_min t + ½(β_max − β_min) t²; t_min = 10⁻³ is Song et
+    al.'s sampling ε.
+    """
+    beta_min, beta_max = sympy.nsimplify(beta_min), sympy.nsimplify(beta_max)
+    b = _integrated_linear_beta(beta_min, beta_max)
+    return Schedule(
+        "vp",
+        s=sympy.exp(-b / 2),
+        sigma=sympy.sqrt(sympy.exp(b) - 1),
+        t_min=t_min,
+        t_max=t_max,
+        sigma_inverse=_t_of_integrated_beta(sympy.log(1 + SIGMA**2), beta_min, beta_max),
+        reference="Song et al. 2021 (ICLR), eq. 11; Karras et al. 2022, Table 1 (VP)",
+    )
+
+
+def subvp(beta_min=sympy.Rational(1, 10), beta_max=20, t_min=sympy.Rational(1, 1000),
+          t_max=1) -> Schedule:
+    """sub-VP SDE (Song et al. 2021, eq. 29): mean e^{−B/2} x₀, std 1 − e^{−B}.
+
+    Hence s = e^{−B/2} and σ = (1 − e^{−B}) / e^{−B/2} = 2 sinh(B/2).
+    """
+    beta_min, beta_max = sympy.nsimplify(beta_min), sympy.nsimplify(beta_max)
+    b = _integrated_linear_beta(beta_min, beta_max)
+    return Schedule(
+        "subvp",
+        s=sympy.exp(-b / 2),
+        sigma=2 * sympy.sinh(b / 2),
+        t_min=t_min,
+        t_max=t_max,
+        sigma_inverse=_t_of_integrated_beta(2 * sympy.asinh(SIGMA / 2), beta_min, beta_max),
+        reference="Song et al. 2021 (ICLR), eq. 29 and App. C",
+    )
+
+
+def vp_cosine(offset=sympy.Rational(8, 1000), t_min=sympy.Rational(1, 1000),
+              t_max=sympy.Rational(9946, 10000)) -> Schedule:
+    """VP with the cosine schedule ᾱ(t) = cos²(φ(t))/cos²(φ(0)), φ(t) = (t + c)/(1 + c) · π/2
+    (Nichol & Dhariwal 2021, eq. 17, c = 0.008). t_max = 0.9946 keeps λ finite, as in
+    DPM-Solver's continuous cosine schedule (Lu et al. 2022, App. D.1).
+    """
+    offset = sympy.nsimplify(offset)
+    phi = (T + offset) / (1 + offset) * sympy.pi / 2
+    cos_phi0 = sympy.cos(offset / (1 + offset) * sympy.pi / 2)
+    s = sympy.cos(phi) / cos_phi0
+    return Schedule(
+        "vp_cosine",
+        s=s,
+        sigma=sympy.sqrt(1 / s**2 - 1),
+        t_min=t_min,
+        t_max=t_max,
+        sigma_inverse=sympy.acos(cos_phi0 / sympy.sqrt(1 + SIGMA**2)) * 2 * (1 + offset) / sympy.pi
+        - offset,
+        reference="Nichol & Dhariwal 2021, eq. 17",
+    )
+
+
+def ve_geometric(sigma_min=sympy.Rational(1, 100), sigma_max=50, t_min=sympy.Rational(1, 10**5),
+                 t_max=1) -> Schedule:
+    """VE SDE with geometric noise σ(t) = σ_min (σ_max/σ_min)^t, s = 1 (Song et al. 2021, eq. 9
+    and App. C; SMLD/NCSN of Song & Ermon 2019). t_min = 10⁻⁵ is Song et al.'s sampling ε.
+    """
+    sigma_min, sigma_max = sympy.nsimplify(sigma_min), sympy.nsimplify(sigma_max)
+    return Schedule(
+        "ve",
+        s=sympy.Integer(1),
+        sigma=sigma_min * (sigma_max / sigma_min) ** T,
+        t_min=t_min,
+        t_max=t_max,
+        sigma_inverse=sympy.log(SIGMA / sigma_min) / sympy.log(sigma_max / sigma_min),
+        reference="Song et al. 2021 (ICLR), eq. 9 and App. C",
+    )
+
+
+def edm(sigma_min=sympy.Rational(2, 1000), sigma_max=80) -> Schedule:
+    """EDM: σ(t) = t, s(t) = 1 on σ ∈ [0.002, 80] (Karras et al. 2022, Table 1)."""
+    return Schedule(
+        "edm",
+        s=sympy.Integer(1),
+        sigma=T,
+        t_min=sigma_min,
+        t_max=sigma_max,
+        sigma_inverse=SIGMA,
+        reference="Karras et al. 2022 (NeurIPS), Table 1 and §3",
+    )
+
+
+CATALOGUE = {
+    "vp": vp_linear,
+    "vp_cosine": vp_cosine,
+    "subvp": subvp,
+    "ve": ve_geometric,
+    "edm": edm,
+}
+"""Catalogue names → constructors with the literature constants as defaults."""
+
+
+def get_schedule(name: str) -> Schedule:
+    """The catalogue schedule called ``name`` (one of :data:`CATALOGUE`)."""
+    try:
+        return CATALOGUE[name]()
+    except KeyError:
+        raise ValueError(
+            f"unknown schedule {name!r}; expected one of {sorted(CATALOGUE)}"
+        ) from None

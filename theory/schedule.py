@@ -1,0 +1,176 @@
+"""Concrete diffusion schedules: a validated kernel on a time range, and its numeric twin."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import mpmath
+import sympy
+import torch
+
+from theory import parameterisation
+from theory.kernel import Kernel, T
+from theory.numeric import lambdify
+
+SIGMA = sympy.Symbol("sigma", positive=True)
+"""The noise-level variable of inverse schedules t(σ)."""
+
+_VALIDATION_POINTS = 513
+
+
+class ScheduleError(ValueError):
+    """A schedule violates s > 0, σ ≥ 0, σ̇ > 0 or has an empty time range."""
+
+
+class Schedule(Kernel):
+    """A kernel ``x_t = s(t) x_0 + s(t) σ(t) ε`` on ``t ∈ [t_min, t_max]``.
+
+    Parameters
+    ----------
+    name: catalogue name.
+    s, sigma: SymPy expressions in :data:`theory.kernel.T`.
+    t_min, t_max: the time range; samplers integrate from ``t_max`` down to ``t_min``.
+    sigma_inverse: optional closed form of t(σ) in :data:`SIGMA`; it is checked at a few points
+        here and proven exactly in ``theory/tests``. Without it, numeric inversion is by bisection.
+    reference: the paper (and equation) the schedule comes from.
+
+    Raises
+    ------
+    ScheduleError
+        if t_min ≥ t_max, an expression has free symbols other than t, or at any of 513 points of
+        the range s ≤ 0, σ < 0, σ̇ ≤ 0 or a value is not finite (checked with mpmath at 30 digits).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        s: sympy.Expr,
+        sigma: sympy.Expr,
+        t_min: sympy.Expr | float,
+        t_max: sympy.Expr | float,
+        sigma_inverse: sympy.Expr | None = None,
+        reference: str = "",
+    ):
+        super().__init__(s, sigma, name=name)
+        self.t_min = sympy.nsimplify(t_min)
+        self.t_max = sympy.nsimplify(t_max)
+        self.sigma_inverse = None if sigma_inverse is None else sympy.sympify(sigma_inverse)
+        self.reference = reference
+        self._validate()
+
+    def _validate(self) -> None:
+        where = f"schedule {self.name!r}"
+        for label, expr in (("s", self.s), ("sigma", self.sigma)):
+            extra = expr.free_symbols - {T}
+            if extra:
+                raise ScheduleError(f"{where}: {label}(t) = {expr} has free symbols {extra}")
+        if not (self.t_min.is_finite and self.t_max.is_finite and self.t_min < self.t_max):
+            raise ScheduleError(
+                f"{where}: empty time range [t_min, t_max] = [{self.t_min}, {self.t_max}];"
+                " expected finite t_min < t_max"
+            )
+        checks = (
+            ("s(t) > 0", self.s, lambda v: v > 0),
+            ("sigma(t) >= 0", self.sigma, lambda v: v >= 0),
+            ("d sigma/dt > 0 (sigma increasing)", self.dsigma, lambda v: v > 0),
+        )
+        with mpmath.workdps(30):
+            functions = [(label, sympy.lambdify(T, e, "mpmath"), ok) for label, e, ok in checks]
+            lo, hi = mpmath.mpf(self.t_min), mpmath.mpf(self.t_max)
+            for k in range(_VALIDATION_POINTS):
+                t = lo + (hi - lo) * k / (_VALIDATION_POINTS - 1)
+                for label, fn, ok in functions:
+                    value = fn(t)
+                    if not (mpmath.isfinite(value) and mpmath.im(value) == 0 and ok(value)):
+                        raise ScheduleError(
+                            f"{where}: expected {label} on [{self.t_min}, {self.t_max}],"
+                            f" got {mpmath.nstr(value, 6)} at t = {mpmath.nstr(t, 8)}"
+                        )
+        if self.sigma_inverse is not None:
+            self._check_inverse()
+
+    def _check_inverse(self) -> None:
+        roundtrip = sympy.lambdify(T, self.sigma_inverse.subs(SIGMA, self.sigma), "mpmath")
+        with mpmath.workdps(30):
+            for k in range(1, 8):
+                t = mpmath.mpf(self.t_min) + (self.t_max - self.t_min) * mpmath.mpf(k) / 8
+                if abs(roundtrip(t) - t) > mpmath.mpf(10) ** -20 * (1 + abs(t)):
+                    raise ScheduleError(
+                        f"schedule {self.name!r}: sigma_inverse(sigma(t)) != t at t = {t}"
+                    )
+
+    @property
+    def sigma_min(self) -> sympy.Expr:
+        return self.sigma.subs(T, self.t_min)
+
+    @property
+    def sigma_max(self) -> sympy.Expr:
+        return self.sigma.subs(T, self.t_max)
+
+    def conversion(self, kind_from: str, kind_to: str) -> tuple[sympy.Expr, sympy.Expr]:
+        """(c_x, c_pred) with ``to = c_x x_t + c_pred from``; see :mod:`theory.parameterisation`."""
+        return parameterisation.conversion(kind_from, kind_to, self.s, self.sigma)
+
+    def with_range(self, t_min: float, t_max: float) -> Schedule:
+        """The same schedule restricted to another time range (validated again)."""
+        return Schedule(
+            self.name, self.s, self.sigma, t_min, t_max, self.sigma_inverse, self.reference
+        )
+
+    @cached_property
+    def numeric(self) -> NumericSchedule:
+        """Torch functions lambdified from this schedule (cached)."""
+        return NumericSchedule(self)
+
+
+class NumericSchedule:
+    """Torch functions of t (any dtype/device) lambdified from a :class:`Schedule`.
+
+    Attributes ``s, sigma, ds, dsigma, f, g2, g, half_log_snr`` are callables ``fn(t)``;
+    ``sigma_inv(sigma)`` inverts σ (closed form or bisection); ``conversion(a, b)`` returns
+    ``fn(x, prediction, t)`` converting predictions (:mod:`theory.parameterisation`).
+    """
+
+    def __init__(self, schedule: Schedule):
+        self.schedule = schedule
+        self.name = schedule.name
+        self.t_min = float(schedule.t_min)
+        self.t_max = float(schedule.t_max)
+        for attr in ("s", "sigma", "ds", "dsigma", "f", "g2", "g", "half_log_snr"):
+            setattr(self, attr, lambdify(getattr(schedule, attr)))
+        self._sigma_inverse = (
+            None
+            if schedule.sigma_inverse is None
+            else lambdify(schedule.sigma_inverse, variable=SIGMA)
+        )
+        self._conversions: dict = {}
+
+    def sigma_inv(self, sigma: torch.Tensor) -> torch.Tensor:
+        """t(σ): closed form when the schedule has one, else bisection on [t_min, t_max]."""
+        if self._sigma_inverse is not None:
+            return self._sigma_inverse(sigma)
+        lo = torch.full_like(sigma, self.t_min)
+        hi = torch.full_like(sigma, self.t_max)
+        for _ in range(100):
+            mid = 0.5 * (lo + hi)
+            below = self.sigma(mid) < sigma
+            lo = torch.where(below, mid, lo)
+            hi = torch.where(below, hi, mid)
+        return 0.5 * (lo + hi)
+
+    def t_of_half_log_snr(self, lam: torch.Tensor) -> torch.Tensor:
+        """Inverse of λ(t) = −log σ(t) (Lu et al. 2022, t_λ)."""
+        return self.sigma_inv(torch.exp(-lam))
+
+    def conversion(self, kind_from: str, kind_to: str):
+        """``fn(x, prediction, t)`` returning the ``kind_to`` prediction."""
+        key = (kind_from, kind_to)
+        if key not in self._conversions:
+            c_x, c_pred = self.schedule.conversion(kind_from, kind_to)
+            fx, fp = lambdify(c_x), lambdify(c_pred)
+
+            def convert(x, prediction, t):
+                return fx(t) * x + fp(t) * prediction
+
+            self._conversions[key] = convert
+        return self._conversions[key]

@@ -1,0 +1,38 @@
+"""Claim 1: kernel ↔ SDE through the Itô moment equations (notes 002 §3, 004 §1)."""
+
+import sympy
+
+from theory.claims import moments
+from theory.tests.conftest import assert_vanishes
+
+
+def test_kernel_mean_solves_mean_ode(kernel):
+    assert_vanishes(moments.kernel_mean_ode_residual(kernel), kernel)
+
+
+def test_kernel_variance_solves_variance_ode(kernel):
+    assert_vanishes(moments.kernel_variance_ode_residual(kernel), kernel)
+
+
+def test_alpha_beta_drift_matches_note_004(kernel):
+    assert_vanishes(moments.alpha_beta_drift_residual(kernel), kernel)
+
+
+def test_alpha_beta_diffusion_matches_note_004(kernel):
+    assert_vanishes(moments.alpha_beta_diffusion_residual(kernel), kernel)
+
+
+def test_linear_sde_mean_ode(kernel):
+    for entry in moments.linear_sde_mean_residual(kernel):
+        assert_vanishes(entry, kernel)
+
+
+def test_linear_sde_covariance_ode_full_initial_covariance(kernel):
+    for entry in moments.linear_sde_covariance_residual(kernel):
+        assert_vanishes(entry, kernel)
+
+
+def test_variance_ode_detects_a_wrong_diffusion(kernel):
+    """Negative control: doubling g² breaks the variance equation."""
+    wrong = moments.kernel_variance_ode_residual(kernel) - kernel.g2
+    assert sympy.simplify(wrong.subs(kernel.g2, 0)) != 0 or sympy.simplify(wrong) != 0

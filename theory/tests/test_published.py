@@ -1,0 +1,16 @@
+"""Claim 10: derived coefficients equal the published closed forms (Song et al., EDM, Nichol)."""
+
+import pytest
+
+from theory import CATALOGUE
+from theory.claims.published import published_residuals
+from theory.tests.conftest import assert_vanishes, kernel_named
+
+
+@pytest.mark.parametrize("name", list(CATALOGUE))
+def test_matches_published_closed_form(name):
+    residuals = published_residuals(name)
+    assert residuals
+    for label, residual in residuals.items():
+        verdict = assert_vanishes(residual, kernel_named(name), hide=None)
+        assert verdict.zero, label
