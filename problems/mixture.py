@@ -1,0 +1,66 @@
+"""Gaussian-mixture data Σ_k w_k N(m_k, diag v_k): a non-linear score with exact answers.
+
+p_t = Σ_k w_k N(s m_k, s² diag(v_k + σ²)); the denoiser is Σ_k r_k(x) [m_k + v_k/(v_k+σ²)(x/s − m_k)]
+with responsibilities r_k ∝ w_k N(x; s m_k, s²(v_k + σ²)).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from theory.schedule import Schedule
+
+
+class GaussianMixtureProblem:
+    def __init__(self, schedule: Schedule, weights: torch.Tensor, means: torch.Tensor,
+                 variances: torch.Tensor):
+        if means.ndim != 2 or variances.shape != means.shape or weights.shape != means.shape[:1]:
+            raise ValueError(
+                f"expected weights (K,), means (K, d), variances (K, d); got {tuple(weights.shape)}, "
+                f"{tuple(means.shape)}, {tuple(variances.shape)}"
+            )
+        if not ((weights > 0).all() and (variances > 0).all()):
+            raise ValueError("weights and variances must be positive")
+        self.schedule = schedule
+        self.weights = weights / weights.sum()
+        self.means, self.variances = means, variances
+        self.dim = means.shape[1]
+
+    @classmethod
+    def ring(cls, schedule: Schedule, components: int = 8, radius: float = 2.0,
+             std: float = 0.2, dtype=torch.float64, device="cpu"):
+        """The 2-D benchmark: ``components`` equal-weight Gaussians on a circle."""
+        angles = torch.arange(components, dtype=dtype) * (2 * math.pi / components)
+        means = radius * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
+        variances = torch.full_like(means, std**2)
+        weights = torch.full((components,), 1.0 / components, dtype=dtype)
+        return cls(schedule, weights.to(device), means.to(device), variances.to(device))
+
+    def _component_log_densities(self, x, t):
+        sched = self.schedule.numeric
+        s, sigma = sched.s(t), sched.sigma(t)
+        var = s**2 * (self.variances + sigma**2)  # (K, d)
+        diff = x[:, None, :] - s * self.means[None]  # (B, K, d)
+        return (-0.5 * (diff**2 / var).sum(-1) - 0.5 * torch.log(2 * math.pi * var).sum(-1)
+                + torch.log(self.weights))
+
+    def log_density(self, x, t) -> torch.Tensor:
+        return torch.logsumexp(self._component_log_densities(x, t), dim=1)
+
+    def denoiser(self, x, t):
+        sched = self.schedule.numeric
+        s, sigma = sched.s(t), sched.sigma(t)
+        responsibilities = torch.softmax(self._component_log_densities(x, t), dim=1)  # (B, K)
+        gain = self.variances / (self.variances + sigma**2)
+        posterior = self.means[None] + gain[None] * (x[:, None, :] / s - self.means[None])
+        return (responsibilities[..., None] * posterior).sum(1)
+
+    def sample_marginal(self, t, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        sched = self.schedule.numeric
+        s, sigma = sched.s(t), sched.sigma(t)
+        index = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        z = torch.randn((n, self.dim), generator=generator, dtype=self.means.dtype,
+                        device=self.means.device)
+        return s * (self.means[index] + torch.sqrt(self.variances[index] + sigma**2) * z)

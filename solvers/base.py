@@ -1,0 +1,170 @@
+"""The solver contract and the one sampling loop that serves every solver.
+
+A solver is a small object with ``order`` (ODE order, or weak order for stochastic solvers;
+``None`` when the method does not converge to the target as steps grow), ``strong_order``,
+``nfe_per_step``, ``stochastic`` and one step method
+
+    step(ctx, x, t_cur, t_next, state) -> (x_next, state)
+
+``ctx`` (:class:`StepContext`) evaluates the model and the schedule; ``state`` carries history for
+multistep methods. :func:`sample` runs a solver over a time grid (Karras et al. 2022, Alg. 1 shape).
+
+States ``x`` are torch tensors of shape (batch, ...) — or any object with the same arithmetic,
+such as :class:`problems.law.GaussianLaw`, which turns every solver into its exact output law.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from solvers.grids import check_grid
+from theory.schedule import Schedule
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""The model contract: ``denoiser(x, t) -> x̂₀ = E[x₀ | x_t = x]`` (EDM's D, in x-space)."""
+
+
+class NonFiniteError(FloatingPointError):
+    """The model returned NaN or Inf."""
+
+
+def all_finite(x) -> bool:
+    return bool(torch.isfinite(x).all()) if isinstance(x, torch.Tensor) else x.all_finite()
+
+
+def mean_square_norm(x) -> torch.Tensor:
+    """E‖x‖² over the batch (exact for a law object)."""
+    if isinstance(x, torch.Tensor):
+        return x.pow(2).flatten(1).sum(1).mean()
+    return x.mean_square_norm()
+
+
+def rms(x) -> torch.Tensor:
+    """Root mean square over batch and dimensions (Hairer, Nørsett & Wanner I, eq. II.4.11)."""
+    if isinstance(x, torch.Tensor):
+        return x.pow(2).mean().sqrt()
+    return (x.mean_square_norm() / x.numel_per_sample()).sqrt()
+
+
+class StepContext:
+    """What a step may use: the model (NFE counted, output checked) and the numeric schedule."""
+
+    def __init__(self, model: Denoiser, schedule: Schedule, noise, steps: int):
+        self.model = model
+        self.schedule = schedule.numeric
+        self.noise = noise
+        self.steps = steps
+        self.step_index = 0
+        self.nfe = 0
+        self._to_score = self.schedule.conversion("x0", "score")
+        self._to_eps = self.schedule.conversion("x0", "eps")
+
+    def denoise(self, x, t: torch.Tensor):
+        """x̂₀ = D(x, t); raises :class:`NonFiniteError` naming the step and time."""
+        self.nfe += 1
+        out = self.model(x, t)
+        if getattr(out, "shape", None) != getattr(x, "shape", None):
+            raise ValueError(
+                f"model returned shape {tuple(getattr(out, 'shape', ()))} for input shape "
+                f"{tuple(x.shape)} at step {self.step_index}, t = {float(t):.6g}"
+            )
+        if not all_finite(out):
+            raise NonFiniteError(
+                f"model returned NaN/Inf at step {self.step_index} (t = {float(t):.6g})"
+            )
+        return out
+
+    def score(self, x, denoised, t):
+        """∇log p_t = (s x̂₀ − x)/(s²σ²), via theory.parameterisation."""
+        return self._to_score(x, denoised, t)
+
+    def eps(self, x, denoised, t):
+        """ε̂ = (x − s x̂₀)/(sσ)."""
+        return self._to_eps(x, denoised, t)
+
+    def pf_drift(self, x, t):
+        """Probability-flow drift f x − ½ g² ∇log p_t (Song et al. 2021, eq. 13)."""
+        score = self.score(x, self.denoise(x, t), t)
+        return self.schedule.f(t) * x - 0.5 * self.schedule.g2(t) * score
+
+    def normal(self, t_cur, t_next, like, channel: int = 0):
+        """A standard normal draw tied to the step [t_cur, t_next] (ΔW/√|Δt| of the noise source)."""
+        dt = abs(float(t_next) - float(t_cur))
+        return self.noise.increment(t_cur, t_next, like, channel) / dt**0.5
+
+
+class Solver:
+    """Base class: subclasses set the declared properties and implement :meth:`step`."""
+
+    name: str = "solver"
+    order: float | None = None
+    strong_order: float | None = None
+    nfe_per_step: float = 1
+    stochastic: bool = False
+    order_note: str = ""
+
+    def init_state(self):
+        return None
+
+    def step(self, ctx: StepContext, x, t_cur, t_next, state):
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, order={self.order})"
+
+
+@dataclass
+class SampleResult:
+    x: object
+    nfe: int
+
+
+def _check_state(x, ts: torch.Tensor) -> None:
+    if isinstance(x, torch.Tensor):
+        if not x.is_floating_point():
+            raise ValueError(f"x must be a floating tensor, got dtype {x.dtype}")
+        if x.ndim < 2:
+            raise ValueError(f"x must have shape (batch, ...), got {tuple(x.shape)}")
+        if x.device != ts.device:
+            raise ValueError(f"x is on {x.device} but the time grid is on {ts.device}")
+        if not torch.isfinite(x).all():
+            raise ValueError("initial x contains NaN or Inf")
+
+
+def sample(
+    solver: Solver | str,
+    model: Denoiser,
+    schedule: Schedule,
+    x,
+    ts: torch.Tensor,
+    *,
+    noise=None,
+    callback: Callable | None = None,
+    progress: bool = False,
+) -> SampleResult:
+    """Integrate from ``ts[0]`` down to ``ts[-1]`` starting at ``x`` (a sample of p_{ts[0]}).
+
+    ``noise`` (default: :class:`solvers.noise.GaussianIncrements` with seed 0) feeds stochastic
+    solvers. ``callback(i, t_cur, t_next, x_next)`` is called after each step.
+    """
+    from solvers.noise import GaussianIncrements
+    from solvers.registry import get_solver
+
+    if isinstance(solver, str):
+        solver = get_solver(solver)
+    check_grid(ts, schedule)
+    _check_state(x, ts)
+    steps = ts.numel() - 1
+    ctx = StepContext(model, schedule, noise if noise is not None else GaussianIncrements(0), steps)
+    state = solver.init_state()
+    pairs = list(zip(ts[:-1], ts[1:], strict=True))
+    for i, (t_cur, t_next) in enumerate(tqdm(pairs, disable=not progress, desc=solver.name)):
+        ctx.step_index = i
+        x, state = solver.step(ctx, x, t_cur, t_next, state)
+        if callback is not None:
+            callback(i, t_cur, t_next, x)
+    return SampleResult(x, ctx.nfe)

@@ -1,0 +1,111 @@
+"""Time grids: plain decreasing float64 tensors from t_max to t_min, built apart from solvers.
+
+Every grid has ``steps + 1`` points, starts at the schedule's t_max and ends at its t_min.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from theory.schedule import Schedule
+
+
+def _check_steps(steps: int) -> int:
+    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    return int(steps)
+
+
+def _ends(schedule: Schedule, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
+    t_max = torch.tensor(float(schedule.t_max), dtype=dtype, device=device)
+    t_min = torch.tensor(float(schedule.t_min), dtype=dtype, device=device)
+    return t_max, t_min
+
+
+def uniform_t_grid(schedule: Schedule, steps: int, *, dtype=torch.float64, device="cpu"):
+    """t_i = t_max + i (t_min − t_max)/N (Song et al. 2021)."""
+    steps = _check_steps(steps)
+    t_max, t_min = _ends(schedule, dtype, device)
+    return torch.linspace(float(t_max), float(t_min), steps + 1, dtype=dtype, device=device)
+
+
+def quadratic_grid(schedule: Schedule, steps: int, *, dtype=torch.float64, device="cpu"):
+    """t_i = t_min + (t_max − t_min)(1 − i/N)²: denser near t_min (Song, Meng & Ermon 2021, App. D.2)."""
+    steps = _check_steps(steps)
+    t_max, t_min = _ends(schedule, dtype, device)
+    u = torch.linspace(1.0, 0.0, steps + 1, dtype=dtype, device=device)
+    grid = t_min + (t_max - t_min) * u**2
+    grid[0], grid[-1] = t_max, t_min
+    return grid
+
+
+def edm_rho_grid(schedule: Schedule, steps: int, *, rho: float = 7.0, dtype=torch.float64,
+                 device="cpu"):
+    """σ_i = (σ_max^{1/ρ} + i/N (σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ, t_i = σ⁻¹(σ_i)
+    (Karras et al. 2022, eq. 5, ρ = 7)."""
+    steps = _check_steps(steps)
+    if not rho > 0:
+        raise ValueError(f"rho must be positive, got {rho!r}")
+    numeric = schedule.numeric
+    t_max, t_min = _ends(schedule, dtype, device)
+    sigma_max, sigma_min = numeric.sigma(t_max), numeric.sigma(t_min)
+    u = torch.linspace(0.0, 1.0, steps + 1, dtype=dtype, device=device)
+    sigmas = (sigma_max ** (1 / rho) + u * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+    grid = numeric.sigma_inv(sigmas)
+    grid[0], grid[-1] = t_max, t_min
+    return grid
+
+
+def log_snr_grid(schedule: Schedule, steps: int, *, dtype=torch.float64, device="cpu"):
+    """Uniform in λ = −log σ (Lu et al. 2022, DPM-Solver's 'logSNR' spacing)."""
+    steps = _check_steps(steps)
+    numeric = schedule.numeric
+    t_max, t_min = _ends(schedule, dtype, device)
+    lam = torch.linspace(
+        float(numeric.half_log_snr(t_max)), float(numeric.half_log_snr(t_min)), steps + 1,
+        dtype=dtype, device=device,
+    )
+    grid = numeric.t_of_half_log_snr(lam)
+    grid[0], grid[-1] = t_max, t_min
+    return grid
+
+
+GRIDS = {
+    "uniform": uniform_t_grid,
+    "quadratic": quadratic_grid,
+    "edm": edm_rho_grid,
+    "logsnr": log_snr_grid,
+}
+
+
+def make_grid(name: str, schedule: Schedule, steps: int, **kwargs) -> torch.Tensor:
+    """Grid ``name`` (one of :data:`GRIDS`)."""
+    if name not in GRIDS:
+        raise ValueError(f"unknown grid {name!r}; expected one of {sorted(GRIDS)}")
+    return GRIDS[name](schedule, steps, **kwargs)
+
+
+def check_grid(ts: torch.Tensor, schedule: Schedule) -> None:
+    """Raise ValueError unless ``ts`` is a 1-D, strictly decreasing floating grid inside the
+    schedule's [t_min, t_max] (relative slack 1e-9 for round-off; nothing is clipped)."""
+    if not isinstance(ts, torch.Tensor) or ts.ndim != 1 or not ts.is_floating_point():
+        raise ValueError(f"time grid must be a 1-D floating tensor, got {type(ts).__name__}"
+                         f" {getattr(ts, 'shape', '')}")
+    if ts.numel() < 2:
+        raise ValueError(f"time grid needs at least 2 points (1 step), got {ts.numel()}")
+    if not torch.isfinite(ts).all():
+        raise ValueError(f"time grid has non-finite values: {ts.tolist()}")
+    increments = ts[1:] - ts[:-1]
+    if not (increments < 0).all():
+        bad = int(torch.nonzero(increments >= 0)[0])
+        raise ValueError(
+            "time grid must be strictly decreasing (from t_max to t_min); "
+            f"ts[{bad}] = {ts[bad].item()} <= ts[{bad + 1}] = {ts[bad + 1].item()}"
+        )
+    t_min, t_max = float(schedule.t_min), float(schedule.t_max)
+    slack = 1e-9 * max(1.0, abs(t_max))
+    if ts.max().item() > t_max + slack or ts.min().item() < t_min - slack:
+        raise ValueError(
+            f"time grid [{ts.min().item()}, {ts.max().item()}] leaves the schedule's range "
+            f"[{t_min}, {t_max}] of {schedule.name!r}"
+        )

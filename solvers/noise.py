@@ -1,0 +1,98 @@
+"""Brownian noise sources with one interface.
+
+``increment(t_a, t_b, like, channel)`` returns W(t_b) − W(t_a) (variance |t_b − t_a|) shaped like
+``like``; ``channel`` selects an independent Brownian motion (samplers that need several normals
+per step use channels 1, 2, …).
+
+* :class:`GaussianIncrements`: fresh independent draws from a seeded generator — fastest.
+* :class:`BrownianTree`: a virtual Brownian tree (Gaines & Lyons 1997; Li et al. 2020, torchsde):
+  the *same* path at every resolution, so solutions on nested grids can be compared pathwise
+  (strong errors).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class GaussianIncrements:
+    """Independent N(0, |Δt|) draws from ``torch.Generator(device).manual_seed(seed)``."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = int(seed)
+        self._generators: dict = {}
+
+    def _generator(self, device, channel: int) -> torch.Generator:
+        key = (str(device), channel)
+        if key not in self._generators:
+            self._generators[key] = torch.Generator(device=device).manual_seed(
+                self.seed * 7919 + channel
+            )
+        return self._generators[key]
+
+    def increment(self, t_a, t_b, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
+        z = torch.randn(like.shape, generator=self._generator(like.device, channel),
+                        dtype=like.dtype, device=like.device)
+        return z * math.sqrt(abs(float(t_b) - float(t_a)))
+
+
+class BrownianTree:
+    """W on [t0, t1] defined by Brownian-bridge midpoints, each drawn from its own seeded stream.
+
+    W(t) for any t: descend the dyadic tree of [t0, t1] to the interval around t; midpoints
+    W(m) = ½(W(a) + W(b)) + ½√(b − a) z_node. At depth ``max_depth`` (2⁻⁴⁰ relative) the bridge
+    mean is used. Grid points of dyadic grids are tree nodes, so their values are exact.
+    """
+
+    def __init__(self, t0: float, t1: float, seed: int = 0, max_depth: int = 40):
+        if not t0 < t1:
+            raise ValueError(f"BrownianTree needs t0 < t1, got [{t0}, {t1}]")
+        self.t0, self.t1, self.seed, self.max_depth = float(t0), float(t1), int(seed), max_depth
+        self._cache: dict = {}
+
+    def _normal(self, like, channel, depth, index) -> torch.Tensor:
+        node_seed = hash((self.seed, channel, depth, index)) % (2**62)
+        generator = torch.Generator(device=like.device).manual_seed(node_seed)
+        return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+
+    def _node(self, like, channel, depth, index) -> torch.Tensor:
+        key = (channel, depth, index, tuple(like.shape), like.dtype, str(like.device))
+        if key in self._cache:
+            return self._cache[key]
+        if depth == 0:
+            value = (torch.zeros(like.shape, dtype=like.dtype, device=like.device) if index == 0
+                     else self._normal(like, channel, 0, 1) * math.sqrt(self.t1 - self.t0))
+        elif index % 2 == 0:
+            value = self._node(like, channel, depth - 1, index // 2)
+        else:
+            left = self._node(like, channel, depth - 1, index // 2)
+            right = self._node(like, channel, depth - 1, index // 2 + 1)
+            width = (self.t1 - self.t0) / 2 ** (depth - 1)
+            value = 0.5 * (left + right) + 0.5 * math.sqrt(width) * self._normal(
+                like, channel, depth, index
+            )
+        self._cache[key] = value
+        return value
+
+    def value(self, t: float, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
+        """W(t) (W(t0) = 0)."""
+        t = float(t)
+        span = self.t1 - self.t0
+        if not self.t0 - 1e-12 * span <= t <= self.t1 + 1e-12 * span:
+            raise ValueError(f"time {t} outside the Brownian tree's [{self.t0}, {self.t1}]")
+        u = min(max((t - self.t0) / span, 0.0), 1.0)
+        for depth in range(self.max_depth + 1):
+            scaled = u * 2**depth
+            index = round(scaled)
+            if abs(scaled - index) <= 1e-9:
+                return self._node(like, channel, depth, index)
+        left_index = math.floor(u * 2**self.max_depth)
+        weight = u * 2**self.max_depth - left_index
+        left = self._node(like, channel, self.max_depth, left_index)
+        right = self._node(like, channel, self.max_depth, left_index + 1)
+        return (1 - weight) * left + weight * right
+
+    def increment(self, t_a, t_b, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
+        return self.value(t_b, like, channel) - self.value(t_a, like, channel)

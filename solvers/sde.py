@@ -1,0 +1,155 @@
+"""Stochastic samplers of the reverse SDE dx = [f x − g² ∇log p_t] dt + g dw̄ (Anderson 1982;
+Song et al. 2021, eq. 6), and Langevin-type correctors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from solvers.base import Solver, mean_square_norm
+
+
+class EulerMaruyama(Solver):
+    """x' = x + (f x − g² ∇log p)Δt + g ΔW̄, Δt = t_next − t_cur < 0 (Kloeden & Platen 1992,
+    §9.1). With additive noise (g independent of x) it coincides with Milstein: strong order 1."""
+
+    name, order, strong_order, nfe_per_step, stochastic = "euler_maruyama", 1, 1, 1, True
+
+    def step(self, ctx, x, t_cur, t_next, state):
+        sched = ctx.schedule
+        dt = t_next - t_cur
+        score = ctx.score(x, ctx.denoise(x, t_cur), t_cur)
+        drift = sched.f(t_cur) * x - sched.g2(t_cur) * score
+        return x + dt * drift + sched.g(t_cur) * ctx.noise.increment(t_cur, t_next, x), state
+
+
+def _reverse_diffusion(ctx, x, t_cur, t_next, z):
+    """Song et al. 2021, eq. 46, with the forward step discretised by the exact kernel transition
+    x_t = (s/s') x_{t'} + G ξ, G² = s²(σ² − σ'²) (VP: 1 − β_i; VE: σ_i² − σ_{i−1}²):
+    x' = x − (s/s' − 1) x + G² ∇log p_t(x) + G z."""
+    sched = ctx.schedule
+    s, s_next = sched.s(t_cur), sched.s(t_next)
+    sigma, sigma_next = sched.sigma(t_cur), sched.sigma(t_next)
+    g_squared = s**2 * (sigma**2 - sigma_next**2)
+    score = ctx.score(x, ctx.denoise(x, t_cur), t_cur)
+    return (2 - s / s_next) * x + g_squared * score + torch.sqrt(g_squared) * z
+
+
+class ReverseDiffusion(Solver):
+    """Reverse-diffusion predictor (Song et al. 2021, App. E, eq. 46); weak order 1."""
+
+    name, order, nfe_per_step, stochastic = "reverse_diffusion", 1, 1, True
+
+    def step(self, ctx, x, t_cur, t_next, state):
+        return _reverse_diffusion(ctx, x, t_cur, t_next, ctx.normal(t_cur, t_next, x)), state
+
+
+def langevin_step(x, score, step_size, z):
+    """x + ε ∇log p_t(x) + √(2ε) z (Song et al. 2021, Alg. 4–5)."""
+    return x + step_size * score + torch.sqrt(2 * step_size) * z
+
+
+class PredictorCorrector(Solver):
+    """Song et al. 2021, Alg. 2–3: ``n_corrector`` Langevin steps at t_cur, then the
+    reverse-diffusion predictor. Corrector step ε = 2α (r ‖z‖/‖∇log p‖)² with α = (s/s')² (1 − β_i
+    for VP, 1 for VE) and signal-to-noise ratio r; the norms are taken as batch mean squares
+    (Song et al. use the batch mean of norms; equal up to O(1/d)), which makes ε deterministic for
+    the exact-law computation."""
+
+    stochastic = True
+    order = None
+    order_note = (
+        "no convergence order: the corrector's step is fixed by snr, not by the grid, so its "
+        "Langevin bias does not vanish as steps grow"
+    )
+
+    def __init__(self, snr: float = 0.16, n_corrector: int = 1):
+        if not snr > 0 or int(n_corrector) != n_corrector or n_corrector < 1:
+            raise ValueError(f"need snr > 0 and an integer n_corrector >= 1, got {snr}, {n_corrector}")
+        self.snr, self.n_corrector = snr, int(n_corrector)
+        self.name = "pc"
+        self.nfe_per_step = 1 + self.n_corrector
+
+    def step(self, ctx, x, t_cur, t_next, state):
+        sched = ctx.schedule
+        alpha = (sched.s(t_cur) / sched.s(t_next)) ** 2
+        for k in range(self.n_corrector):
+            z = ctx.normal(t_cur, t_next, x, channel=1 + k)
+            score = ctx.score(x, ctx.denoise(x, t_cur), t_cur)
+            step_size = 2 * alpha * self.snr**2 * mean_square_norm(z) / mean_square_norm(score)
+            x = langevin_step(x, score, step_size, z)
+        return _reverse_diffusion(ctx, x, t_cur, t_next, ctx.normal(t_cur, t_next, x)), state
+
+
+class AnnealedLangevin(Solver):
+    """Annealed Langevin dynamics (Song & Ermon 2019, Alg. 1): at each level t_next,
+    ``n_steps`` Langevin steps with ε_i = ε (s_iσ_i)²/(s_Lσ_L)², σ_L the final level."""
+
+    stochastic = True
+    order = None
+    order_note = "no convergence order: an MCMC scheme whose bias is set by epsilon and n_steps"
+
+    def __init__(self, epsilon: float = 2e-5, n_steps: int = 10):
+        if not epsilon > 0 or int(n_steps) != n_steps or n_steps < 1:
+            raise ValueError(f"need epsilon > 0 and an integer n_steps >= 1, got {epsilon}, {n_steps}")
+        self.epsilon, self.n_steps = epsilon, int(n_steps)
+        self.name = "annealed_langevin"
+        self.nfe_per_step = self.n_steps
+
+    def step(self, ctx, x, t_cur, t_next, state):
+        sched = ctx.schedule
+        t_last = torch.as_tensor(sched.t_min, dtype=t_next.dtype, device=t_next.device)
+        level = (sched.s(t_next) * sched.sigma(t_next)) ** 2
+        final = (sched.s(t_last) * sched.sigma(t_last)) ** 2
+        step_size = self.epsilon * level / final
+        for k in range(self.n_steps):
+            score = ctx.score(x, ctx.denoise(x, t_next), t_next)
+            x = langevin_step(x, score, step_size, ctx.normal(t_cur, t_next, x, channel=k))
+        return x, state
+
+
+class EDMStochastic(Solver):
+    """EDM's stochastic sampler (Karras et al. 2022, Alg. 2) in y = x/s with σ as time, so it
+    applies to any schedule: γ = min(S_churn/N, √2 − 1) for σ ∈ [S_min, S_max], σ̂ = σ(1 + γ),
+    ŷ = y + √(σ̂² − σ²) S_noise z, then a Heun step of dy/dσ = (y − D)/σ from σ̂ to σ'
+    (Euler when σ' = 0). ``s_max=None`` means σ(t_max)/(1 + γ) so σ̂ stays in the schedule.
+    Weak order 2 with an exact denoiser: adding N(0, σ̂² − σ²) to y is the exact forward kernel
+    from σ to σ̂, so the churn leaves the marginal unchanged and only the Heun step errs."""
+
+    stochastic, nfe_per_step, order = True, 2, 2
+
+    def __init__(self, s_churn: float = 10.0, s_min: float = 0.0, s_max: float | None = None,
+                 s_noise: float = 1.0):
+        if s_churn < 0 or s_min < 0 or s_noise < 0 or (s_max is not None and s_max < s_min):
+            raise ValueError(
+                f"invalid EDM parameters: s_churn={s_churn}, s_min={s_min}, s_max={s_max}, "
+                f"s_noise={s_noise}"
+            )
+        self.s_churn, self.s_min, self.s_max, self.s_noise = s_churn, s_min, s_max, s_noise
+        self.name = "edm_stochastic"
+
+    def step(self, ctx, x, t_cur, t_next, state):
+        sched = ctx.schedule
+        sigma, sigma_next = sched.sigma(t_cur), sched.sigma(t_next)
+        gamma = min(self.s_churn / ctx.steps, math.sqrt(2) - 1)
+        sigma_top = sched.sigma(torch.as_tensor(sched.t_max, dtype=t_cur.dtype, device=t_cur.device))
+        s_max = float(sigma_top) / (1 + gamma) if self.s_max is None else self.s_max
+        if not self.s_min <= float(sigma) <= s_max:
+            gamma = 0.0
+        y = x / sched.s(t_cur)
+        # Increase noise temporarily.
+        sigma_hat = sigma * (1 + gamma)
+        t_hat = sched.sigma_inv(sigma_hat) if gamma > 0 else t_cur
+        if gamma > 0:
+            z = ctx.normal(t_cur, t_next, x)
+            y = y + torch.sqrt(sigma_hat**2 - sigma**2) * self.s_noise * z
+        # Euler step from sigma_hat to sigma_next.
+        d_cur = (y - ctx.denoise(sched.s(t_hat) * y, t_hat)) / sigma_hat
+        y_next = y + (sigma_next - sigma_hat) * d_cur
+        # Second-order correction.
+        if float(sigma_next) > 0:
+            d_next = (y_next - ctx.denoise(sched.s(t_next) * y_next, t_next)) / sigma_next
+            y_next = y + (sigma_next - sigma_hat) * (0.5 * d_cur + 0.5 * d_next)
+        return sched.s(t_next) * y_next, state

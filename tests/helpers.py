@@ -1,0 +1,29 @@
+"""Shared helpers for the solver tests: exact-law errors and log-log order fits."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from problems.gaussian import GaussianProblem
+from problems.law import ExactLawNoise
+from solvers.base import sample
+from solvers.grids import make_grid
+from theory import get_schedule
+
+
+def exact_law_w2(solver_name: str, problem: GaussianProblem, grid: str, steps: int) -> float:
+    """W₂ between a solver's exact output law (started from exact p_{t_max}) and p_{t_min}."""
+    ts = make_grid(grid, problem.schedule, steps)
+    result = sample(solver_name, problem.denoiser, problem.schedule, problem.marginal_law(ts[0]),
+                    ts, noise=ExactLawNoise())
+    return float(problem.w2(result.x, ts[-1]))
+
+
+def fitted_order(steps: list[int], errors: list[float]) -> float:
+    """−slope of the least-squares line through (log N, log error)."""
+    slope, _ = np.polyfit(np.log(steps), np.log(errors), 1)
+    return -float(slope)
+
+
+def vp_problem(dim: int = 4, seed: int = 1) -> GaussianProblem:
+    return GaussianProblem.random(get_schedule("vp"), dim, seed=seed)
