@@ -1,0 +1,1 @@
+"""Convergence studies: run solvers over step counts and return tidy pandas DataFrames."""
