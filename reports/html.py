@@ -78,7 +78,7 @@ def _table(frame: pd.DataFrame) -> str:
         cells = []
         for column, value in row.items():
             text = f"{value:.3f}" if isinstance(value, float) else str(value)
-            css = f' class="{value}"' if column == "verdict" else (' class="note"' if column == "note" else "")
+            css = {"verdict": f' class="{value}"', "note": ' class="note"'}.get(column, "")
             cells.append(f"<td{css}>{html.escape(text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"

@@ -145,8 +145,11 @@ def _measure(config: StudyConfig, unit: dict, problem) -> list[dict]:
             add("strong_error", *_strong_error(config, unit, problem, ts))
     else:
         generator = torch.Generator().manual_seed(config.seed + 2)
-        exact = problem.sample_marginal(ts[-1], config.batch, torch.Generator(device=device).manual_seed(config.seed + 3))
-        exact_2 = problem.sample_marginal(ts[-1], config.batch, torch.Generator(device=device).manual_seed(config.seed + 4))
+        exact, exact_2 = (
+            problem.sample_marginal(ts[-1], config.batch,
+                                    torch.Generator(device=device).manual_seed(config.seed + k))
+            for k in (3, 4)
+        )
         nll = -problem.log_density(batch_result.x, ts[-1])
         nll_exact = -problem.log_density(exact, ts[-1])
         root_n = math.sqrt(config.batch)
