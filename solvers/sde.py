@@ -12,17 +12,29 @@ from solvers.base import Solver, mean_square_norm
 
 
 class EulerMaruyama(Solver):
-    """x' = x + (f x − g² ∇log p)Δt + g ΔW̄, Δt = t_next − t_cur < 0 (Kloeden & Platen 1992,
-    §9.1). With additive noise (g independent of x) it coincides with Milstein: strong order 1."""
+    """Euler–Maruyama on the reverse-time SDE family (note 004; Zhang & Chen 2023, eq. 5)
 
-    name, order, strong_order, nfe_per_step, stochastic = "euler_maruyama", 1, 1, 1, True
+        dx = [f x − ½(g² + h²) ∇log p_t] dt + h dw̄,   h = noise_scale · g,
+
+    x' = x + drift Δt + h ΔW̄, Δt = t_next − t_cur < 0 (Kloeden & Platen 1992, §9.1).
+    noise_scale = 1 is Anderson's reverse SDE, 0 the probability-flow ODE (Euler). With additive
+    noise (h independent of x) EM coincides with Milstein: strong order 1."""
+
+    order, strong_order, nfe_per_step, stochastic = 1, 1, 1, True
+
+    def __init__(self, noise_scale: float = 1.0):
+        if not noise_scale >= 0:
+            raise ValueError(f"noise_scale must be >= 0, got {noise_scale!r}")
+        self.noise_scale = float(noise_scale)
+        self.name = "euler_maruyama" if noise_scale == 1 else f"euler_maruyama_h{noise_scale:g}"
 
     def step(self, ctx, x, t_cur, t_next, state):
         sched = ctx.schedule
         dt = t_next - t_cur
         score = ctx.score(x, ctx.denoise(x, t_cur), t_cur)
-        drift = sched.f(t_cur) * x - sched.g2(t_cur) * score
-        return x + dt * drift + sched.g(t_cur) * ctx.noise.increment(t_cur, t_next, x), state
+        drift = sched.f(t_cur) * x - 0.5 * (1 + self.noise_scale**2) * sched.g2(t_cur) * score
+        noise = (self.noise_scale * sched.g(t_cur)) * ctx.noise.increment(t_cur, t_next, x)
+        return x + dt * drift + noise, state
 
 
 def _reverse_diffusion(ctx, x, t_cur, t_next, z):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sympy
 
 from theory.kernel import T
-from theory.schedule import SIGMA, Schedule
+from theory.schedule import SIGMA, Schedule, exact_number
 
 
 def _integrated_linear_beta(beta_min, beta_max):
@@ -31,7 +31,7 @@ def vp_linear(beta_min=sympy.Rational(1, 10), beta_max=20, t_min=sympy.Rational(
     s = exp(−B/2), σ = √(e^B − 1), B(t) = β_min t + ½(β_max − β_min) t²; t_min = 10⁻³ is Song et
     al.'s sampling ε.
     """
-    beta_min, beta_max = sympy.nsimplify(beta_min), sympy.nsimplify(beta_max)
+    beta_min, beta_max = exact_number(beta_min), exact_number(beta_max)
     b = _integrated_linear_beta(beta_min, beta_max)
     return Schedule(
         "vp",
@@ -50,7 +50,7 @@ def subvp(beta_min=sympy.Rational(1, 10), beta_max=20, t_min=sympy.Rational(1, 1
 
     Hence s = e^{−B/2} and σ = (1 − e^{−B}) / e^{−B/2} = 2 sinh(B/2).
     """
-    beta_min, beta_max = sympy.nsimplify(beta_min), sympy.nsimplify(beta_max)
+    beta_min, beta_max = exact_number(beta_min), exact_number(beta_max)
     b = _integrated_linear_beta(beta_min, beta_max)
     return Schedule(
         "subvp",
@@ -69,7 +69,7 @@ def vp_cosine(offset=sympy.Rational(8, 1000), t_min=sympy.Rational(1, 1000),
     (Nichol & Dhariwal 2021, eq. 17, c = 0.008). t_max = 0.9946 keeps λ finite, as in
     DPM-Solver's continuous cosine schedule (Lu et al. 2022, App. D.1).
     """
-    offset = sympy.nsimplify(offset)
+    offset = exact_number(offset)
     phi = (T + offset) / (1 + offset) * sympy.pi / 2
     cos_phi0 = sympy.cos(offset / (1 + offset) * sympy.pi / 2)
     s = sympy.cos(phi) / cos_phi0
@@ -90,7 +90,7 @@ def ve_geometric(sigma_min=sympy.Rational(1, 100), sigma_max=50, t_min=sympy.Rat
     """VE SDE with geometric noise σ(t) = σ_min (σ_max/σ_min)^t, s = 1 (Song et al. 2021, eq. 9
     and App. C; SMLD/NCSN of Song & Ermon 2019). t_min = 10⁻⁵ is Song et al.'s sampling ε.
     """
-    sigma_min, sigma_max = sympy.nsimplify(sigma_min), sympy.nsimplify(sigma_max)
+    sigma_min, sigma_max = exact_number(sigma_min), exact_number(sigma_max)
     return Schedule(
         "ve",
         s=sympy.Integer(1),

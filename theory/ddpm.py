@@ -13,7 +13,7 @@ import sympy
 
 from theory.catalogue import vp_linear
 from theory.kernel import T
-from theory.schedule import Schedule
+from theory.schedule import Schedule, exact_number
 
 
 class DDPMChain:
@@ -23,8 +23,8 @@ class DDPMChain:
         if int(steps) != steps or steps < 2:
             raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
         self.steps = int(steps)
-        self.beta_bar_min = sympy.nsimplify(beta_bar_min)
-        self.beta_bar_max = sympy.nsimplify(beta_bar_max)
+        self.beta_bar_min = exact_number(beta_bar_min)
+        self.beta_bar_max = exact_number(beta_bar_max)
 
     def beta(self, i: int) -> sympy.Rational:
         """β_i, i = 1..N (exact rational)."""

@@ -18,6 +18,14 @@ SIGMA = sympy.Symbol("sigma", positive=True)
 _VALIDATION_POINTS = 513
 
 
+def exact_number(value) -> sympy.Expr:
+    """A SymPy number: floats become the rational with the same decimal digits (repr), so 0.1
+    is 1/10 and nothing is guessed (``nsimplify`` may return algebraic look-alikes)."""
+    if isinstance(value, float):
+        return sympy.Rational(repr(value))
+    return sympy.sympify(value)
+
+
 class ScheduleError(ValueError):
     """A schedule violates s > 0, σ ≥ 0, σ̇ > 0 or has an empty time range."""
 
@@ -52,8 +60,8 @@ class Schedule(Kernel):
         reference: str = "",
     ):
         super().__init__(s, sigma, name=name)
-        self.t_min = sympy.nsimplify(t_min)
-        self.t_max = sympy.nsimplify(t_max)
+        self.t_min = exact_number(t_min)
+        self.t_max = exact_number(t_max)
         self.sigma_inverse = None if sigma_inverse is None else sympy.sympify(sigma_inverse)
         self.reference = reference
         self._validate()

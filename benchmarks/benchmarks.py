@@ -1,0 +1,77 @@
+"""asv benchmarks: per-sampler time and peak memory, the exact-law study, the SymPy derivation,
+and ``track_*`` accuracy at a fixed NFE (lower is better) so accuracy regressions show too."""
+
+import torch
+
+from problems.gaussian import GaussianProblem
+from solvers.base import sample
+from solvers.grids import log_snr_grid
+from solvers.noise import GaussianIncrements
+from solvers.registry import SOLVERS
+from studies.convergence import StudyConfig, make_problem, run_unit, units
+from theory import get_schedule, vp_linear
+
+SAMPLERS = [name for name in SOLVERS if name != "rk45"]
+
+
+class SamplerSpeed:
+    """4 steps, batch 256, d = 1024, float32, diagonal Gaussian data (denoiser is cheap, so this
+    measures solver overhead)."""
+
+    params = SAMPLERS
+    param_names = ["sampler"]
+
+    def setup(self, name):
+        schedule = get_schedule("vp")
+        self.problem = GaussianProblem.random(schedule, 1024, seed=0).to(dtype=torch.float32)
+        self.ts = log_snr_grid(schedule, 4)
+        self.x = self.problem.sample_marginal(self.ts[0].float(), 256)
+
+    def time_sample(self, name):
+        sample(name, self.problem.denoiser, self.problem.schedule, self.x, self.ts,
+               noise=GaussianIncrements(0))
+
+    def peakmem_sample(self, name):
+        sample(name, self.problem.denoiser, self.problem.schedule, self.x, self.ts,
+               noise=GaussianIncrements(0))
+
+
+class Accuracy:
+    """W₂ of the exact output law at 16 steps on VP, d = 4 (lower is better)."""
+
+    params = list(SOLVERS)
+    param_names = ["sampler"]
+
+    def setup(self, name):
+        self.config = StudyConfig(sdes=["vp"], samplers=[name], steps=[16], batch=8)
+        self.problem = make_problem(self.config, "vp")
+
+    def track_w2_at_16_steps(self, name):
+        unit = next(units(self.config))
+        rows = run_unit(self.config, unit, self.problem)
+        return next(row["value"] for row in rows if row["metric"] == "w2")
+
+
+class ExactLawStudy:
+    def setup(self):
+        self.config = StudyConfig(sdes=["vp"], samplers=["heun"], steps=[64], batch=8,
+                                  strong=False)
+        self.problem = make_problem(self.config, "vp")
+        self.unit = {"sde": "vp", "problem": "gaussian", "sampler": "heun", "grid": "logsnr",
+                     "steps": 64, "seed": 0, "dtype": "float64", "device": "cpu"}
+
+    def time_heun_64_steps(self):
+        run_unit(self.config, self.unit, self.problem)
+
+
+class Theory:
+    def time_derive_and_validate_vp(self):
+        schedule = vp_linear()
+        _ = schedule.f, schedule.g2
+
+    def time_lambdify_vp(self):
+        schedule = vp_linear()
+        _ = schedule.numeric.f
+
+    def time_conversion_derivation(self):
+        vp_linear().conversion("v", "score")

@@ -1,0 +1,103 @@
+"""Speed relative to the floor: wall time / (NFE × one denoiser evaluation).
+
+    python experiments/speed.py                  # d = 3072, batch 1024, float32, CPU
+
+Problem: Gaussian data with a full (randomly rotated) covariance, whose exact denoiser costs two
+d×d matrix products per call, the role a network plays in practice. Targets (issue 7):
+deterministic samplers ≤ 1.2× the floor; stochastic samplers ≤ 2× the floor plus the time of
+drawing their noise (measured separately and reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def _timed(fn, device, repeat=3):
+    import torch
+
+    best = float("inf")
+    for _ in range(repeat):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+class CountingNoise:
+    """Counts the noise increments a sampler draws (for the stochastic samplers' allowance)."""
+
+    def __init__(self, inner):
+        self.inner, self.draws = inner, 0
+
+    def increment(self, t_a, t_b, like, channel=0):
+        self.draws += 1
+        return self.inner.increment(t_a, t_b, like, channel)
+
+
+def main(argv=None) -> int:
+    from solvers.registry import SOLVERS
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dim", type=int, default=3072)
+    parser.add_argument("--batch", type=int, default=1024)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--samplers", default=",".join(n for n in SOLVERS if n != "rk45"))
+    args = parser.parse_args(argv)
+    import pandas as pd
+    import torch
+
+    from problems.gaussian import GaussianProblem
+    from solvers.base import sample
+    from solvers.grids import log_snr_grid
+    from solvers.noise import GaussianIncrements
+    from solvers.registry import get_solver
+    from theory import get_schedule
+
+    dtype = getattr(torch, args.dtype)
+    generator = torch.Generator().manual_seed(0)
+    schedule = get_schedule("vp")
+    rotation, _ = torch.linalg.qr(torch.randn(args.dim, args.dim, generator=generator))
+    eigenvalues = torch.exp(torch.rand(args.dim, generator=generator) * 4 - 2)
+    problem = GaussianProblem(schedule, torch.randn(args.dim, generator=generator), eigenvalues,
+                              rotation).to(dtype=dtype, device=args.device)
+    ts = log_snr_grid(schedule, args.steps, device=args.device)
+    x = problem.sample_marginal(ts[0].to(dtype), args.batch)
+    t_mid = ts[args.steps // 2]
+    floor = _timed(lambda: problem.denoiser(x, t_mid), args.device)
+    noise_draw = _timed(lambda: GaussianIncrements(0).increment(ts[0], ts[1], x), args.device)
+    rows = []
+    for name in args.samplers.split(","):
+        solver = get_solver(name)
+        noise = CountingNoise(GaussianIncrements(1))
+        result = {}
+
+        def run(name=name, result=result, noise=noise):
+            noise.draws = 0
+            result["nfe"] = sample(name, problem.denoiser, schedule, x, ts, noise=noise).nfe
+
+        wall = _timed(run, args.device, repeat=2)
+        work = result["nfe"] * floor
+        allowed = 2 * work + noise.draws * noise_draw if solver.stochastic else 1.2 * work
+        rows.append({"sampler": name, "stochastic": solver.stochastic, "nfe": result["nfe"],
+                     "noise_draws": noise.draws, "wall_s": wall, "floor_ratio": wall / work,
+                     "allowed_ratio": allowed / work, "within_target": wall <= allowed})
+    table = pd.DataFrame(rows)
+    print(f"denoiser (floor) {floor * 1e3:.1f} ms; one noise draw {noise_draw * 1e3:.1f} ms; "
+          f"d={args.dim} batch={args.batch} {args.dtype} {args.device} steps={args.steps}")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    raise SystemExit(main())
