@@ -73,7 +73,8 @@ def main(argv=None) -> int:
     ts = log_snr_grid(schedule, args.steps, device=args.device)
     x = problem.sample_marginal(ts[0].to(dtype), args.batch)
     t_mid = ts[args.steps // 2]
-    floor = _timed(lambda: problem.denoiser(x, t_mid), args.device)
+    problem.denoiser(x, t_mid)  # warm-up
+    floor = _timed(lambda: [problem.denoiser(x, t_mid) for _ in range(8)], args.device) / 8
     noise_draw = _timed(lambda: GaussianIncrements(0).increment(ts[0], ts[1], x), args.device)
     rows = []
     for name in args.samplers.split(","):
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
             noise.draws = 0
             result["nfe"] = sample(name, problem.denoiser, schedule, x, ts, noise=noise).nfe
 
-        wall = _timed(run, args.device, repeat=2)
+        wall = _timed(run, args.device)
         work = result["nfe"] * floor
         allowed = 2 * work + noise.draws * noise_draw if solver.stochastic else 1.2 * work
         rows.append({"sampler": name, "stochastic": solver.stochastic, "nfe": result["nfe"],

@@ -131,6 +131,29 @@ class Schedule(Kernel):
         return NumericSchedule(self)
 
 
+_MEMO_SIZE = 4096
+
+
+def _memoised(fn):
+    """Cache ``fn`` at scalar CPU times: a sampling loop evaluates the same few grid times many
+    times, and each lambdified evaluation is a chain of small torch ops (tens of µs)."""
+    cache: dict = {}
+
+    def wrapper(t):
+        if not (isinstance(t, torch.Tensor) and t.ndim == 0 and t.device.type == "cpu"):
+            return fn(t)
+        key = (t.item(), t.dtype)
+        value = cache.get(key)
+        if value is None:
+            if len(cache) >= _MEMO_SIZE:
+                cache.clear()
+            value = cache[key] = fn(t)
+        return value
+
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
 class NumericSchedule:
     """Torch functions of t (any dtype/device) lambdified from a :class:`Schedule`.
 
@@ -145,7 +168,7 @@ class NumericSchedule:
         self.t_min = float(schedule.t_min)
         self.t_max = float(schedule.t_max)
         for attr in ("s", "sigma", "ds", "dsigma", "f", "g2", "g", "half_log_snr"):
-            setattr(self, attr, lambdify(getattr(schedule, attr)))
+            setattr(self, attr, _memoised(lambdify(getattr(schedule, attr))))
         self._sigma_inverse = (
             None
             if schedule.sigma_inverse is None
@@ -175,7 +198,7 @@ class NumericSchedule:
         key = (kind_from, kind_to)
         if key not in self._conversions:
             c_x, c_pred = self.schedule.conversion(kind_from, kind_to)
-            fx, fp = lambdify(c_x), lambdify(c_pred)
+            fx, fp = _memoised(lambdify(c_x)), _memoised(lambdify(c_pred))
 
             def convert(x, prediction, t):
                 return fx(t) * x + fp(t) * prediction
