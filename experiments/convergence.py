@@ -91,7 +91,8 @@ def main(argv=None) -> int:
                          problem=args.problem, dim=args.dim, batch=args.batch, grid=args.grid,
                          dtype=args.dtype, device=args.device, seed=args.seed)
     store = ResultStore(args.out)
-    results = run_study(config, store, progress=not args.quiet)
+    sample_store = ResultStore(args.out, "samples.csv")
+    results = run_study(config, store, progress=not args.quiet, sample_store=sample_store)
     parquet = store.write_parquet()
     print(f"results: {store.path}" + (f" and {parquet}" if parquet else " (Parquet: no engine installed)"))
     if args.problem == "gaussian":
@@ -108,8 +109,12 @@ def main(argv=None) -> int:
               "FAIL: slower than declared. N/A: no order declared (see note).")
     if not args.no_report:
         from reports.html import write_report
+        from studies.trajectories import trajectory_frame
 
-        path = write_report(results, Path(args.out) / "report.html", command=" ".join(sys.argv))
+        trajectories = pd.concat([trajectory_frame(sde).assign(sde=sde) for sde in args.sdes])
+        samples = sample_store.frame if not sample_store.frame.empty else None
+        path = write_report(results, Path(args.out) / "report.html", command=" ".join(sys.argv),
+                            samples=samples, trajectories=trajectories)
         print(f"report: {path}")
     return 0
 

@@ -21,7 +21,9 @@ def main(argv=None) -> int:
     from reports.html import write_report
 
     output = Path(args.output) if args.output else csv.with_name("report.html")
-    path = write_report(pd.read_csv(csv), output, command=" ".join(sys.argv))
+    samples_csv = csv.with_name("samples.csv")
+    samples = pd.read_csv(samples_csv) if samples_csv.exists() else None
+    path = write_report(pd.read_csv(csv), output, command=" ".join(sys.argv), samples=samples)
     print(f"report: {path}")
     return 0
 

@@ -71,6 +71,42 @@ def work_precision_figure(frame: pd.DataFrame, metric: str) -> str:
     return _svg(figure)
 
 
+def scatter_figure(samples: pd.DataFrame) -> str:
+    """Output points per sampler (rows) at up to three step counts (columns)."""
+    samplers = list(dict.fromkeys(samples.sampler))
+    all_steps = sorted(samples.steps.unique())
+    steps = sorted({all_steps[0], all_steps[len(all_steps) // 2], all_steps[-1]})
+    figure, axes = plt.subplots(len(samplers), len(steps), figsize=(2.6 * len(steps), 2.4 * len(samplers)),
+                                squeeze=False)
+    converged = samples[samples.steps == all_steps[-1]]
+    limits = [(converged[c].quantile(0.01), converged[c].quantile(0.99)) for c in ("x", "y")]
+    limits = [(lo - 0.3 * (hi - lo), hi + 0.3 * (hi - lo)) for lo, hi in limits]
+    for i, sampler in enumerate(samplers):
+        for j, n in enumerate(steps):
+            points = samples[(samples.sampler == sampler) & (samples.steps == n)]
+            axes[i, j].scatter(points.x, points.y, s=2, alpha=0.5)
+            axes[i, j].set_xlim(*limits[0])
+            axes[i, j].set_ylim(*limits[1])
+            axes[i, j].set_title(f"{sampler}, {n} steps", fontsize=8)
+    return _svg(figure)
+
+
+def trajectory_figure(trajectories: pd.DataFrame) -> str:
+    """Paths from noise (left) to data (right): reverse SDE versus PF-ODE, same starts."""
+    kinds = list(dict.fromkeys(trajectories.kind))
+    figure, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 3.5), sharey=True, squeeze=False)
+    for axis, kind in zip(axes[0], kinds, strict=True):
+        for _, path in trajectories[trajectories.kind == kind].groupby("path"):
+            axis.plot(path.t, path.x, linewidth=0.7, alpha=0.7)
+        axis.set_xscale("log")
+        axis.set_ylim(-4, 4)
+        axis.invert_xaxis()
+        axis.set_title(kind, fontsize=9)
+        axis.set_xlabel("t (log scale, decreasing)")
+    axes[0, 0].set_ylabel("x")
+    return _svg(figure)
+
+
 def _table(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     rows = []
@@ -106,8 +142,10 @@ def _environment(results: pd.DataFrame, command: str) -> pd.DataFrame:
     return pd.DataFrame({"item": list(items), "value": list(items.values())})
 
 
-def render_report(results: pd.DataFrame, command: str = "") -> str:
-    """The HTML text of the report for a study DataFrame."""
+def render_report(results: pd.DataFrame, command: str = "", samples: pd.DataFrame | None = None,
+                  trajectories: pd.DataFrame | None = None) -> str:
+    """The HTML text of the report for a study DataFrame, optionally with 2-D output samples
+    (columns sde, sampler, steps, x, y) and trajectories (columns sde, kind, path, t, x)."""
     if results.empty:
         raise ValueError("cannot render a report from an empty DataFrame")
     sections = []
@@ -127,6 +165,15 @@ def render_report(results: pd.DataFrame, command: str = "") -> str:
             floor = frame[frame.metric == "sliced_w2_floor"].value.mean()
             part.append(f"<p>Monte Carlo floor of sliced W2 (two exact sample sets): {floor:.4f}. "
                         "Differences below it are sampling noise, not discretisation error.</p>")
+        if samples is not None and (samples.sde == sde).any():
+            part.append(f"<figure>{scatter_figure(samples[samples.sde == sde])}<figcaption>Output "
+                        "samples per sampler and step count.</figcaption></figure>")
+        if trajectories is not None and (trajectories.sde == sde).any():
+            part.append(f"<figure>{trajectory_figure(trajectories[trajectories.sde == sde])}"
+                        "<figcaption>From noise to data: reverse-SDE paths versus PF-ODE paths from "
+                        "the same starts (1-D two-component mixture); both end in the same "
+                        "marginal. The x axis is cut at ±4: near t_max the paths start wider."
+                        "</figcaption></figure>")
         diverged = frame[frame.metric == "diverged"]
         if not diverged.empty:
             part.append("<h3>Diverged runs</h3>" + _table(diverged[["sampler", "steps", "order_note"]]))
@@ -142,11 +189,12 @@ def render_report(results: pd.DataFrame, command: str = "") -> str:
     )
 
 
-def write_report(results: pd.DataFrame, path: str | Path, command: str = "") -> Path:
+def write_report(results: pd.DataFrame, path: str | Path, command: str = "",
+                 samples: pd.DataFrame | None = None, trajectories: pd.DataFrame | None = None) -> Path:
     """Write the report atomically and return its path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(render_report(results, command), encoding="utf-8")
+    temporary.write_text(render_report(results, command, samples, trajectories), encoding="utf-8")
     temporary.replace(path)
     return path

@@ -50,6 +50,15 @@ def rms(x) -> torch.Tensor:
     return (x.mean_square_norm() / x.numel_per_sample()).sqrt()
 
 
+def axpy(y, a, x):
+    """y + a x, fused into one kernel (torch.add with alpha) for tensors and scalar CPU a."""
+    if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
+        if isinstance(a, float | int) or (isinstance(a, torch.Tensor) and a.ndim == 0
+                                          and a.device.type == "cpu"):
+            return torch.add(y, x, alpha=float(a))
+    return y + a * x
+
+
 class StepContext:
     """What a step may use: the model (NFE counted, output checked) and the numeric schedule."""
 
@@ -62,6 +71,7 @@ class StepContext:
         self.nfe = 0
         self._to_score = self.schedule.conversion("x0", "score")
         self._to_eps = self.schedule.conversion("x0", "eps")
+        self._score_coefficients = self.schedule.conversion_coefficients("x0", "score")
 
     def denoise(self, x, t: torch.Tensor):
         """x̂₀ = D(x, t); raises :class:`NonFiniteError` naming the step and time."""
@@ -87,9 +97,12 @@ class StepContext:
         return self._to_eps(x, denoised, t)
 
     def pf_drift(self, x, t):
-        """Probability-flow drift f x − ½ g² ∇log p_t (Song et al. 2021, eq. 13)."""
-        score = self.score(x, self.denoise(x, t), t)
-        return self.schedule.f(t) * x - 0.5 * self.schedule.g2(t) * score
+        """Probability-flow drift f x − ½ g² ∇log p_t (Song et al. 2021, eq. 13), with the score
+        c_x x + c_D x̂₀ folded into the coefficients: (f − ½g² c_x) x − ½g² c_D x̂₀."""
+        c_x, c_denoised = self._score_coefficients
+        half_g2 = 0.5 * self.schedule.g2(t)
+        return axpy((self.schedule.f(t) - half_g2 * c_x(t)) * x, -half_g2 * c_denoised(t),
+                    self.denoise(x, t))
 
     def normal(self, t_cur, t_next, like, channel: int = 0):
         """A standard normal draw tied to the step [t_cur, t_next] (ΔW/√|Δt| of the noise source)."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from solvers.base import Solver, rms
+from solvers.base import Solver, axpy, rms
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def _stages(ctx, x, t, dt, tableau: Tableau) -> list:
         stage = x
         for a_ij, k in zip(row, slopes, strict=False):
             if a_ij:
-                stage = stage + (dt * a_ij) * k
+                stage = axpy(stage, dt * a_ij, k)
         slopes.append(ctx.pf_drift(stage, t + c * dt))
     return slopes
 
@@ -66,7 +66,7 @@ class ExplicitRungeKutta(Solver):
         slopes = _stages(ctx, x, t_cur, dt, tableau)
         for b_i, k in zip(tableau.b, slopes, strict=True):
             if b_i:
-                x = x + (dt * b_i) * k
+                x = axpy(x, dt * b_i, k)
         return x, state
 
 

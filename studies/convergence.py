@@ -170,14 +170,36 @@ def _strong_error(config, unit, problem, ts):
     return errors.mean(), errors.std() / math.sqrt(errors.numel())
 
 
+SCATTER_POINTS = 400
+
+
+def sample_points(config: StudyConfig, unit: dict, problem) -> list[dict]:
+    """Up to 400 output points of a 2-D problem (for scatter plots), tidy rows."""
+    device = problem_device(problem)
+    ts = make_grid(config.grid, problem.schedule, unit["steps"], device=device)
+    x = problem.sample_marginal(ts[0], SCATTER_POINTS,
+                                torch.Generator(device=device).manual_seed(config.seed + 6))
+    try:
+        out = sample(unit["sampler"], problem.denoiser, problem.schedule, x, ts,
+                     noise=GaussianIncrements(config.seed + 7)).x
+    except NonFiniteError:
+        return []
+    return [{**unit, "point": i, "x": float(a), "y": float(b)}
+            for i, (a, b) in enumerate(out[:, :2].tolist())]
+
+
 def run_study(config: StudyConfig, store: ResultStore | None = None,
-              progress: bool = True) -> pd.DataFrame:
-    """Run every unit not already in ``store`` (resume), saving after each; return all rows."""
+              progress: bool = True, sample_store: ResultStore | None = None) -> pd.DataFrame:
+    """Run every unit not already in ``store`` (resume), saving after each; return all rows.
+    For a 2-D Gaussian-mixture study, output points also go to ``sample_store``."""
     problems = {sde: make_problem(config, sde) for sde in config.sdes}
     todo = [unit for unit in units(config) if store is None or not store.done(unit)]
     collected = []
+    scatter = config.problem == "gmm" and config.dim == 2 and sample_store is not None
     for unit in tqdm(todo, disable=not progress, desc="study", unit="run"):
         rows = run_unit(config, unit, problems[unit["sde"]])
+        if scatter and not sample_store.done(unit):
+            sample_store.add(sample_points(config, unit, problems[unit["sde"]]))
         if store is not None:
             store.add(rows)
         collected.extend(rows)

@@ -193,15 +193,19 @@ class NumericSchedule:
         """Inverse of λ(t) = −log σ(t) (Lu et al. 2022, t_λ)."""
         return self.sigma_inv(torch.exp(-lam))
 
-    def conversion(self, kind_from: str, kind_to: str):
-        """``fn(x, prediction, t)`` returning the ``kind_to`` prediction."""
+    def conversion_coefficients(self, kind_from: str, kind_to: str):
+        """Functions (c_x(t), c_pred(t)) with ``to = c_x x + c_pred from`` (cached)."""
         key = (kind_from, kind_to)
         if key not in self._conversions:
             c_x, c_pred = self.schedule.conversion(kind_from, kind_to)
-            fx, fp = _memoised(lambdify(c_x)), _memoised(lambdify(c_pred))
-
-            def convert(x, prediction, t):
-                return fx(t) * x + fp(t) * prediction
-
-            self._conversions[key] = convert
+            self._conversions[key] = (_memoised(lambdify(c_x)), _memoised(lambdify(c_pred)))
         return self._conversions[key]
+
+    def conversion(self, kind_from: str, kind_to: str):
+        """``fn(x, prediction, t)`` returning the ``kind_to`` prediction."""
+        fx, fp = self.conversion_coefficients(kind_from, kind_to)
+
+        def convert(x, prediction, t):
+            return fx(t) * x + fp(t) * prediction
+
+        return convert
