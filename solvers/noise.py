@@ -96,3 +96,27 @@ class BrownianTree:
 
     def increment(self, t_a, t_b, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
         return self.value(t_b, like, channel) - self.value(t_a, like, channel)
+
+
+class PerSampleIncrements:
+    """N(0, |Δt|) draws with one generator per batch row (seeded by that row's seed), so a
+    sample's noise does not depend on which other samples share its batch. Slower than
+    :class:`GaussianIncrements` (one draw per row)."""
+
+    def __init__(self, seeds):
+        self.seeds = [int(seed) for seed in seeds]
+        self._generators: dict = {}
+
+    def increment(self, t_a, t_b, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
+        if like.shape[0] != len(self.seeds):
+            raise ValueError(f"{len(self.seeds)} seeds for a batch of {like.shape[0]}")
+        rows = []
+        for seed in self.seeds:
+            key = (str(like.device), seed, channel)
+            if key not in self._generators:
+                self._generators[key] = torch.Generator(device=like.device).manual_seed(
+                    seed * 7919 + channel
+                )
+            rows.append(torch.randn(like.shape[1:], generator=self._generators[key],
+                                    dtype=like.dtype, device=like.device))
+        return torch.stack(rows) * math.sqrt(abs(float(t_b) - float(t_a)))

@@ -12,6 +12,7 @@ from scipy.integrate import solve_ivp
 from problems.law import ExactLawNoise
 from solvers.base import sample
 from solvers.exponential import DDIM
+from solvers.noise import PerSampleIncrements
 from solvers.registry import SOLVERS, get_solver
 from solvers.sde import EulerMaruyama
 from tests.strategies import gaussian_problems, schedules
@@ -115,6 +116,27 @@ def test_deterministic_solvers_are_invariant_to_batch_composition(data, name, sp
         assert torch.isfinite(part).all()
     else:
         torch.testing.assert_close(part, whole[:split], rtol=1e-12, atol=1e-12)
+
+
+BATCH_COUPLED = {"pc": "Song et al.'s corrector step uses batch-mean norms",
+                 "rk45": "step sizes follow the batch's rms error norm"}
+STOCHASTIC = [name for name in SOLVERS if get_solver(name).stochastic and name not in BATCH_COUPLED]
+
+
+@given(st.data(), st.sampled_from(STOCHASTIC), st.integers(1, 6))
+def test_stochastic_solvers_with_per_sample_noise_are_invariant_to_batch_composition(
+        data, name, split):
+    """With per-row noise streams a sample's output does not depend on its batch-mates (all
+    stochastic solvers except those in BATCH_COUPLED, coupled by design)."""
+    schedule = data.draw(schedules())
+    problem = data.draw(gaussian_problems(schedule))
+    ts = _grid(schedule, float(schedule.t_max), float(schedule.t_min), 5)
+    x = problem.sample_marginal(ts[0], 7, torch.Generator().manual_seed(1))
+    seeds = list(range(100, 107))
+    whole = sample(name, problem.denoiser, schedule, x, ts, noise=PerSampleIncrements(seeds)).x
+    part = sample(name, problem.denoiser, schedule, x[split:],
+                  ts, noise=PerSampleIncrements(seeds[split:])).x
+    torch.testing.assert_close(part, whole[split:], rtol=1e-12, atol=1e-12)
 
 
 @given(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=2, max_size=6))
