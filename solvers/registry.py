@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from solvers.base import Solver
-from solvers.exponential import DDIM, DPMSolver2, DPMSolver3, DPMSolverPP2M, DPMSolverPP2MSDE
+from solvers.exponential import (
+    DDIM,
+    DPMSolver2,
+    DPMSolver3,
+    DPMSolverPP2M,
+    DPMSolverPP2MSDE,
+    UniPCBh2,
+)
 from solvers.ode import EULER, HEUN, RK4, DormandPrince45, ExplicitRungeKutta
 from solvers.sde import AnnealedLangevin, EDMStochastic, EulerMaruyama, PredictorCorrector, ReverseDiffusion
 
@@ -19,6 +26,7 @@ SOLVERS: dict[str, Callable[[], Solver]] = {
     "dpm_solver_2": DPMSolver2,
     "dpm_solver_3": DPMSolver3,
     "dpmpp_2m": DPMSolverPP2M,
+    "unipc_bh2": UniPCBh2,
     # reverse SDE
     "euler_maruyama": EulerMaruyama,
     "reverse_diffusion": ReverseDiffusion,
