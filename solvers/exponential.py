@@ -133,11 +133,7 @@ class DPMSolverPP2MSDE(Solver):
         sched = ctx.schedule
         h = _h(ctx, t_cur, t_next)
         denoised = ctx.denoise(x, t_cur)
-        if state is None:
-            d = denoised
-        else:
-            previous, h_prev = state
-            d = denoised + (1 / (2 * (h_prev / h))) * (denoised - previous)
+        d = denoised if state is None else _extrapolate(denoised, state, h)
         s_next, sig_next = sched.s(t_next), sched.sigma(t_next)
         ratio = s_next * sig_next / (sched.s(t_cur) * sched.sigma(t_cur))
         decay = -torch.expm1(-2 * h)

@@ -50,7 +50,7 @@ def _coefficients(expr: sympy.Expr, hide: sympy.Symbol | None) -> list[sympy.Exp
     return sympy.Poly(sympy.expand(numerator), *hidden.values()).coeffs()
 
 
-def _numeric_size(terms: list, symbols: list, point: list) -> tuple[mpmath.mpf, mpmath.mpf]:
+def _numeric_size(terms: list, point: list) -> tuple[mpmath.mpf, mpmath.mpf]:
     """|Σ terms| and Σ |terms| at ``point`` (the scale that round-off is relative to)."""
     values = [term(*point) for term in terms]
     return abs(mpmath.fsum(values)), mpmath.fsum(abs(v) for v in values)
@@ -96,7 +96,7 @@ def prove_zero(
     with mpmath.workdps(DIGITS):
         for _ in range(points):
             point = [mpmath.mpf(rng.uniform(*ranges[symbol])) for symbol in symbols]
-            value, scale = _numeric_size(terms, symbols, point)
+            value, scale = _numeric_size(terms, point)
             if value > RELATIVE_TOLERANCE * max(scale, mpmath.mpf(10) ** -300):
                 where = dict(zip(symbols, (mpmath.nstr(p, 8) for p in point), strict=True))
                 return Verdict(False, "mpmath", f"|residual| = {mpmath.nstr(value, 5)} at {where}")

@@ -5,16 +5,15 @@ import sympy
 import torch
 
 from theory import CATALOGUE, Schedule, ScheduleError, T, get_schedule
+from theory.claims.common import sampling_ranges
 from theory.schedule import SIGMA
+from theory.verify import prove_zero
 
 
 @pytest.mark.parametrize("name", list(CATALOGUE))
 def test_sigma_inverse_round_trips_symbolically(name):
     schedule = get_schedule(name)
     roundtrip = schedule.sigma_inverse.subs(SIGMA, schedule.sigma)
-    from theory.claims.common import sampling_ranges
-    from theory.verify import prove_zero
-
     assert prove_zero(roundtrip - T, sampling_ranges(schedule), symbolic=False)
 
 
