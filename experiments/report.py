@@ -1,4 +1,6 @@
-"""Render a report from saved results:  python experiments/report.py results/convergence"""
+"""Render a report from saved results:  python experiments/report.py results/convergence
+
+The SDE-versus-PF-ODE trajectory figure is recomputed (a second or two per SDE)."""
 
 from __future__ import annotations
 
@@ -19,11 +21,15 @@ def main(argv=None) -> int:
     import pandas as pd
 
     from reports.html import write_report
+    from studies.trajectories import trajectory_frame
 
+    results = pd.read_csv(csv)
     output = Path(args.output) if args.output else csv.with_name("report.html")
     samples_csv = csv.with_name("samples.csv")
     samples = pd.read_csv(samples_csv) if samples_csv.exists() else None
-    path = write_report(pd.read_csv(csv), output, command=" ".join(sys.argv), samples=samples)
+    trajectories = pd.concat([trajectory_frame(sde).assign(sde=sde) for sde in results.sde.unique()])
+    path = write_report(results, output, command=" ".join(sys.argv), samples=samples,
+                        trajectories=trajectories)
     print(f"report: {path}")
     return 0
 

@@ -127,3 +127,12 @@ def test_report_is_self_contained():
     page = render_report(frame, command="test")
     assert page.count("<svg") == 2 and "<script" not in page and "http" not in page.split("<svg")[0]
     assert "PASS" in page and "Environment" in page
+
+
+def test_report_command_renders_saved_results(tmp_path):
+    run_study(_config(steps=[8, 16]), ResultStore(tmp_path), progress=False)
+    result = subprocess.run([sys.executable, str(ROOT / "experiments" / "report.py"), str(tmp_path)],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("<svg") == 3  # error vs NFE, work–precision, trajectories
