@@ -48,6 +48,10 @@ class GaussianProblem:
         eigenvalues = torch.exp((2 * torch.rand(dim, generator=generator, dtype=dtype) - 1) * log_span)
         return cls(schedule, mean.to(device), eigenvalues.to(device))
 
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
     def to(self, dtype=None, device=None) -> GaussianProblem:
         convert = lambda v: None if v is None else v.to(dtype=dtype, device=device)  # noqa: E731
         return GaussianProblem(self.schedule, convert(self.mean), convert(self.eigenvalues),

@@ -38,6 +38,15 @@ class GaussianMixtureProblem:
         weights = torch.full((components,), 1.0 / components, dtype=dtype)
         return cls(schedule, weights.to(device), means.to(device), variances.to(device))
 
+    @property
+    def device(self) -> torch.device:
+        return self.means.device
+
+    def to(self, dtype=None, device=None) -> GaussianMixtureProblem:
+        convert = lambda v: v.to(dtype=dtype, device=device)  # noqa: E731
+        return GaussianMixtureProblem(self.schedule, convert(self.weights), convert(self.means),
+                                      convert(self.variances))
+
     def _component_log_densities(self, x, t):
         sched = self.schedule.numeric
         s, sigma = sched.s(t), sched.sigma(t)

@@ -70,10 +70,7 @@ def make_problem(config: StudyConfig, sde: str):
         means = 2 * torch.randn(4, config.dim, generator=generator, dtype=torch.float64)
         problem = GaussianMixtureProblem(schedule, torch.ones(4, dtype=torch.float64), means,
                                          torch.full_like(means, 0.1))
-    if config.problem == "gaussian":
-        return problem.to(dtype=config.torch_dtype, device=config.device)
-    return GaussianMixtureProblem(schedule, *(v.to(config.torch_dtype).to(config.device) for v in
-                                              (problem.weights, problem.means, problem.variances)))
+    return problem.to(dtype=config.torch_dtype, device=config.device)
 
 
 def units(config: StudyConfig) -> Iterator[dict]:
@@ -94,7 +91,7 @@ def _sliced_w2(a: torch.Tensor, b: torch.Tensor, generator) -> float:
 
 
 def _timed_batch(solver_name, problem, ts, batch, seed, noise=None):
-    generator = torch.Generator(device=problem_device(problem)).manual_seed(seed)
+    generator = torch.Generator(device=problem.device).manual_seed(seed)
     x = problem.sample_marginal(ts[0], batch, generator)
     if x.device.type == "cuda":
         torch.cuda.synchronize()
@@ -104,10 +101,6 @@ def _timed_batch(solver_name, problem, ts, batch, seed, noise=None):
     if x.device.type == "cuda":
         torch.cuda.synchronize()
     return x, result, time.perf_counter() - start
-
-
-def problem_device(problem) -> torch.device:
-    return (problem.mean if isinstance(problem, GaussianProblem) else problem.means).device
 
 
 def run_unit(config: StudyConfig, unit: dict, problem) -> list[dict]:
@@ -125,7 +118,7 @@ def run_unit(config: StudyConfig, unit: dict, problem) -> list[dict]:
 
 def _measure(config: StudyConfig, unit: dict, problem) -> list[dict]:
     solver = get_solver(unit["sampler"])
-    device = problem_device(problem)
+    device = problem.device
     ts = make_grid(config.grid, problem.schedule, unit["steps"], device=device)
     _, batch_result, wall = _timed_batch(unit["sampler"], problem, ts, config.batch, config.seed)
     base = {**unit, "nfe": batch_result.nfe, "step_size": float((ts[:-1] - ts[1:]).abs().max()),
@@ -175,7 +168,7 @@ SCATTER_POINTS = 400
 
 def sample_points(config: StudyConfig, unit: dict, problem) -> list[dict]:
     """Up to 400 output points of a 2-D problem (for scatter plots), tidy rows."""
-    device = problem_device(problem)
+    device = problem.device
     ts = make_grid(config.grid, problem.schedule, unit["steps"], device=device)
     x = problem.sample_marginal(ts[0], SCATTER_POINTS,
                                 torch.Generator(device=device).manual_seed(config.seed + 6))
