@@ -32,7 +32,7 @@ def _timed(fn, device, repeat=3):
 
 
 class CountingNoise:
-    """Counts the noise increments a sampler draws (for the stochastic samplers' allowance)."""
+    """Counts the noise draws a sampler makes (for the stochastic samplers' allowance)."""
 
     def __init__(self, inner):
         self.inner, self.draws = inner, 0
@@ -40,6 +40,10 @@ class CountingNoise:
     def increment(self, t_a, t_b, like, channel=0):
         self.draws += 1
         return self.inner.increment(t_a, t_b, like, channel)
+
+    def normal(self, t_a, t_b, like, channel=0):
+        self.draws += 1
+        return self.inner.normal(t_a, t_b, like, channel)
 
 
 def main(argv=None) -> int:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from solvers.noise import NoiseSource
+
 
 class NotAffineError(TypeError):
     """An operation would make the state a non-affine function of the Gaussian sources."""
@@ -102,14 +104,14 @@ class GaussianLaw:
         return self * (1 / self._coefficient(other))
 
 
-class ExactLawNoise:
-    """Noise source for :class:`GaussianLaw` states: every draw is a fresh source ξ_k."""
+class ExactLawNoise(NoiseSource):
+    """Noise source for :class:`GaussianLaw` states: every draw is a fresh source ξ_k ~ N(0, 1)."""
 
     def __init__(self, first_source: int = 1):
         self.next_source = first_source
 
-    def increment(self, t_a, t_b, like: GaussianLaw, channel: int = 0) -> GaussianLaw:
-        std = torch.full_like(like.mean, abs(float(t_b) - float(t_a)) ** 0.5)
-        law = GaussianLaw.gaussian(torch.zeros_like(like.mean), std, self.next_source)
+    def normal(self, t_a, t_b, like: GaussianLaw, channel: int = 0) -> GaussianLaw:
+        law = GaussianLaw.gaussian(torch.zeros_like(like.mean), torch.ones_like(like.mean),
+                                   self.next_source)
         self.next_source += 1
         return law

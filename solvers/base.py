@@ -106,8 +106,7 @@ class StepContext:
 
     def normal(self, t_cur, t_next, like, channel: int = 0):
         """A standard normal draw tied to the step [t_cur, t_next] (ΔW/√|Δt| of the noise source)."""
-        dt = abs(float(t_next) - float(t_cur))
-        return self.noise.increment(t_cur, t_next, like, channel) / dt**0.5
+        return self.noise.normal(t_cur, t_next, like, channel)
 
 
 class Solver:

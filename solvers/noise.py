@@ -1,8 +1,10 @@
 """Brownian noise sources with one interface.
 
 ``increment(t_a, t_b, like, channel)`` returns W(t_b) − W(t_a) (variance |t_b − t_a|) shaped like
-``like``; ``channel`` selects an independent Brownian motion (samplers that need several normals
-per step use channels 1, 2, …).
+``like``, and ``normal(t_a, t_b, like, channel)`` the same draw as a standard normal,
+(W(t_b) − W(t_a))/√|t_b − t_a|; ``channel`` selects an independent Brownian motion (samplers that
+need several normals per step use channels 1, 2, …). A source implements whichever of the two it
+produces directly, so no draw is scaled up and straight back down.
 
 * :class:`GaussianIncrements`: fresh independent draws from a seeded generator — fastest.
 * :class:`BrownianTree`: a virtual Brownian tree (Gaines & Lyons 1997; Li et al. 2020, torchsde):
@@ -17,7 +19,22 @@ import math
 import torch
 
 
-class GaussianIncrements:
+def _sqrt_dt(t_a, t_b) -> float:
+    return math.sqrt(abs(float(t_b) - float(t_a)))
+
+
+class NoiseSource:
+    """Base class: a source that draws standard normals implements :meth:`normal`."""
+
+    def normal(self, t_a, t_b, like, channel: int = 0):
+        raise NotImplementedError
+
+    def increment(self, t_a, t_b, like, channel: int = 0):
+        """W(t_b) − W(t_a) = √|t_b − t_a| · z."""
+        return self.normal(t_a, t_b, like, channel) * _sqrt_dt(t_a, t_b)
+
+
+class GaussianIncrements(NoiseSource):
     """Independent N(0, |Δt|) draws from ``torch.Generator(device).manual_seed(seed)``."""
 
     def __init__(self, seed: int = 0):
@@ -32,13 +49,12 @@ class GaussianIncrements:
             )
         return self._generators[key]
 
-    def increment(self, t_a, t_b, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
-        z = torch.randn(like.shape, generator=self._generator(like.device, channel),
-                        dtype=like.dtype, device=like.device)
-        return z * math.sqrt(abs(float(t_b) - float(t_a)))
+    def normal(self, t_a, t_b, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
+        return torch.randn(like.shape, generator=self._generator(like.device, channel),
+                           dtype=like.dtype, device=like.device)
 
 
-class BrownianTree:
+class BrownianTree(NoiseSource):
     """W on [t0, t1] defined by Brownian-bridge midpoints, each drawn from its own seeded stream.
 
     W(t) for any t: descend the dyadic tree of [t0, t1] to the interval around t; midpoints
@@ -97,8 +113,11 @@ class BrownianTree:
     def increment(self, t_a, t_b, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
         return self.value(t_b, like, channel) - self.value(t_a, like, channel)
 
+    def normal(self, t_a, t_b, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
+        return self.increment(t_a, t_b, like, channel) / _sqrt_dt(t_a, t_b)
 
-class PerSampleIncrements:
+
+class PerSampleIncrements(NoiseSource):
     """N(0, |Δt|) draws with one generator per batch row (seeded by that row's seed), so a
     sample's noise does not depend on which other samples share its batch. Slower than
     :class:`GaussianIncrements` (one draw per row)."""
@@ -107,7 +126,7 @@ class PerSampleIncrements:
         self.seeds = [int(seed) for seed in seeds]
         self._generators: dict = {}
 
-    def increment(self, t_a, t_b, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
+    def normal(self, t_a, t_b, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
         if like.shape[0] != len(self.seeds):
             raise ValueError(f"{len(self.seeds)} seeds for a batch of {like.shape[0]}")
         rows = []
@@ -119,4 +138,4 @@ class PerSampleIncrements:
                 )
             rows.append(torch.randn(like.shape[1:], generator=self._generators[key],
                                     dtype=like.dtype, device=like.device))
-        return torch.stack(rows) * math.sqrt(abs(float(t_b) - float(t_a)))
+        return torch.stack(rows)

@@ -11,7 +11,7 @@ from solvers.base import sample
 from solvers.grids import GRIDS, log_snr_grid, make_grid
 from solvers.likelihood import pf_ode_log_likelihood
 from solvers.models import as_denoiser, from_denoiser, guided
-from solvers.noise import BrownianTree, GaussianIncrements
+from solvers.noise import BrownianTree, GaussianIncrements, PerSampleIncrements
 from solvers.registry import SOLVERS
 from tests.helpers import fitted_order, vp_problem
 from theory import get_schedule
@@ -134,6 +134,19 @@ def test_brownian_tree_is_the_same_path_at_every_resolution():
     torch.testing.assert_close(coarse, again, rtol=0, atol=0)
     # Var = 0.5; n = 4000: SE of the sample variance = 0.5 √(2/3999) ≈ 0.011, 4 SE = 0.045
     assert abs(float(coarse.var()) - 0.5) <= 0.045
+
+
+@pytest.mark.parametrize("make_source", [lambda: GaussianIncrements(5),
+                                         lambda: PerSampleIncrements(range(6)),
+                                         lambda: BrownianTree(0.0, 1.0, seed=5)],
+                         ids=["gaussian", "per_sample", "brownian_tree"])
+def test_noise_normal_is_the_increment_over_root_dt(make_source):
+    """normal = ΔW/√|Δt| draw for draw: two sources with one seed, one asked for each form."""
+    like = torch.zeros(6, 3, dtype=torch.float64)
+    t_a, t_b = 0.75, 0.5
+    increment = make_source().increment(t_a, t_b, like, channel=2)
+    normal = make_source().normal(t_a, t_b, like, channel=2)
+    torch.testing.assert_close(normal * math.sqrt(0.25), increment, rtol=4 * EPS64, atol=0)
 
 
 def test_seeded_sampling_is_reproducible():
