@@ -37,30 +37,35 @@ def _freeze_constants(expr: sympy.Expr) -> sympy.Expr:
     return expr.func(*(_freeze_constants(arg) for arg in expr.args))
 
 
-def lambdify(expr: sympy.Expr, backend: str = "torch", variable: sympy.Symbol = T) -> Callable:
-    """Return ``fn(u)`` evaluating ``expr`` elementwise at ``u`` (a tensor or array).
+def lambdify(expr: sympy.Expr, backend: str = "torch",
+             variable: sympy.Symbol | tuple[sympy.Symbol, ...] = T) -> Callable:
+    """Return ``fn(u)`` evaluating ``expr`` elementwise at ``u`` (a tensor or array); with a
+    tuple of variables, ``fn(u, v, …)`` broadcasting its arguments.
 
-    The result always has the shape, dtype and device of ``u``, also for constant expressions.
+    The result always has the (broadcast) shape, dtype and device of the arguments, also for
+    constant expressions.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
-    extra = sympy.sympify(expr).free_symbols - {variable}
+    variables = variable if isinstance(variable, tuple) else (variable,)
+    extra = sympy.sympify(expr).free_symbols - set(variables)
     if extra:
-        raise ValueError(f"expression {expr} has free symbols {extra} besides {variable}")
+        raise ValueError(f"expression {expr} has free symbols {extra} besides {variables}")
     numeric_expr = _freeze_constants(sympy.sympify(expr))
     modules = [_TORCH_FUNCTIONS] if backend == "torch" else ["numpy"]
-    raw = sympy.lambdify(variable, numeric_expr, modules=modules)
+    raw = sympy.lambdify(variables, numeric_expr, modules=modules)
 
     if backend == "torch":
-        def fn(u: torch.Tensor) -> torch.Tensor:
-            out = raw(u)
+        def fn(*args: torch.Tensor) -> torch.Tensor:
+            out = raw(*args)
             if not isinstance(out, torch.Tensor):
-                out = torch.as_tensor(out, dtype=u.dtype, device=u.device)
-            return torch.broadcast_to(out, u.shape)
+                out = torch.as_tensor(out, dtype=args[0].dtype, device=args[0].device)
+            return torch.broadcast_to(out, torch.broadcast_shapes(*(a.shape for a in args)))
     else:
-        def fn(u: np.ndarray) -> np.ndarray:
-            u = np.asarray(u, dtype=float)
-            return np.broadcast_to(np.asarray(raw(u), dtype=u.dtype), u.shape)
+        def fn(*args: np.ndarray) -> np.ndarray:
+            args = [np.asarray(a, dtype=float) for a in args]
+            return np.broadcast_to(np.asarray(raw(*args), dtype=float),
+                                   np.broadcast_shapes(*(a.shape for a in args)))
 
     fn.__doc__ = f"Lambdified {expr} ({backend})."
     return fn
