@@ -66,15 +66,34 @@ def test_device_mismatch(setup):
         sample("euler", problem.denoiser, problem.schedule, torch.zeros(5, 4, device="meta"), ts)
 
 
-def test_model_returning_nan_names_step_and_time(setup):
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("check_finite", ["step", "end"])
+def test_model_returning_nan_or_inf_names_step_and_time(setup, bad_value, check_finite):
+    """One bad entry in step 2's output is found by either mode; "step" stops at step 2, "end"
+    runs to the end (no per-step host sync) and then names the same step."""
     problem, ts, x = setup
+    steps_run = []
 
     def broken(x, t):
         out = problem.denoiser(x, t)
-        return out * float("nan") if float(t) < float(ts[1]) else out
+        if float(t) < float(ts[1]):
+            out = out.clone()
+            out[1, 2] = bad_value
+        return out
 
     with pytest.raises(NonFiniteError, match=r"step 2 \(t = "):
-        sample("euler", broken, problem.schedule, x, ts)
+        sample("euler", broken, problem.schedule, x, ts, check_finite=check_finite,
+               callback=lambda i, *_: steps_run.append(i))
+    assert len(steps_run) == (2 if check_finite == "step" else len(ts) - 1)
+
+
+def test_finite_checks_can_be_turned_off_or_rejected(setup):
+    problem, ts, x = setup
+    result = sample("euler", lambda x, t: x * float("nan"), problem.schedule, x, ts,
+                    check_finite="off")
+    assert torch.isnan(result.x).all()
+    with pytest.raises(ValueError, match="check_finite must be one of"):
+        sample("euler", problem.denoiser, problem.schedule, x, ts, check_finite="sometimes")
 
 
 def test_model_returning_wrong_shape(setup):
