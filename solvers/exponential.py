@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from solvers.base import Solver
+from solvers.base import Solver, axpy
 
 
 def _h(ctx, t_cur, t_next):
@@ -38,16 +38,18 @@ class DDIM(Solver):
         self.strong_order = None
 
     def step(self, ctx, x, t_cur, t_next, state):
+        """x' = s'(x̂₀ + σ_down ε̂ + σ_up z) with ε̂ = (x − s x̂₀)/(sσ), collected as
+        (s'σ_down/(sσ)) x + s'(1 − σ_down/σ) x̂₀ + s'σ_up z: two tensor passes plus the noise."""
         sched = ctx.schedule
-        s_next, sigma, sigma_next = sched.s(t_next), sched.sigma(t_cur), sched.sigma(t_next)
+        s, s_next = sched.s(t_cur), sched.s(t_next)
+        sigma, sigma_next = sched.sigma(t_cur), sched.sigma(t_next)
         denoised = ctx.denoise(x, t_cur)
-        eps = ctx.eps(x, denoised, t_cur)
         sigma_up = self.eta * sigma_next * torch.sqrt(1 - (sigma_next / sigma) ** 2)
-        sigma_down = torch.sqrt(sigma_next**2 - sigma_up**2)
-        y_next = denoised + sigma_down * eps
+        down_ratio = torch.sqrt(sigma_next**2 - sigma_up**2) / sigma
+        x_next = axpy((s_next / s * down_ratio) * x, s_next * (1 - down_ratio), denoised)
         if self.stochastic:
-            y_next = y_next + sigma_up * ctx.normal(t_cur, t_next, x)
-        return s_next * y_next, state
+            x_next = axpy(x_next, s_next * sigma_up, ctx.normal(t_cur, t_next, x))
+        return x_next, state
 
 
 class DPMSolver2(Solver):
