@@ -76,7 +76,11 @@ class GaussianProblem:
 
     def denoiser(self, x, t):
         """E[x₀ | x_t = x]; accepts tensors (batch, d) and :class:`GaussianLaw` states."""
-        s, sigma = self._coords(t)
+        return self.denoise_at(x, *self._coords(t))
+
+    def denoise_at(self, x, s, sigma):
+        """E[x₀ | s x₀ + sσε = x] = m + U diag(λ/(λ + σ²)) Uᵀ (x/s − m), for kernel coefficients
+        given directly (e.g. from a peer library's discrete ᾱ: s = √ᾱ, σ = √((1 − ᾱ)/ᾱ))."""
         mean_eig = self._rotate_in(self.mean)
         gain = self.eigenvalues / (self.eigenvalues + sigma**2)
         if isinstance(x, GaussianLaw):

@@ -1,0 +1,170 @@
+"""The floor ratio of experiments/speed.py for a peer library (diffusers) beside sdebench's.
+
+    pip install diffusers torchsde        # optional: not a dependency of sdebench
+    python experiments/peers.py           # d = 3072, batch 1024, float32, CPU, 4 steps
+
+Both libraries sample the same Gaussian problem with the same model cost: diffusers' schedulers
+call an ε-model built on :meth:`problems.gaussian.GaussianProblem.denoise_at` with their own
+discrete ᾱ (s = √ᾱ, σ = √((1 − ᾱ)/ᾱ)); each library's floor is one call of the model it sees
+(ε-model for diffusers, denoiser for sdebench), so the ratio is the library's own overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+import warnings
+from pathlib import Path
+
+from experiments.speed import COVARIANCES
+
+# (label, scheduler class, constructor options, stochastic)
+DIFFUSERS_SAMPLERS = [
+    ("DDIMScheduler", "DDIMScheduler", {}, False),
+    ("EulerDiscreteScheduler", "EulerDiscreteScheduler", {}, False),
+    ("HeunDiscreteScheduler", "HeunDiscreteScheduler", {}, False),
+    ("DPMSolverMultistepScheduler (2M)", "DPMSolverMultistepScheduler", {}, False),
+    ("UniPCMultistepScheduler", "UniPCMultistepScheduler", {}, False),
+    ("EulerAncestralDiscreteScheduler", "EulerAncestralDiscreteScheduler", {}, True),
+    ("DPMSolverMultistepScheduler (SDE 2M)", "DPMSolverMultistepScheduler",
+     {"algorithm_type": "sde-dpmsolver++"}, True),
+    ("DPMSolverSDEScheduler (torchsde tree)", "DPMSolverSDEScheduler", {}, True),
+]
+SDEBENCH_SAMPLERS = ["ddim", "euler", "heun", "dpmpp_2m", "unipc_bh2", "ancestral",
+                     "dpmpp_2m_sde", "reverse_diffusion"]
+
+
+class CountingModel:
+    """Counts calls of a model (NFE as the peer library spends it)."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, 0
+
+    def __call__(self, *args):
+        self.calls += 1
+        return self.model(*args)
+
+
+def epsilon_model(problem, alphas_cumprod):
+    """ε(x, t) for diffusers: ᾱ at (possibly fractional) timestep t by linear interpolation."""
+    import numpy as np
+    import torch
+
+    grid = np.arange(len(alphas_cumprod))
+    table = alphas_cumprod.double().numpy()
+
+    def model(x, timestep):
+        alpha_bar = float(np.interp(float(timestep), grid, table))
+        s = torch.tensor(alpha_bar**0.5, dtype=x.dtype)
+        sigma = torch.tensor(((1 - alpha_bar) / alpha_bar) ** 0.5, dtype=x.dtype)
+        return (x - s * problem.denoise_at(x, s, sigma)) / (s * sigma)
+
+    return model
+
+
+def run_diffusers(scheduler, model, x_start, steps: int, seed: int):
+    """The loop of diffusers' pipelines: scale the input, call the model, step."""
+    import torch
+
+    scheduler.set_timesteps(steps)
+    takes_generator = "generator" in inspect.signature(scheduler.step).parameters
+    options = {"generator": torch.Generator().manual_seed(seed)} if takes_generator else {}
+    x = x_start * scheduler.init_noise_sigma
+    for t in scheduler.timesteps:
+        eps = model(scheduler.scale_model_input(x, t), t)
+        x = scheduler.step(eps, t, x, **options).prev_sample
+    return x
+
+
+def diffusers_rows(problem, x_start, steps: int, device: str, repeat: int):
+    import diffusers
+
+    from experiments.speed import floor_time, timed
+
+    rows = []
+    for label, class_name, options, stochastic in DIFFUSERS_SAMPLERS:
+        scheduler = getattr(diffusers, class_name)(**options)
+        model = CountingModel(epsilon_model(problem, scheduler.alphas_cumprod))
+        floor = floor_time(lambda model=model: model.model(x_start, 500), device, repeat)
+
+        def run(scheduler=scheduler, model=model):
+            model.calls = 0
+            run_diffusers(scheduler, model, x_start, steps, seed=0)
+
+        wall = timed(run, device, repeat)
+        rows.append({"library": f"diffusers {diffusers.__version__}", "sampler": label,
+                     "stochastic": stochastic, "nfe": model.calls, "wall_s": wall,
+                     "floor_ratio": wall / (model.calls * floor)})
+    return rows
+
+
+def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int):
+    from experiments.speed import floor_time, timed
+    from solvers.base import sample
+    from solvers.grids import log_snr_grid
+    from solvers.noise import BrownianTree, GaussianIncrements
+    from solvers.registry import get_solver
+
+    schedule = problem.schedule
+    ts = log_snr_grid(schedule, steps, device=device)
+    floor = floor_time(lambda: problem.denoiser(x_start, ts[steps // 2]), device, repeat)
+    runs = [(name, GaussianIncrements) for name in SDEBENCH_SAMPLERS]
+    runs.append(("reverse_diffusion (Brownian tree)",
+                 lambda: BrownianTree(float(schedule.t_min), float(schedule.t_max), seed=0)))
+    rows = []
+    for label, make_noise in runs:
+        name = label.split(" ")[0]
+        result = {}
+
+        def run(name=name, make_noise=make_noise, result=result):
+            result["nfe"] = sample(name, problem.denoiser, schedule, x_start, ts,
+                                   noise=make_noise()).nfe
+
+        wall = timed(run, device, repeat)
+        rows.append({"library": "sdebench", "sampler": label,
+                     "stochastic": get_solver(name).stochastic, "nfe": result["nfe"],
+                     "wall_s": wall, "floor_ratio": wall / (result["nfe"] * floor)})
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dim", type=int, default=3072)
+    parser.add_argument("--batch", type=int, default=1024)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeat", type=int, default=5, help="timings per measurement (best kept)")
+    parser.add_argument("--covariance", default="full", choices=COVARIANCES)
+    args = parser.parse_args(argv)
+    try:
+        import diffusers  # noqa: F401
+        import torchsde  # noqa: F401
+    except ImportError as error:
+        print(f"peers.py needs the peer library: pip install diffusers torchsde ({error})",
+              file=sys.stderr)
+        return 2
+    import pandas as pd
+    import torch
+
+    from experiments.speed import speed_problem
+
+    # torchsde warns when diffusers queries its tree a float32 ulp outside [t0, t1]
+    warnings.filterwarnings("ignore", module="torchsde")
+    problem = speed_problem(args.dim, args.dtype, args.device, args.covariance)
+    generator = torch.Generator(device=args.device).manual_seed(1)
+    x_start = torch.randn(args.batch, args.dim, generator=generator, device=args.device,
+                          dtype=getattr(torch, args.dtype))
+    sizes = (problem, x_start, args.steps, args.device, args.repeat)
+    table = pd.DataFrame(sdebench_rows(*sizes) + diffusers_rows(*sizes))
+    print(f"d={args.dim} batch={args.batch} {args.dtype} {args.device} steps={args.steps} "
+          f"{args.covariance} covariance; "
+          "floor_ratio = wall / (NFE × one model call)")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    raise SystemExit(main())
