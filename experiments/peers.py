@@ -17,7 +17,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from experiments.speed import COVARIANCES
+from experiments.speed import add_size_arguments, tune_glibc_malloc
 
 # (label, scheduler class, constructor options, stochastic)
 DIFFUSERS_SAMPLERS = [
@@ -128,15 +128,30 @@ def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int):
     return rows
 
 
+def peers_table(args: argparse.Namespace):
+    """(tidy DataFrame, header line): sdebench's rows, then diffusers'; needs diffusers+torchsde."""
+    import pandas as pd
+    import torch
+
+    from experiments.speed import speed_problem
+
+    # torchsde warns when diffusers queries its tree a float32 ulp outside [t0, t1]; diffusers
+    # warns about its own use of numpy 2's __array__ protocol. Neither concerns the timing.
+    warnings.filterwarnings("ignore", module="torchsde")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="diffusers")
+    problem = speed_problem(args.dim, args.dtype, args.device, args.covariance)
+    generator = torch.Generator(device=args.device).manual_seed(1)
+    x_start = torch.randn(args.batch, args.dim, generator=generator, device=args.device,
+                          dtype=getattr(torch, args.dtype))
+    sizes = (problem, x_start, args.steps, args.device, args.repeat)
+    header = (f"d={args.dim} batch={args.batch} {args.dtype} {args.device} steps={args.steps} "
+              f"{args.covariance} covariance; floor_ratio = wall / (NFE × one model call)")
+    return pd.DataFrame(sdebench_rows(*sizes) + diffusers_rows(*sizes)), header
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dim", type=int, default=3072)
-    parser.add_argument("--batch", type=int, default=1024)
-    parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeat", type=int, default=5, help="timings per measurement (best kept)")
-    parser.add_argument("--covariance", default="full", choices=COVARIANCES)
+    add_size_arguments(parser)
     args = parser.parse_args(argv)
     try:
         import diffusers  # noqa: F401
@@ -145,22 +160,9 @@ def main(argv=None) -> int:
         print(f"peers.py needs the peer library: pip install diffusers torchsde ({error})",
               file=sys.stderr)
         return 2
-    import pandas as pd
-    import torch
-
-    from experiments.speed import speed_problem
-
-    # torchsde warns when diffusers queries its tree a float32 ulp outside [t0, t1]
-    warnings.filterwarnings("ignore", module="torchsde")
-    problem = speed_problem(args.dim, args.dtype, args.device, args.covariance)
-    generator = torch.Generator(device=args.device).manual_seed(1)
-    x_start = torch.randn(args.batch, args.dim, generator=generator, device=args.device,
-                          dtype=getattr(torch, args.dtype))
-    sizes = (problem, x_start, args.steps, args.device, args.repeat)
-    table = pd.DataFrame(sdebench_rows(*sizes) + diffusers_rows(*sizes))
-    print(f"d={args.dim} batch={args.batch} {args.dtype} {args.device} steps={args.steps} "
-          f"{args.covariance} covariance; "
-          "floor_ratio = wall / (NFE × one model call)")
+    malloc = tune_glibc_malloc()
+    table, header = peers_table(args)
+    print(header + (f"; {malloc}" if malloc else ""))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
 

@@ -6,6 +6,19 @@ Problem: Gaussian data with a full (randomly rotated) covariance, whose exact de
 d×d matrix products per call, the role a network plays in practice. Targets (issue 7):
 deterministic samplers ≤ 1.2× the floor; stochastic samplers ≤ 2× the floor plus the time of
 drawing their noise (measured separately and reported).
+
+Throughput columns: samples/s = batch / wall, and a bandwidth figure that is a lower bound on
+what the run moved: every model evaluation reads and writes at least one state (2 × batch × d
+× itemsize bytes per NFE), divided by the wall time, as a fraction of the device's measured copy
+bandwidth (a large tensor copy, read + write, the attainable peak) or of ``--peak-gbps`` when
+given (the datasheet peak, e.g. 3350 GB/s for an H100 SXM). ``--check-finite end`` removes the
+per-step host sync (:func:`solvers.base.sample`); use it on accelerators.
+
+CPU hygiene: glibc serves large allocations with fresh mmap'd pages and returns them on free, so
+every new 12 MB temporary page-faults; memory-bound timings then swing 2–4× between runs (the
+floor of the diagonal problem measured 2.6 ms in one run and 10.9 ms in the next).
+:func:`tune_glibc_malloc` keeps such blocks on the heap for the whole process (both libraries of
+experiments/peers.py run under it); the header line says whether it applied.
 """
 
 from __future__ import annotations
@@ -16,10 +29,32 @@ import time
 from pathlib import Path
 
 
+def tune_glibc_malloc() -> str:
+    """mallopt(M_MMAP_THRESHOLD = 32 MiB, the maximum; M_TRIM_THRESHOLD = 1 GiB) on glibc:
+    large temporaries are reused from the heap instead of being mapped and faulted in each time.
+    Returns a description for the report ('' if not glibc)."""
+    import ctypes
+    import ctypes.util
+
+    if sys.platform != "linux":
+        return ""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return ""
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    if mallopt(m_mmap_threshold, 32 * 2**20) and mallopt(m_trim_threshold, 2**30):
+        return "glibc malloc: mmap threshold 32 MiB, trim threshold 1 GiB"
+    return ""
+
+
 def timed(fn, device: str, repeat: int = 3) -> float:
-    """Best wall time of ``repeat`` calls, synchronising CUDA around each."""
+    """Best wall time of ``repeat`` calls after one untimed warm-up call (lazy compilation and
+    caches), synchronising CUDA around each."""
     import torch
 
+    fn()
     best = float("inf")
     for _ in range(repeat):
         if device.startswith("cuda"):
@@ -35,6 +70,18 @@ def timed(fn, device: str, repeat: int = 3) -> float:
 def floor_time(call, device: str, repeat: int = 3, calls: int = 8) -> float:
     """One model evaluation: the best of ``repeat`` timings of ``calls`` back-to-back calls."""
     return timed(lambda: [call() for _ in range(calls)], device, repeat) / calls
+
+
+def copy_bandwidth(device: str, dtype, megabytes: int = 512, repeat: int = 3) -> float:
+    """Attainable memory bandwidth in bytes/s: best time of copying a large buffer (read + write)."""
+    import torch
+
+    count = megabytes * 2**20 // torch.empty((), dtype=dtype).element_size()
+    source = torch.ones(count, dtype=dtype, device=device)
+    target = torch.empty_like(source)
+    target.copy_(source)
+    return 2 * source.numel() * source.element_size() / timed(lambda: target.copy_(source),
+                                                                device, repeat)
 
 
 class CountingNoise:
@@ -74,10 +121,8 @@ def speed_problem(dim: int, dtype: str, device: str, covariance: str = "full"):
                            ).to(dtype=getattr(torch, dtype), device=device)
 
 
-def main(argv=None) -> int:
-    from solvers.registry import SOLVERS
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_size_arguments(parser: argparse.ArgumentParser) -> None:
+    """The problem size, precision, device and timing options shared with experiments/peers.py."""
     parser.add_argument("--dim", type=int, default=3072)
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--steps", type=int, default=4)
@@ -85,8 +130,25 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeat", type=int, default=5, help="timings per measurement (best kept)")
     parser.add_argument("--covariance", default="full", choices=COVARIANCES)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from solvers.base import FINITE_CHECKS
+    from solvers.registry import SOLVERS
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_size_arguments(parser)
+    parser.add_argument("--check-finite", default="step", choices=FINITE_CHECKS)
+    parser.add_argument("--peak-gbps", type=float, default=None,
+                        help="datasheet memory bandwidth (GB/s); default: the measured copy peak")
+    parser.add_argument("--copy-mb", type=int, default=512,
+                        help="buffer size of the copy-bandwidth measurement")
     parser.add_argument("--samplers", default=",".join(n for n in SOLVERS if n != "rk45"))
-    args = parser.parse_args(argv)
+    return parser
+
+
+def speed_table(args: argparse.Namespace):
+    """(tidy DataFrame, one header line) for the parsed options of :func:`build_parser`."""
     import pandas as pd
     import torch
 
@@ -101,8 +163,10 @@ def main(argv=None) -> int:
     ts = log_snr_grid(schedule, args.steps, device=args.device)
     x = problem.sample_marginal(ts[0].to(dtype), args.batch)
     t_mid = ts[args.steps // 2]
-    problem.denoiser(x, t_mid)  # warm-up
     floor = floor_time(lambda: problem.denoiser(x, t_mid), args.device, args.repeat)
+    measured_peak = copy_bandwidth(args.device, dtype, args.copy_mb, args.repeat)
+    peak = measured_peak if args.peak_gbps is None else args.peak_gbps * 1e9
+    state_bytes = x.numel() * x.element_size()
     noise_draw = timed(lambda: GaussianIncrements(0).increment(ts[0], ts[1], x), args.device,
                        args.repeat)
     rows = []
@@ -113,18 +177,29 @@ def main(argv=None) -> int:
 
         def run(name=name, result=result, noise=noise):
             noise.draws = 0
-            result["nfe"] = sample(name, problem.denoiser, schedule, x, ts, noise=noise).nfe
+            result["nfe"] = sample(name, problem.denoiser, schedule, x, ts, noise=noise,
+                                   check_finite=args.check_finite).nfe
 
         wall = timed(run, args.device, args.repeat)
         work = result["nfe"] * floor
         allowed = 2 * work + noise.draws * noise_draw if solver.stochastic else 1.2 * work
+        min_traffic = 2 * state_bytes * result["nfe"] / wall
         rows.append({"sampler": name, "stochastic": solver.stochastic, "nfe": result["nfe"],
                      "noise_draws": noise.draws, "wall_s": wall, "floor_ratio": wall / work,
-                     "allowed_ratio": allowed / work, "within_target": wall <= allowed})
-    table = pd.DataFrame(rows)
-    print(f"denoiser (floor) {floor * 1e3:.1f} ms; one noise draw {noise_draw * 1e3:.1f} ms; "
-          f"d={args.dim} batch={args.batch} {args.dtype} {args.device} steps={args.steps} "
-          f"{args.covariance} covariance")
+                     "allowed_ratio": allowed / work, "within_target": wall <= allowed,
+                     "samples_per_s": args.batch / wall, "min_traffic_GBps": min_traffic / 1e9,
+                     "fraction_of_peak": min_traffic / peak})
+    header = (f"denoiser (floor) {floor * 1e3:.1f} ms; one noise draw {noise_draw * 1e3:.1f} ms; "
+              f"d={args.dim} batch={args.batch} {args.dtype} {args.device} steps={args.steps} "
+              f"{args.covariance} covariance; copy bandwidth {measured_peak / 1e9:.1f} GB/s"
+              + ("" if args.peak_gbps is None else f", datasheet peak {args.peak_gbps:g} GB/s"))
+    return pd.DataFrame(rows), header
+
+
+def main(argv=None) -> int:
+    malloc = tune_glibc_malloc()
+    table, header = speed_table(build_parser().parse_args(argv))
+    print(header + (f"; {malloc}" if malloc else ""))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
 

@@ -1,0 +1,65 @@
+"""experiments/speed.py and experiments/peers.py run end to end at toy sizes.
+
+Timings themselves are checked by nothing here (speed targets belong to benchmarks and to the
+experiments' own output); these tests keep the scripts from rotting and check their accounting:
+NFE as each library spends it, noise draws, and the derived columns.
+"""
+
+import sys
+
+import pytest
+
+from experiments import peers, speed
+from solvers.registry import get_solver
+
+TOY = ["--dim", "16", "--batch", "8", "--steps", "3", "--repeat", "1"]
+
+
+def test_speed_table_accounts_nfe_noise_and_bandwidth():
+    args = speed.build_parser().parse_args(
+        [*TOY, "--samplers", "euler,heun,ancestral", "--copy-mb", "4", "--check-finite", "end"])
+    table, header = speed.speed_table(args)
+    rows = table.set_index("sampler")
+    for name in ("euler", "heun", "ancestral"):  # VP's t_min > 0: no Heun step ends at σ = 0
+        assert rows.loc[name, "nfe"] == 3 * get_solver(name).nfe_per_step
+    assert rows.loc["ancestral", "noise_draws"] == 3 and rows.loc["euler", "noise_draws"] == 0
+    assert bool(rows.loc["ancestral", "stochastic"]) and not bool(rows.loc["euler", "stochastic"])
+    # samples/s and the lower-bound traffic follow from wall time: 2 × batch × d × 4 bytes × NFE
+    for name, row in rows.iterrows():
+        assert row["samples_per_s"] == pytest.approx(8 / row["wall_s"], rel=1e-12)
+        assert row["min_traffic_GBps"] == pytest.approx(2 * 8 * 16 * 4 * row["nfe"]
+                                                        / row["wall_s"] / 1e9, rel=1e-12), name
+        assert 0 < row["fraction_of_peak"]
+    assert "copy bandwidth" in header
+
+
+def test_peers_table_runs_every_scheduler_of_both_libraries():
+    args = _peers_args()
+    table, _ = peers.peers_table(args)
+    libraries = table["library"].str.split(" ").str[0]
+    assert (libraries == "diffusers").sum() == len(peers.DIFFUSERS_SAMPLERS)
+    sdebench = table[libraries == "sdebench"].set_index("sampler")
+    assert len(sdebench) == len(peers.SDEBENCH_SAMPLERS) + 1  # + the Brownian-tree run
+    for name in peers.SDEBENCH_SAMPLERS:
+        solver = get_solver(name)
+        assert sdebench.loc[name, "stochastic"] == solver.stochastic
+    assert (table["nfe"] >= 3).all() and (table["floor_ratio"] > 0).all()
+
+
+def test_peers_without_the_peer_library_says_how_to_install_it(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "diffusers", None)  # makes `import diffusers` fail
+    assert peers.main(TOY) == 2
+    assert "pip install diffusers torchsde" in capsys.readouterr().err
+
+
+def _peers_args():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    speed.add_size_arguments(parser)
+    return parser.parse_args(TOY)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="mallopt is glibc's (Linux only)")
+def test_malloc_tuning_applies_on_linux():
+    assert speed.tune_glibc_malloc().startswith("glibc malloc")
