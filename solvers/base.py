@@ -138,10 +138,16 @@ class StepContext:
     def pf_drift(self, x, t):
         """Probability-flow drift f x − ½ g² ∇log p_t (Song et al. 2021, eq. 13), with the score
         c_x x + c_D x̂₀ folded into the coefficients: (f − ½g² c_x) x − ½g² c_D x̂₀."""
-        c_x, c_denoised = self._score_coefficients
+        c_x, c_denoised = self.score_coefficients(t)
         half_g2 = 0.5 * self.schedule.g2(t)
-        return axpy((self.schedule.f(t) - half_g2 * c_x(t)) * x, -half_g2 * c_denoised(t),
+        return axpy((self.schedule.f(t) - half_g2 * c_x) * x, -half_g2 * c_denoised,
                     self.denoise(x, t))
+
+    def score_coefficients(self, t):
+        """(c_x, c_D) with ∇log p_t = c_x x + c_D x̂₀ = −x/(s²σ²) + x̂₀/(sσ²): steps that collect
+        their update as a x + b x̂₀ (+ c z) touch each tensor once."""
+        c_x, c_denoised = self._score_coefficients
+        return c_x(t), c_denoised(t)
 
     def normal(self, t_cur, t_next, like, channel: int = 0):
         """A standard normal draw tied to the step [t_cur, t_next] (ΔW/√|Δt| of the noise source)."""

@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from solvers.base import Solver, mean_square_norm
+from solvers.base import Solver, axpy, mean_square_norm
 
 
 class EulerMaruyama(Solver):
@@ -29,24 +29,33 @@ class EulerMaruyama(Solver):
         self.name = "euler_maruyama" if noise_scale == 1 else f"euler_maruyama_h{noise_scale:g}"
 
     def step(self, ctx, x, t_cur, t_next, state):
+        """With ∇log p = c_x x + c_D x̂₀ and w = ½(1 + η²) g²:
+        x' = (1 + Δt (f − w c_x)) x − Δt w c_D x̂₀ + η g ΔW̄."""
         sched = ctx.schedule
         dt = t_next - t_cur
-        score = ctx.score(x, ctx.denoise(x, t_cur), t_cur)
-        drift = sched.f(t_cur) * x - 0.5 * (1 + self.noise_scale**2) * sched.g2(t_cur) * score
-        noise = (self.noise_scale * sched.g(t_cur)) * ctx.noise.increment(t_cur, t_next, x)
-        return x + dt * drift + noise, state
+        c_x, c_denoised = ctx.score_coefficients(t_cur)
+        weight = 0.5 * (1 + self.noise_scale**2) * sched.g2(t_cur)
+        x_next = axpy((1 + dt * (sched.f(t_cur) - weight * c_x)) * x, -dt * weight * c_denoised,
+                      ctx.denoise(x, t_cur))
+        if self.noise_scale == 0:
+            return x_next, state
+        noise_weight = self.noise_scale * sched.g(t_cur)
+        return axpy(x_next, noise_weight, ctx.noise.increment(t_cur, t_next, x)), state
 
 
 def _reverse_diffusion(ctx, x, t_cur, t_next, z):
     """Song et al. 2021, eq. 46, with the forward step discretised by the exact kernel transition
     x_t = (s/s') x_{t'} + G ξ, G² = s²(σ² − σ'²) (VP: 1 − β_i; VE: σ_i² − σ_{i−1}²):
-    x' = x − (s/s' − 1) x + G² ∇log p_t(x) + G z."""
+    x' = x − (s/s' − 1) x + G² ∇log p_t(x) + G z
+       = (2 − s/s' + G² c_x) x + G² c_D x̂₀ + G z   (∇log p = c_x x + c_D x̂₀)."""
     sched = ctx.schedule
     s, s_next = sched.s(t_cur), sched.s(t_next)
     sigma, sigma_next = sched.sigma(t_cur), sched.sigma(t_next)
     g_squared = s**2 * (sigma**2 - sigma_next**2)
-    score = ctx.score(x, ctx.denoise(x, t_cur), t_cur)
-    return (2 - s / s_next) * x + g_squared * score + torch.sqrt(g_squared) * z
+    c_x, c_denoised = ctx.score_coefficients(t_cur)
+    x_next = axpy((2 - s / s_next + g_squared * c_x) * x, g_squared * c_denoised,
+                  ctx.denoise(x, t_cur))
+    return axpy(x_next, torch.sqrt(g_squared), z)
 
 
 class ReverseDiffusion(Solver):
