@@ -75,6 +75,9 @@ def parse_args(argv=None):
         parser.error("--device cuda requested but no CUDA device is available")
     if not (args.device == "cpu" or args.device.startswith("cuda")):
         parser.error(f"--device must be cpu or cuda[:N], got {args.device!r}")
+    if Path(args.out).suffix or Path(args.out).is_file():
+        parser.error(f"--out is a directory (results.csv and report.html go inside), "
+                     f"got {args.out!r}")
     args.sdes = SDE_CHOICES if args.sde == "all" else [args.sde]
     return args
 
@@ -84,7 +87,7 @@ def main(argv=None) -> int:
     import pandas as pd
 
     from studies.convergence import StudyConfig, run_study
-    from studies.order import order_table
+    from studies.order import VERDICT_LEGEND, order_table
     from studies.store import ResultStore
 
     config = StudyConfig(sdes=args.sdes, samplers=args.samplers, steps=args.steps,
@@ -103,10 +106,7 @@ def main(argv=None) -> int:
                 index=False, float_format=lambda v: f"{v:.3f}"))
         counts = table.verdict.value_counts().to_dict()
         print("verdicts:", ", ".join(f"{k} {v}" for k, v in counts.items()))
-        print("PASS: within max(95% CI, 0.1) of the declared order. ABOVE: converges faster than "
-              "declared on this problem (the declared order is a worst-case bound; e.g. Euler-"
-              "Maruyama on VE with Gaussian data, whose first-order weak error term cancels). "
-              "FAIL: slower than declared. N/A: no order declared (see note).")
+        print(VERDICT_LEGEND)
     if not args.no_report:
         from reports.html import write_report
         from studies.trajectories import trajectory_frame

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from studies.order import order_table  # noqa: E402
+from studies.order import VERDICT_LEGEND, order_table  # noqa: E402
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -182,7 +182,7 @@ def render_report(results: pd.DataFrame, command: str = "", samples: pd.DataFram
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>sdebench report</title>"
         f"<style>{_STYLE}</style></head><body><h1>sdebench convergence report</h1>"
         "<p>Errors are measured against exact answers (the exact output law for Gaussian data). "
-        "PASS: measured order within max(95% CI, 0.1) of the declared order.</p>"
+        f"{html.escape(VERDICT_LEGEND)}</p>"
         + "\n".join(sections)
         + "<h2>Environment</h2>" + _table(_environment(results, command))
         + "</body></html>"

@@ -29,6 +29,15 @@ def fit_order(steps, errors, confidence: float = 0.95) -> tuple[float, float]:
     return -fit.slope, float(half_width)
 
 
+VERDICT_LEGEND = (
+    "PASS: within max(95% CI, 0.1) of the declared order. ABOVE: faster than declared on this "
+    "problem (the declared order is a worst-case bound; Euler–Maruyama on VE with Gaussian data "
+    "has a first-order error coefficient that is only a small boundary term, theory/em_error.py, "
+    "so its O(h²) term dominates below about 10⁴ steps). FAIL: slower than declared. "
+    "N/A: no order declared (see note)."
+)
+
+
 def verdict(measured: float, half_width: float, declared: float | None) -> str:
     """PASS within tolerance; ABOVE if clearly faster (the declared order is a worst-case bound);
     FAIL if clearly slower; N/A when no order is declared."""

@@ -113,6 +113,12 @@ def test_cli_rejects_bad_arguments_without_writing(tmp_path, args):
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_rejects_a_file_as_output_directory(tmp_path):
+    result = _cli("--out", str(tmp_path / "results.csv"), cwd=tmp_path)
+    assert result.returncode == 2 and "--out is a directory" in result.stderr
+    assert not (tmp_path / "results.csv").exists()
+
+
 def test_cli_runs_writes_results_and_report(tmp_path):
     out = tmp_path / "out"
     result = _cli("--sde", "ve", "--samplers", "heun,ddim", "--steps", "8,16,32", "--quiet",
