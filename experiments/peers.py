@@ -17,7 +17,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from experiments.speed import add_size_arguments, tune_glibc_malloc
+from experiments.speed import add_size_arguments, print_table
 
 # (label, scheduler class, constructor options, stochastic)
 DIFFUSERS_SAMPLERS = [
@@ -160,11 +160,7 @@ def main(argv=None) -> int:
         print(f"peers.py needs the peer library: pip install diffusers torchsde ({error})",
               file=sys.stderr)
         return 2
-    malloc = tune_glibc_malloc()
-    table, header = peers_table(args)
-    print(header + (f"; {malloc}" if malloc else ""))
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    return 0
+    return print_table(peers_table, args)
 
 
 if __name__ == "__main__":

@@ -196,12 +196,17 @@ def speed_table(args: argparse.Namespace):
     return pd.DataFrame(rows), header
 
 
-def main(argv=None) -> int:
+def print_table(make_table, args: argparse.Namespace) -> int:
+    """Tune malloc, build ``make_table(args) -> (DataFrame, header)`` and print both."""
     malloc = tune_glibc_malloc()
-    table, header = speed_table(build_parser().parse_args(argv))
+    table, header = make_table(args)
     print(header + (f"; {malloc}" if malloc else ""))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
+
+
+def main(argv=None) -> int:
+    return print_table(speed_table, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":
