@@ -16,6 +16,7 @@ from solvers.noise import PerSampleIncrements
 from solvers.registry import SOLVERS, get_solver
 from solvers.sde import EulerMaruyama
 from tests.strategies import gaussian_problems, schedules
+from theory.em_error import em_leading_error
 from theory.numeric import lambdify
 
 DETERMINISTIC = [name for name in SOLVERS if not get_solver(name).stochastic]
@@ -44,25 +45,45 @@ def test_kernel_matches_integrated_ito_moment_odes(schedule, data_var, fraction)
     assert variance == pytest.approx(float(s(t1) ** 2 * (data_var + sigma(t1) ** 2)), rel=1e-8)
 
 
-def _law_error(problem, solver, t_mid, steps):
+def _output_law(problem, solver, t_mid, steps):
+    """The solver's exact output law on a uniform grid from t_max to t_mid, and the grid."""
     schedule = problem.schedule
     ts = _grid(schedule, float(schedule.t_max), t_mid, steps)
     law = sample(solver, problem.denoiser, schedule, problem.marginal_law(ts[0]), ts,
                  noise=ExactLawNoise()).x
+    return law, ts
+
+
+def _law_error(problem, solver, t_mid, steps):
+    law, ts = _output_law(problem, solver, t_mid, steps)
     return float(problem.w2(law, ts[-1]))
 
 
 @given(st.data(), st.floats(0.2, 0.8), st.floats(0.0, 2.0))
-def test_sde_family_reproduces_marginals_at_first_order(data, fraction, noise_scale):
-    """The h(t) = c·g(t) family (c = 1: Anderson's reverse SDE), Euler–Maruyama exact law from
-    t_max to an intermediate t: W₂ to p_t halves when steps double (order 1 ± 0.25 at 200/400
-    steps; the O(h) drift of the local slope is < 0.1 there for these schedule families)."""
+def test_sde_family_error_is_its_derived_first_order_term(data, fraction, noise_scale):
+    """The h(t) = η·g(t) family (η = 1: Anderson's reverse SDE; η = 0: the PF-ODE), Euler–Maruyama
+    exact law from t_max to an intermediate t. Its mean and variance errors are P_N + O(h²), P_N
+    the derived first-order term (theory/em_error.py): from 200 to 400 steps the remainder shrinks
+    at order ≥ 2 − 0.25 (or sits at the float64 floor) and the error itself at order ≥ 1 − 0.25,
+    so the marginals are reproduced. Order exactly 1 is not a property: with f ≡ 0 and η = 1 the
+    first-order term is a boundary term that can be small (README), and a random VE schedule
+    then measures between 1 and 2 (found by the nightly profile: 1.47)."""
     schedule = data.draw(schedules())
     problem = data.draw(gaussian_problems(schedule))
     t_mid = _time(schedule, fraction)
-    solver = EulerMaruyama(noise_scale)
-    coarse, fine = (_law_error(problem, solver, t_mid, n) for n in (200, 400))
-    assert abs(math.log2(coarse / fine) - 1) <= 0.25, (coarse, fine)
+    errors, remainders = [], []
+    for steps in (200, 400):
+        law, ts = _output_law(problem, EulerMaruyama(noise_scale), t_mid, steps)
+        exact = problem.marginal_law(ts[-1])
+        error = torch.cat([law.mean - exact.mean, law.variance - exact.variance]).numpy()
+        lead = em_leading_error(schedule, problem.mean.numpy(), problem.eigenvalues.numpy(),
+                                ts.numpy(), noise_scale)
+        errors.append(np.linalg.norm(error))
+        remainders.append(np.linalg.norm(error - np.concatenate([lead.mean, lead.variance])))
+    floor = 1e-10 * float(exact.variance.max())
+    assert math.log2(errors[0] / errors[1]) >= 1 - 0.25, errors
+    assert remainders[1] < floor or math.log2(remainders[0] / remainders[1]) >= 2 - 0.25, (
+        remainders)
 
 
 @given(st.data(), st.floats(0.0, 0.9))
@@ -77,12 +98,13 @@ def test_exact_flow_map_pushes_p_T_to_p_t(data, fraction):
 
 @given(st.data(), st.floats(0.0, 0.9))
 def test_rk4_flow_pushes_p_T_to_p_t_at_fourth_order(data, fraction):
-    """RK4 exact law at 100 and 200 steps: order ≥ 3.5, or already at the float64 floor
-    (W₂ < 1e-9 relative to the marginal scale)."""
+    """RK4 exact law at 200 and 400 steps: order ≥ 3.5, or already at the float64 floor
+    (W₂ < 1e-9 relative to the marginal scale). 100/200 steps were pre-asymptotic for EDM with
+    σ_max/σ_min = 10⁴ on a uniform t grid (slope 3.497, found by the nightly profile)."""
     schedule = data.draw(schedules())
     problem = data.draw(gaussian_problems(schedule))
     t_mid = _time(schedule, fraction)
-    coarse, fine = (_law_error(problem, get_solver("rk4"), t_mid, n) for n in (100, 200))
+    coarse, fine = (_law_error(problem, get_solver("rk4"), t_mid, n) for n in (200, 400))
     scale = float(problem.marginal_std_eigen(torch.tensor(t_mid, dtype=torch.float64)).max())
     assert fine < 1e-9 * scale or math.log2(coarse / fine) >= 3.5, (coarse, fine)
 
