@@ -15,6 +15,7 @@ produces directly, so no draw is scaled up and straight back down.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import torch
 
@@ -58,57 +59,76 @@ class BrownianTree(NoiseSource):
     """W on [t0, t1] defined by Brownian-bridge midpoints, each drawn from its own seeded stream.
 
     W(t) for any t: descend the dyadic tree of [t0, t1] to the interval around t; midpoints
-    W(m) = ½(W(a) + W(b)) + ½√(b − a) z_node. At depth ``max_depth`` (2⁻⁴⁰ relative) the bridge
-    mean is used. Grid points of dyadic grids are tree nodes, so their values are exact.
+    W(m) = ½(W(a) + W(b)) + ½√(b − a) z_node. Below depth ``max_depth`` (2⁻²⁴ ≈ 6·10⁻⁸ of the
+    span, far below any solver step) the path is the bridge mean, i.e. linear: continuous in t,
+    so nearby query times get nearby values. Grid points of dyadic grids are tree nodes, so their
+    values are exact. Nodes are kept in an LRU cache of ``cache_size`` state-sized tensors (the
+    root levels, used by every query, stay); an evicted node is recomputed bit for bit from its
+    seed, so the bound costs time, never consistency.
     """
 
-    def __init__(self, t0: float, t1: float, seed: int = 0, max_depth: int = 40):
+    def __init__(self, t0: float, t1: float, seed: int = 0, max_depth: int = 24,
+                 cache_size: int = 128):
         if not t0 < t1:
             raise ValueError(f"BrownianTree needs t0 < t1, got [{t0}, {t1}]")
+        if cache_size < 1:
+            raise ValueError(f"cache_size must be >= 1, got {cache_size}")
         self.t0, self.t1, self.seed, self.max_depth = float(t0), float(t1), int(seed), max_depth
-        self._cache: dict = {}
+        self.cache_size = cache_size
+        self._cache: OrderedDict = OrderedDict()
 
     def _normal(self, like, channel, depth, index) -> torch.Tensor:
         node_seed = hash((self.seed, channel, depth, index)) % (2**62)
         generator = torch.Generator(device=like.device).manual_seed(node_seed)
         return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
 
-    def _node(self, like, channel, depth, index) -> torch.Tensor:
+    @property
+    def cached_nodes(self) -> int:
+        return len(self._cache)
+
+    def _cached(self, like, channel, depth, index, compute) -> torch.Tensor:
         key = (channel, depth, index, tuple(like.shape), like.dtype, str(like.device))
         if key in self._cache:
+            self._cache.move_to_end(key)
             return self._cache[key]
-        if depth == 0:
-            value = (torch.zeros(like.shape, dtype=like.dtype, device=like.device) if index == 0
-                     else self._normal(like, channel, 0, 1) * math.sqrt(self.t1 - self.t0))
-        elif index % 2 == 0:
-            value = self._node(like, channel, depth - 1, index // 2)
-        else:
-            left = self._node(like, channel, depth - 1, index // 2)
-            right = self._node(like, channel, depth - 1, index // 2 + 1)
-            width = (self.t1 - self.t0) / 2 ** (depth - 1)
-            value = 0.5 * (left + right) + 0.5 * math.sqrt(width) * self._normal(
-                like, channel, depth, index
-            )
-        self._cache[key] = value
+        value = self._cache[key] = compute()
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
         return value
 
     def value(self, t: float, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
-        """W(t) (W(t0) = 0)."""
+        """W(t) (W(t0) = 0): descend from [t0, t1] carrying the interval's end values, one
+        midpoint (a cached node) per level, to the dyadic point t or to depth ``max_depth``."""
         t = float(t)
         span = self.t1 - self.t0
         if not self.t0 - 1e-12 * span <= t <= self.t1 + 1e-12 * span:
             raise ValueError(f"time {t} outside the Brownian tree's [{self.t0}, {self.t1}]")
         u = min(max((t - self.t0) / span, 0.0), 1.0)
+        left = torch.zeros(like.shape, dtype=like.dtype, device=like.device)
+        right = self._cached(like, channel, 0, 1, lambda: self._normal(like, channel, 0, 1)
+                             * math.sqrt(span))
+        index = 0  # the interval at depth d is [index, index + 1] · span / 2^d
         for depth in range(self.max_depth + 1):
             scaled = u * 2**depth
-            index = round(scaled)
             if abs(scaled - index) <= 1e-9:
-                return self._node(like, channel, depth, index)
-        left_index = math.floor(u * 2**self.max_depth)
-        weight = u * 2**self.max_depth - left_index
-        left = self._node(like, channel, self.max_depth, left_index)
-        right = self._node(like, channel, self.max_depth, left_index + 1)
-        return (1 - weight) * left + weight * right
+                return left
+            if abs(scaled - (index + 1)) <= 1e-9:
+                return right
+            if depth == self.max_depth:
+                weight = scaled - index
+                return (1 - weight) * left + weight * right
+            width = span / 2**depth
+            mid = self._cached(
+                like, channel, depth + 1, 2 * index + 1,
+                lambda left=left, right=right, width=width, depth=depth, index=index: (
+                    0.5 * (left + right)
+                    + 0.5 * math.sqrt(width) * self._normal(like, channel, depth + 1, 2 * index + 1)),
+            )
+            if 2 * scaled < 2 * index + 1:
+                index, right = 2 * index, mid
+            else:
+                index, left = 2 * index + 1, mid
+        raise AssertionError("unreachable: the loop returns at max_depth")
 
     def increment(self, t_a, t_b, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
         return self.value(t_b, like, channel) - self.value(t_a, like, channel)
