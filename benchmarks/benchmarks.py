@@ -6,7 +6,7 @@ import torch
 from problems.gaussian import GaussianProblem
 from solvers.base import sample
 from solvers.grids import log_snr_grid
-from solvers.noise import GaussianIncrements
+from solvers.noise import BrownianTree, GaussianIncrements
 from solvers.registry import SOLVERS
 from studies.convergence import StudyConfig, make_problem, run_unit, units
 from theory import get_schedule, vp_linear
@@ -34,6 +34,28 @@ class SamplerSpeed:
     def peakmem_sample(self, name):
         sample(name, self.problem.denoiser, self.problem.schedule, self.x, self.ts,
                noise=GaussianIncrements(0))
+
+
+class BrownianTreeQueries:
+    """Increments of a virtual Brownian tree over a 16-step log-SNR grid (non-dyadic times), state
+    256 × 1024 float32: time and peak memory of the node descent and its cache."""
+
+    def setup(self):
+        schedule = get_schedule("vp")
+        self.ts = [float(t) for t in log_snr_grid(schedule, 16)]
+        self.span = (float(schedule.t_min), float(schedule.t_max))
+        self.like = torch.zeros(256, 1024)
+
+    def _increments(self):
+        tree = BrownianTree(*self.span, seed=0)
+        for t_a, t_b in zip(self.ts[:-1], self.ts[1:], strict=True):
+            tree.increment(t_a, t_b, self.like)
+
+    def time_log_snr_increments(self):
+        self._increments()
+
+    def peakmem_log_snr_increments(self):
+        self._increments()
 
 
 class Accuracy:
