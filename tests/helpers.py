@@ -8,7 +8,9 @@ from problems.gaussian import GaussianProblem
 from problems.law import ExactLawNoise
 from solvers.base import sample
 from solvers.grids import make_grid
+from solvers.sde import EulerMaruyama
 from theory import get_schedule
+from theory.em_error import em_leading_error
 
 
 def exact_law_w2(solver_name: str, problem: GaussianProblem, grid: str, steps: int) -> float:
@@ -17,6 +19,21 @@ def exact_law_w2(solver_name: str, problem: GaussianProblem, grid: str, steps: i
     result = sample(solver_name, problem.denoiser, problem.schedule, problem.marginal_law(ts[0]),
                     ts, noise=ExactLawNoise())
     return float(problem.w2(result.x, ts[-1]))
+
+
+def em_error_and_first_order_term(problem: GaussianProblem, ts, noise_scale: float):
+    """Euler–Maruyama (h-family, ``noise_scale`` η) exact output law over ``ts`` (a problem in
+    eigen-coordinates): its errors of mean and variance per direction, and the derived first-order
+    term of theory/em_error.py, each stacked as [mean, variance] arrays."""
+    schedule = problem.schedule
+    law = sample(EulerMaruyama(noise_scale), problem.denoiser, schedule,
+                 problem.marginal_law(ts[0]), ts, noise=ExactLawNoise()).x
+    exact = problem.marginal_law(ts[-1])
+    error = np.concatenate([(law.mean - exact.mean).numpy(),
+                            (law.variance - exact.variance).numpy()])
+    lead = em_leading_error(schedule, problem.mean.numpy(), problem.eigenvalues.numpy(),
+                            ts.numpy(), noise_scale)
+    return error, np.concatenate([lead.mean, lead.variance])
 
 
 def fitted_order(steps: list[int], errors: list[float]) -> float:

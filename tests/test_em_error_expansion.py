@@ -11,11 +11,8 @@ import numpy as np
 import pytest
 
 from problems.gaussian import GaussianProblem
-from problems.law import ExactLawNoise
-from solvers.base import sample
 from solvers.grids import log_snr_grid, uniform_t_grid
-from solvers.sde import EulerMaruyama
-from tests.helpers import fitted_order
+from tests.helpers import em_error_and_first_order_term, fitted_order
 from theory import get_schedule
 from theory.em_error import em_leading_error, ve_variance_coefficient
 
@@ -30,17 +27,7 @@ def _problem(sde):
 
 
 def _exact_and_predicted(problem, steps, eta):
-    """(mean and variance errors of EM's output law, the first-order prediction), stacked."""
-    schedule = problem.schedule
-    ts = log_snr_grid(schedule, steps)
-    law = sample(EulerMaruyama(eta), problem.denoiser, schedule, problem.marginal_law(ts[0]), ts,
-                 noise=ExactLawNoise()).x
-    exact = problem.marginal_law(ts[-1])
-    error = np.concatenate([(law.mean - exact.mean).numpy(),
-                            (law.variance - exact.variance).numpy()])
-    lead = em_leading_error(schedule, problem.mean.numpy(), problem.eigenvalues.numpy(),
-                            ts.numpy(), eta)
-    return error, np.concatenate([lead.mean, lead.variance])
+    return em_error_and_first_order_term(problem, log_snr_grid(problem.schedule, steps), eta)
 
 
 @pytest.mark.parametrize(("sde", "eta"), FIRST_ORDER_CASES)

@@ -14,9 +14,8 @@ from solvers.base import sample
 from solvers.exponential import DDIM
 from solvers.noise import PerSampleIncrements
 from solvers.registry import SOLVERS, get_solver
-from solvers.sde import EulerMaruyama
+from tests.helpers import em_error_and_first_order_term
 from tests.strategies import gaussian_problems, schedules
-from theory.em_error import em_leading_error
 from theory.numeric import lambdify
 
 DETERMINISTIC = [name for name in SOLVERS if not get_solver(name).stochastic]
@@ -45,17 +44,12 @@ def test_kernel_matches_integrated_ito_moment_odes(schedule, data_var, fraction)
     assert variance == pytest.approx(float(s(t1) ** 2 * (data_var + sigma(t1) ** 2)), rel=1e-8)
 
 
-def _output_law(problem, solver, t_mid, steps):
-    """The solver's exact output law on a uniform grid from t_max to t_mid, and the grid."""
+def _law_error(problem, solver, t_mid, steps):
+    """W₂ of the solver's exact output law on a uniform grid from t_max to t_mid."""
     schedule = problem.schedule
     ts = _grid(schedule, float(schedule.t_max), t_mid, steps)
     law = sample(solver, problem.denoiser, schedule, problem.marginal_law(ts[0]), ts,
                  noise=ExactLawNoise()).x
-    return law, ts
-
-
-def _law_error(problem, solver, t_mid, steps):
-    law, ts = _output_law(problem, solver, t_mid, steps)
     return float(problem.w2(law, ts[-1]))
 
 
@@ -73,14 +67,11 @@ def test_sde_family_error_is_its_derived_first_order_term(data, fraction, noise_
     t_mid = _time(schedule, fraction)
     errors, remainders = [], []
     for steps in (200, 400):
-        law, ts = _output_law(problem, EulerMaruyama(noise_scale), t_mid, steps)
-        exact = problem.marginal_law(ts[-1])
-        error = torch.cat([law.mean - exact.mean, law.variance - exact.variance]).numpy()
-        lead = em_leading_error(schedule, problem.mean.numpy(), problem.eigenvalues.numpy(),
-                                ts.numpy(), noise_scale)
+        ts = _grid(schedule, float(schedule.t_max), t_mid, steps)
+        error, lead = em_error_and_first_order_term(problem, ts, noise_scale)
         errors.append(np.linalg.norm(error))
-        remainders.append(np.linalg.norm(error - np.concatenate([lead.mean, lead.variance])))
-    floor = 1e-10 * float(exact.variance.max())
+        remainders.append(np.linalg.norm(error - lead))
+    floor = 1e-10 * float(problem.marginal_std_eigen(ts[-1]).max() ** 2)
     assert math.log2(errors[0] / errors[1]) >= 1 - 0.25, errors
     assert remainders[1] < floor or math.log2(remainders[0] / remainders[1]) >= 2 - 0.25, (
         remainders)
