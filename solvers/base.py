@@ -97,7 +97,6 @@ class StepContext:
         self.steps = steps
         self.step_index = 0
         self.nfe = 0
-        self._to_score = self.schedule.conversion("x0", "score")
         self._to_eps = self.schedule.conversion("x0", "eps")
         self._score_coefficients = self.schedule.conversion_coefficients("x0", "score")
 
@@ -128,8 +127,9 @@ class StepContext:
             raise _non_finite(step_index, t)
 
     def score(self, x, denoised, t):
-        """∇log p_t = (s x̂₀ − x)/(s²σ²), via theory.parameterisation."""
-        return self._to_score(x, denoised, t)
+        """∇log p_t = (s x̂₀ − x)/(s²σ²) = c_x x + c_D x̂₀, via theory.parameterisation."""
+        c_x, c_denoised = self.score_coefficients(t)
+        return c_x * x + c_denoised * denoised
 
     def eps(self, x, denoised, t):
         """ε̂ = (x − s x̂₀)/(sσ)."""
