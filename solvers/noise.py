@@ -24,6 +24,15 @@ def _sqrt_dt(t_a, t_b) -> float:
     return math.sqrt(abs(float(t_b) - float(t_a)))
 
 
+def _channel_generator(cache: dict, device, seed: int, channel: int) -> torch.Generator:
+    """The generator of (seed, channel) on ``device``, seeded seed·7919 + channel, kept in
+    ``cache`` so that successive draws continue its stream."""
+    key = (str(device), seed, channel)
+    if key not in cache:
+        cache[key] = torch.Generator(device=device).manual_seed(seed * 7919 + channel)
+    return cache[key]
+
+
 class NoiseSource:
     """Base class: a source that draws standard normals implements :meth:`normal`."""
 
@@ -42,17 +51,9 @@ class GaussianIncrements(NoiseSource):
         self.seed = int(seed)
         self._generators: dict = {}
 
-    def _generator(self, device, channel: int) -> torch.Generator:
-        key = (str(device), channel)
-        if key not in self._generators:
-            self._generators[key] = torch.Generator(device=device).manual_seed(
-                self.seed * 7919 + channel
-            )
-        return self._generators[key]
-
     def normal(self, t_a, t_b, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
-        return torch.randn(like.shape, generator=self._generator(like.device, channel),
-                           dtype=like.dtype, device=like.device)
+        generator = _channel_generator(self._generators, like.device, self.seed, channel)
+        return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
 
 
 class BrownianTree(NoiseSource):
@@ -149,13 +150,8 @@ class PerSampleIncrements(NoiseSource):
     def normal(self, t_a, t_b, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
         if like.shape[0] != len(self.seeds):
             raise ValueError(f"{len(self.seeds)} seeds for a batch of {like.shape[0]}")
-        rows = []
-        for seed in self.seeds:
-            key = (str(like.device), seed, channel)
-            if key not in self._generators:
-                self._generators[key] = torch.Generator(device=like.device).manual_seed(
-                    seed * 7919 + channel
-                )
-            rows.append(torch.randn(like.shape[1:], generator=self._generators[key],
-                                    dtype=like.dtype, device=like.device))
+        rows = [torch.randn(like.shape[1:], dtype=like.dtype, device=like.device,
+                            generator=_channel_generator(self._generators, like.device, seed,
+                                                         channel))
+                for seed in self.seeds]
         return torch.stack(rows)
