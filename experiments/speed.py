@@ -114,11 +114,11 @@ def speed_problem(dim: int, dtype: str, device: str, covariance: str = "full"):
     if covariance not in COVARIANCES:
         raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
     generator = torch.Generator().manual_seed(0)
-    rotation, _ = torch.linalg.qr(torch.randn(dim, dim, generator=generator))
+    gaussian_matrix = torch.randn(dim, dim, generator=generator)  # drawn either way: same stream
+    rotation = torch.linalg.qr(gaussian_matrix)[0] if covariance == "full" else None
     eigenvalues = torch.exp(torch.rand(dim, generator=generator) * 4 - 2)
     return GaussianProblem(get_schedule("vp"), torch.randn(dim, generator=generator), eigenvalues,
-                           rotation if covariance == "full" else None
-                           ).to(dtype=getattr(torch, dtype), device=device)
+                           rotation).to(dtype=getattr(torch, dtype), device=device)
 
 
 def add_size_arguments(parser: argparse.ArgumentParser) -> None:
