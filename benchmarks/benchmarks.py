@@ -2,14 +2,13 @@
 and ``track_*`` accuracy at a fixed NFE (lower is better) so accuracy regressions show too."""
 
 import torch
-
-from problems.gaussian import GaussianProblem
-from solvers.base import sample
-from solvers.grids import log_snr_grid
-from solvers.noise import BrownianTree, GaussianIncrements
-from solvers.registry import SOLVERS
-from studies.convergence import StudyConfig, make_problem, run_unit, units
-from theory import get_schedule, vp_linear
+from sdebench.problems.gaussian import GaussianProblem
+from sdebench.solvers.base import sample
+from sdebench.solvers.grids import log_snr_grid
+from sdebench.solvers.noise import BrownianTree, GaussianIncrements
+from sdebench.solvers.registry import SOLVERS
+from sdebench.studies.convergence import StudyConfig, make_problem, run_unit, units
+from sdebench.theory import get_schedule, vp_linear
 
 SAMPLERS = [name for name in SOLVERS if name != "rk45"]
 

@@ -14,11 +14,12 @@ from pathlib import Path
 SDE_CHOICES = ["vp", "vp_cosine", "subvp", "ve", "edm"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from solvers.grids import GRIDS
-    from solvers.registry import SOLVERS
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    from sdebench.solvers.grids import GRIDS
+    from sdebench.solvers.registry import SOLVERS
 
     parser = argparse.ArgumentParser(
+        prog=prog,
         description="Run samplers over step counts on a problem with exact answers, fit the "
                     "convergence order (log-log least squares, 95%% CI) and compare it with each "
                     "sampler's declared order. Results are saved after every run (resumable).",
@@ -47,12 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(argv=None):
+def parse_args(argv=None, prog: str | None = None):
     import torch
+    from sdebench.solvers.registry import SOLVERS
 
-    from solvers.registry import SOLVERS
-
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.samplers == "all":
         args.samplers = list(SOLVERS)
@@ -82,13 +82,12 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def main(argv=None, prog: str | None = None) -> int:
+    args = parse_args(argv, prog)
     import pandas as pd
-
-    from studies.convergence import StudyConfig, run_study
-    from studies.order import VERDICT_LEGEND, order_table
-    from studies.store import ResultStore
+    from sdebench.studies.convergence import StudyConfig, run_study
+    from sdebench.studies.order import VERDICT_LEGEND, order_table
+    from sdebench.studies.store import ResultStore
 
     config = StudyConfig(sdes=args.sdes, samplers=args.samplers, steps=args.steps,
                          problem=args.problem, dim=args.dim, batch=args.batch, grid=args.grid,
@@ -108,8 +107,8 @@ def main(argv=None) -> int:
         print("verdicts:", ", ".join(f"{k} {v}" for k, v in counts.items()))
         print(VERDICT_LEGEND)
     if not args.no_report:
-        from reports.html import write_report
-        from studies.trajectories import trajectory_frame
+        from sdebench.reports.html import write_report
+        from sdebench.studies.trajectories import trajectory_frame
 
         trajectories = pd.concat([trajectory_frame(sde).assign(sde=sde) for sde in args.sdes])
         samples = sample_store.frame if not sample_store.frame.empty else None
@@ -120,5 +119,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     raise SystemExit(main())

@@ -15,9 +15,8 @@ import argparse
 import inspect
 import sys
 import warnings
-from pathlib import Path
 
-from experiments.speed import add_size_arguments, print_table
+from sdebench.experiments.speed import add_size_arguments, print_table
 
 # (label, scheduler class, constructor options, stochastic)
 DIFFUSERS_SAMPLERS = [
@@ -79,8 +78,7 @@ def run_diffusers(scheduler, model, x_start, steps: int, seed: int):
 
 def diffusers_rows(problem, x_start, steps: int, device: str, repeat: int):
     import diffusers
-
-    from experiments.speed import floor_time, timed
+    from sdebench.experiments.speed import floor_time, timed
 
     rows = []
     for label, class_name, options, stochastic in DIFFUSERS_SAMPLERS:
@@ -100,11 +98,11 @@ def diffusers_rows(problem, x_start, steps: int, device: str, repeat: int):
 
 
 def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int):
-    from experiments.speed import floor_time, timed
-    from solvers.base import sample
-    from solvers.grids import log_snr_grid
-    from solvers.noise import BrownianTree, GaussianIncrements
-    from solvers.registry import get_solver
+    from sdebench.experiments.speed import floor_time, timed
+    from sdebench.solvers.base import sample
+    from sdebench.solvers.grids import log_snr_grid
+    from sdebench.solvers.noise import BrownianTree, GaussianIncrements
+    from sdebench.solvers.registry import get_solver
 
     schedule = problem.schedule
     ts = log_snr_grid(schedule, steps, device=device)
@@ -132,8 +130,7 @@ def peers_table(args: argparse.Namespace):
     """(tidy DataFrame, header line): sdebench's rows, then diffusers'; needs diffusers+torchsde."""
     import pandas as pd
     import torch
-
-    from experiments.speed import speed_problem
+    from sdebench.experiments.speed import speed_problem
 
     # torchsde warns when diffusers queries its tree a float32 ulp outside [t0, t1]; diffusers
     # warns about its own use of numpy 2's __array__ protocol. Neither concerns the timing.
@@ -149,8 +146,8 @@ def peers_table(args: argparse.Namespace):
     return pd.DataFrame(sdebench_rows(*sizes) + diffusers_rows(*sizes)), header
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv=None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     add_size_arguments(parser)
     args = parser.parse_args(argv)
     try:
@@ -164,5 +161,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     raise SystemExit(main())

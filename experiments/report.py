@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Render an HTML report from a study's results.csv")
+def main(argv=None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Render an HTML report from a study's results.csv")
     parser.add_argument("results", help="a results.csv file or the study's --out directory")
     parser.add_argument("--output", help="report path (default: report.html beside the results)")
     args = parser.parse_args(argv)
@@ -19,9 +20,8 @@ def main(argv=None) -> int:
     if not csv.exists():
         parser.error(f"no results at {csv}")
     import pandas as pd
-
-    from reports.html import write_report
-    from studies.trajectories import trajectory_frame
+    from sdebench.reports.html import write_report
+    from sdebench.studies.trajectories import trajectory_frame
 
     results = pd.read_csv(csv)
     output = Path(args.output) if args.output else csv.with_name("report.html")
@@ -35,5 +35,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     raise SystemExit(main())

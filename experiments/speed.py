@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 
 def tune_glibc_malloc() -> str:
@@ -107,9 +106,8 @@ def speed_problem(dim: int, dtype: str, device: str, covariance: str = "full"):
     (``full``: the denoiser is two d×d products, a network's role) or I (``diagonal``: a cheap,
     memory-bound denoiser, so the sampler's own overhead shows)."""
     import torch
-
-    from problems.gaussian import GaussianProblem
-    from theory import get_schedule
+    from sdebench.problems.gaussian import GaussianProblem
+    from sdebench.theory import get_schedule
 
     if covariance not in COVARIANCES:
         raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
@@ -132,11 +130,11 @@ def add_size_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--covariance", default="full", choices=COVARIANCES)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from solvers.base import FINITE_CHECKS
-    from solvers.registry import SOLVERS
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    from sdebench.solvers.base import FINITE_CHECKS
+    from sdebench.solvers.registry import SOLVERS
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     add_size_arguments(parser)
     parser.add_argument("--check-finite", default="step", choices=FINITE_CHECKS)
     parser.add_argument("--peak-gbps", type=float, default=None,
@@ -151,11 +149,10 @@ def speed_table(args: argparse.Namespace):
     """(tidy DataFrame, one header line) for the parsed options of :func:`build_parser`."""
     import pandas as pd
     import torch
-
-    from solvers.base import sample
-    from solvers.grids import log_snr_grid
-    from solvers.noise import GaussianIncrements
-    from solvers.registry import get_solver
+    from sdebench.solvers.base import sample
+    from sdebench.solvers.grids import log_snr_grid
+    from sdebench.solvers.noise import GaussianIncrements
+    from sdebench.solvers.registry import get_solver
 
     dtype = getattr(torch, args.dtype)
     problem = speed_problem(args.dim, args.dtype, args.device, args.covariance)
@@ -205,10 +202,9 @@ def print_table(make_table, args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    return print_table(speed_table, build_parser().parse_args(argv))
+def main(argv=None, prog: str | None = None) -> int:
+    return print_table(speed_table, build_parser(prog).parse_args(argv))
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     raise SystemExit(main())

@@ -11,9 +11,8 @@ from __future__ import annotations
 import math
 
 import torch
-
-from problems.law import GaussianLaw
-from theory.schedule import Schedule
+from sdebench.problems.law import GaussianLaw
+from sdebench.theory.schedule import Schedule
 
 
 class GaussianProblem:

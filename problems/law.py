@@ -10,8 +10,7 @@ eigen-coordinates of the data covariance (solvers are rotation-equivariant, so t
 from __future__ import annotations
 
 import torch
-
-from solvers.noise import NoiseSource
+from sdebench.solvers.noise import NoiseSource
 
 
 class NotAffineError(TypeError):

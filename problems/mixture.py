@@ -9,8 +9,7 @@ from __future__ import annotations
 import math
 
 import torch
-
-from theory.schedule import Schedule
+from sdebench.theory.schedule import Schedule
 
 
 class GaussianMixtureProblem:

@@ -17,8 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
-from studies.order import VERDICT_LEGEND, order_table  # noqa: E402
+from sdebench.studies.order import VERDICT_LEGEND, order_table  # noqa: E402
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}

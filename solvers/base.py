@@ -19,10 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from sdebench.solvers.grids import check_grid
+from sdebench.theory.schedule import Schedule
 from tqdm.auto import tqdm
-
-from solvers.grids import check_grid
-from theory.schedule import Schedule
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """The model contract: ``denoiser(x, t) -> x̂₀ = E[x₀ | x_t = x]`` (EDM's D, in x-space)."""
@@ -215,8 +214,8 @@ def sample(
     (``"step"``, ``"end"``, ``"off"``): when model outputs are checked for NaN/Inf
     (:class:`StepContext`); ``"end"`` avoids a host sync per step on accelerators.
     """
-    from solvers.noise import GaussianIncrements
-    from solvers.registry import get_solver
+    from sdebench.solvers.noise import GaussianIncrements
+    from sdebench.solvers.registry import get_solver
 
     if isinstance(solver, str):
         solver = get_solver(solver)

@@ -9,8 +9,7 @@ h = λ' − λ = log(σ/σ') > 0.
 from __future__ import annotations
 
 import torch
-
-from solvers.base import Solver, axpy
+from sdebench.solvers.base import Solver, axpy
 
 
 def _h(ctx, t_cur, t_next):

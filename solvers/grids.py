@@ -6,8 +6,7 @@ Every grid has ``steps + 1`` points, starts at the schedule's t_max and ends at 
 from __future__ import annotations
 
 import torch
-
-from theory.schedule import Schedule
+from sdebench.theory.schedule import Schedule
 
 
 def _check_steps(steps: int) -> int:

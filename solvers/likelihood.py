@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-
-from solvers.base import StepContext
-from solvers.noise import GaussianIncrements
-from solvers.ode import RK4
-from theory.schedule import Schedule
+from sdebench.solvers.base import StepContext
+from sdebench.solvers.noise import GaussianIncrements
+from sdebench.solvers.ode import RK4
+from sdebench.theory.schedule import Schedule
 
 
 def _divergence(ctx, x, t, method: str, probes: int, generator):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from solvers.base import Denoiser
-from theory.parameterisation import KINDS
-from theory.schedule import Schedule
+from sdebench.solvers.base import Denoiser
+from sdebench.theory.parameterisation import KINDS
+from sdebench.theory.schedule import Schedule
 
 
 def as_denoiser(model: Callable, kind: str, schedule: Schedule) -> Denoiser:

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-
-from solvers.base import Solver, axpy, rms
+from sdebench.solvers.base import Solver, axpy, rms
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from solvers.base import Solver
-from solvers.exponential import (
+from sdebench.solvers.base import Solver
+from sdebench.solvers.exponential import (
     DDIM,
     DPMSolver2,
     DPMSolver3,
@@ -13,8 +13,14 @@ from solvers.exponential import (
     DPMSolverPP2MSDE,
     UniPCBh2,
 )
-from solvers.ode import EULER, HEUN, RK4, DormandPrince45, ExplicitRungeKutta
-from solvers.sde import AnnealedLangevin, EDMStochastic, EulerMaruyama, PredictorCorrector, ReverseDiffusion
+from sdebench.solvers.ode import EULER, HEUN, RK4, DormandPrince45, ExplicitRungeKutta
+from sdebench.solvers.sde import (
+    AnnealedLangevin,
+    EDMStochastic,
+    EulerMaruyama,
+    PredictorCorrector,
+    ReverseDiffusion,
+)
 
 SOLVERS: dict[str, Callable[[], Solver]] = {
     # probability-flow ODE

@@ -7,8 +7,7 @@ from __future__ import annotations
 import math
 
 import torch
-
-from solvers.base import Solver, axpy, mean_square_norm
+from sdebench.solvers.base import Solver, axpy, mean_square_norm
 
 
 class EulerMaruyama(Solver):

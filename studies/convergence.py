@@ -23,17 +23,16 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
+from sdebench.problems.gaussian import GaussianProblem
+from sdebench.problems.law import ExactLawNoise
+from sdebench.problems.mixture import GaussianMixtureProblem
+from sdebench.solvers.base import NonFiniteError, sample
+from sdebench.solvers.grids import make_grid
+from sdebench.solvers.noise import BrownianTree, GaussianIncrements
+from sdebench.solvers.registry import get_solver
+from sdebench.studies.store import ResultStore
+from sdebench.theory import get_schedule
 from tqdm.auto import tqdm
-
-from problems.gaussian import GaussianProblem
-from problems.law import ExactLawNoise
-from problems.mixture import GaussianMixtureProblem
-from solvers.base import NonFiniteError, sample
-from solvers.grids import make_grid
-from solvers.noise import BrownianTree, GaussianIncrements
-from solvers.registry import get_solver
-from studies.store import ResultStore
-from theory import get_schedule
 
 STRONG_REFERENCE_FACTOR = 8
 SLICING_DIRECTIONS = 64

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pandas as pd
 import torch
-
-from problems.mixture import GaussianMixtureProblem
-from solvers.base import sample
-from solvers.grids import log_snr_grid
-from solvers.noise import GaussianIncrements
-from theory import get_schedule
+from sdebench.problems.mixture import GaussianMixtureProblem
+from sdebench.solvers.base import sample
+from sdebench.solvers.grids import log_snr_grid
+from sdebench.solvers.noise import GaussianIncrements
+from sdebench.theory import get_schedule
 
 KINDS = {"reverse SDE (Euler–Maruyama)": "euler_maruyama", "PF-ODE (Heun)": "heun"}
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-
-from problems.gaussian import GaussianProblem
-from problems.law import ExactLawNoise
-from solvers.base import sample
-from solvers.grids import make_grid
-from solvers.sde import EulerMaruyama
-from theory import get_schedule
-from theory.em_error import em_leading_error
+from sdebench.problems.gaussian import GaussianProblem
+from sdebench.problems.law import ExactLawNoise
+from sdebench.solvers.base import sample
+from sdebench.solvers.grids import make_grid
+from sdebench.solvers.sde import EulerMaruyama
+from sdebench.theory import get_schedule
+from sdebench.theory.em_error import em_leading_error
 
 
 def exact_law_w2(solver_name: str, problem: GaussianProblem, grid: str, steps: int) -> float:

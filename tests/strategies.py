@@ -5,9 +5,8 @@ from __future__ import annotations
 import sympy
 import torch
 from hypothesis import strategies as st
-
-from problems.gaussian import GaussianProblem
-from theory import Schedule, T, edm, subvp, ve_geometric, vp_linear
+from sdebench.problems.gaussian import GaussianProblem
+from sdebench.theory import Schedule, T, edm, subvp, ve_geometric, vp_linear
 
 
 def _ratio(lo, hi):

@@ -2,12 +2,12 @@
 
 import pytest
 import torch
+from sdebench.solvers.base import NonFiniteError, sample
+from sdebench.solvers.grids import log_snr_grid, make_grid, uniform_t_grid
+from sdebench.solvers.registry import get_solver
+from sdebench.theory import get_schedule
 
-from solvers.base import NonFiniteError, sample
-from solvers.grids import log_snr_grid, make_grid, uniform_t_grid
-from solvers.registry import get_solver
 from tests.helpers import vp_problem
-from theory import get_schedule
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_unknown_sampler_and_grid():
 
 @pytest.mark.parametrize("kwargs", [{"eta": -0.1}, {"eta": 1.5}])
 def test_bad_ddim_eta(kwargs):
-    from solvers.exponential import DDIM
+    from sdebench.solvers.exponential import DDIM
 
     with pytest.raises(ValueError, match="eta"):
         DDIM(**kwargs)

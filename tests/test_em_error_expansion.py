@@ -9,12 +9,12 @@ its asymptotic range, and the VE explanation over the study's own fit range {64,
 
 import numpy as np
 import pytest
+from sdebench.problems.gaussian import GaussianProblem
+from sdebench.solvers.grids import log_snr_grid, uniform_t_grid
+from sdebench.theory import get_schedule
+from sdebench.theory.em_error import em_leading_error, ve_variance_coefficient
 
-from problems.gaussian import GaussianProblem
-from solvers.grids import log_snr_grid, uniform_t_grid
 from tests.helpers import em_error_and_first_order_term, fitted_order
-from theory import get_schedule
-from theory.em_error import em_leading_error, ve_variance_coefficient
 
 EXPANSION_STEPS = [128, 256, 512]
 STUDY_STEPS = [64, 128, 256]

@@ -10,12 +10,12 @@ import math
 
 import pytest
 import torch
+from sdebench.problems.law import ExactLawNoise
+from sdebench.solvers.base import sample
+from sdebench.solvers.grids import log_snr_grid
+from sdebench.solvers.noise import GaussianIncrements
+from sdebench.solvers.registry import SOLVERS
 
-from problems.law import ExactLawNoise
-from solvers.base import sample
-from solvers.grids import log_snr_grid
-from solvers.noise import GaussianIncrements
-from solvers.registry import SOLVERS
 from tests.helpers import vp_problem
 
 SAMPLES = 10**6

@@ -8,15 +8,15 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
+from sdebench.problems.law import ExactLawNoise
+from sdebench.solvers.base import sample
+from sdebench.solvers.exponential import DDIM
+from sdebench.solvers.noise import PerSampleIncrements
+from sdebench.solvers.registry import SOLVERS, get_solver
+from sdebench.theory.numeric import lambdify
 
-from problems.law import ExactLawNoise
-from solvers.base import sample
-from solvers.exponential import DDIM
-from solvers.noise import PerSampleIncrements
-from solvers.registry import SOLVERS, get_solver
 from tests.helpers import em_error_and_first_order_term
 from tests.strategies import gaussian_problems, schedules
-from theory.numeric import lambdify
 
 DETERMINISTIC = [name for name in SOLVERS if not get_solver(name).stochastic]
 
@@ -154,7 +154,7 @@ def test_stochastic_solvers_with_per_sample_noise_are_invariant_to_batch_composi
 
 @given(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=2, max_size=6))
 def test_bad_grids_raise_value_error_never_nan(values):
-    from theory import get_schedule
+    from sdebench.theory import get_schedule
 
     schedule = get_schedule("vp")
     ts = torch.tensor(values, dtype=torch.float64)

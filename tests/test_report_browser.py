@@ -11,9 +11,8 @@ import subprocess
 
 import matplotlib.image
 import pytest
-
-from reports.html import write_report
-from studies.convergence import StudyConfig, run_study
+from sdebench.reports.html import write_report
+from sdebench.studies.convergence import StudyConfig, run_study
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -9,13 +9,13 @@ in the development log), so 0.1 leaves a factor-2 margin yet rejects a wrong ord
 
 import pytest
 import torch
+from sdebench.problems.law import ExactLawNoise
+from sdebench.solvers.base import sample
+from sdebench.solvers.grids import uniform_t_grid
+from sdebench.solvers.noise import BrownianTree
+from sdebench.solvers.ode import DormandPrince45
+from sdebench.solvers.registry import SOLVERS, get_solver
 
-from problems.law import ExactLawNoise
-from solvers.base import sample
-from solvers.grids import uniform_t_grid
-from solvers.noise import BrownianTree
-from solvers.ode import DormandPrince45
-from solvers.registry import SOLVERS, get_solver
 from tests.helpers import exact_law_w2, fitted_order, vp_problem
 
 ORDER_STEPS = [64, 128, 256]

@@ -4,17 +4,17 @@ import math
 
 import pytest
 import torch
+from sdebench.problems.gaussian import GaussianProblem
+from sdebench.problems.mixture import GaussianMixtureProblem
+from sdebench.solvers.base import sample
+from sdebench.solvers.grids import GRIDS, log_snr_grid, make_grid
+from sdebench.solvers.likelihood import pf_ode_log_likelihood
+from sdebench.solvers.models import as_denoiser, from_denoiser, guided
+from sdebench.solvers.noise import BrownianTree, GaussianIncrements, PerSampleIncrements
+from sdebench.solvers.registry import SOLVERS
+from sdebench.theory import get_schedule
 
-from problems.gaussian import GaussianProblem
-from problems.mixture import GaussianMixtureProblem
-from solvers.base import sample
-from solvers.grids import GRIDS, log_snr_grid, make_grid
-from solvers.likelihood import pf_ode_log_likelihood
-from solvers.models import as_denoiser, from_denoiser, guided
-from solvers.noise import BrownianTree, GaussianIncrements, PerSampleIncrements
-from solvers.registry import SOLVERS
 from tests.helpers import fitted_order, vp_problem
-from theory import get_schedule
 
 EPS64 = torch.finfo(torch.float64).eps
 
@@ -56,7 +56,7 @@ def test_ancestral_is_ddim_eta_one():
     problem = vp_problem()
     ts = log_snr_grid(problem.schedule, 6)
     x = _start(problem, ts)
-    from solvers.exponential import DDIM
+    from sdebench.solvers.exponential import DDIM
 
     a = sample("ancestral", problem.denoiser, problem.schedule, x, ts, noise=GaussianIncrements(3)).x
     b = sample(DDIM(1.0), problem.denoiser, problem.schedule, x, ts, noise=GaussianIncrements(3)).x

@@ -8,13 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import sdebench.studies.convergence as convergence
 import torch
-
-import studies.convergence as convergence
-from reports.html import render_report
-from studies.convergence import StudyConfig, run_study
-from studies.order import fit_order, order_table, verdict
-from studies.store import ResultStore
+from sdebench.reports.html import render_report
+from sdebench.studies.convergence import StudyConfig, run_study
+from sdebench.studies.order import fit_order, order_table, verdict
+from sdebench.studies.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,7 +84,7 @@ def test_gmm_study_reports_the_monte_carlo_floor():
 
 
 def test_diverging_runs_are_recorded(monkeypatch):
-    from solvers.base import NonFiniteError
+    from sdebench.solvers.base import NonFiniteError
 
     def explode(*args):
         raise NonFiniteError("model returned NaN/Inf at step 0 (t = 1)")

@@ -4,9 +4,9 @@ Everything numeric in the suite (solvers, problems, studies) is lambdified from 
 expressions defined here, so no schedule formula is typed twice.
 """
 
-from theory.catalogue import CATALOGUE, edm, get_schedule, subvp, ve_geometric, vp_cosine, vp_linear
-from theory.kernel import Kernel, T, generic_kernel
-from theory.schedule import Schedule, ScheduleError
+from sdebench.theory.catalogue import CATALOGUE, edm, get_schedule, subvp, ve_geometric, vp_cosine, vp_linear
+from sdebench.theory.kernel import Kernel, T, generic_kernel
+from sdebench.theory.schedule import Schedule, ScheduleError
 
 __all__ = [
     "CATALOGUE",

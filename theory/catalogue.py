@@ -8,9 +8,8 @@ f and g equal the formulas printed in the papers.
 from __future__ import annotations
 
 import sympy
-
-from theory.kernel import T
-from theory.schedule import SIGMA, Schedule, exact_number
+from sdebench.theory.kernel import T
+from sdebench.theory.schedule import SIGMA, Schedule, exact_number
 
 
 def _integrated_linear_beta(beta_min, beta_max):

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import mpmath
 import sympy
-
-from theory.catalogue import vp_linear
-from theory.kernel import T
-from theory.schedule import Schedule, exact_number
+from sdebench.theory.catalogue import vp_linear
+from sdebench.theory.kernel import T
+from sdebench.theory.schedule import Schedule, exact_number
 
 
 class DDPMChain:

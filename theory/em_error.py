@@ -38,10 +38,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import sympy
-
-from theory.claims.common import MU, V0
-from theory.kernel import Kernel, T
-from theory.numeric import lambdify
+from sdebench.theory.claims.common import MU, V0
+from sdebench.theory.kernel import Kernel, T
+from sdebench.theory.numeric import lambdify
 
 STEP = sympy.Symbol("h", positive=True)
 ETA = sympy.Symbol("eta", nonnegative=True)

@@ -13,8 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import sympy
 import torch
-
-from theory.kernel import T
+from sdebench.theory.kernel import T
 
 _TORCH_FUNCTIONS = {
     name: getattr(torch, name)

@@ -7,10 +7,9 @@ from functools import cached_property
 import mpmath
 import sympy
 import torch
-
-from theory import parameterisation
-from theory.kernel import Kernel, T
-from theory.numeric import lambdify
+from sdebench.theory import parameterisation
+from sdebench.theory.kernel import Kernel, T
+from sdebench.theory.numeric import lambdify
 
 SIGMA = sympy.Symbol("sigma", positive=True)
 """The noise-level variable of inverse schedules t(σ)."""

@@ -7,9 +7,8 @@ eigen-coordinates of a Gaussian, and a two-component mixture already has a non-l
 from __future__ import annotations
 
 import sympy
-
-from theory.kernel import Kernel, T
-from theory.schedule import Schedule
+from sdebench.theory.kernel import Kernel, T
+from sdebench.theory.schedule import Schedule
 
 X = sympy.Symbol("x", real=True)
 MU, MU2 = sympy.symbols("mu mu_2", real=True)

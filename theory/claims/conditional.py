@@ -9,9 +9,8 @@ x₀ = x̂₀(x_t) (the common approximation of Chung et al. 2023, DPS) breaks i
 from __future__ import annotations
 
 import sympy
-
-from theory.claims.common import MU, V0, X
-from theory.kernel import Kernel
+from sdebench.theory.claims.common import MU, V0, X
+from sdebench.theory.kernel import Kernel
 
 Y = sympy.Symbol("y", real=True)
 GAIN = sympy.Symbol("A", positive=True)

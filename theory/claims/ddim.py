@@ -8,9 +8,8 @@ dy/dσ = ε̂(x, t) (Karras et al. 2022, eq. 4 with s = 1; Lu et al. 2022, eq. 3
 from __future__ import annotations
 
 import sympy
-
-from theory.claims.common import X
-from theory.kernel import Kernel, T, generic_kernel
+from sdebench.theory.claims.common import X
+from sdebench.theory.kernel import Kernel, T, generic_kernel
 
 EPS_HAT = sympy.Symbol("epsilon_hat", real=True)
 """The model's noise prediction ε̂, frozen over a step."""

@@ -11,9 +11,8 @@ Every residual is written for a density ``p`` (Gaussian or mixture marginal from
 from __future__ import annotations
 
 import sympy
-
-from theory.claims.common import X, score
-from theory.kernel import Kernel, T
+from sdebench.theory.claims.common import X, score
+from sdebench.theory.kernel import Kernel, T
 
 
 def _fokker_planck(p, drift, diffusion_sq, *, reverse: bool = False) -> sympy.Expr:

@@ -9,9 +9,8 @@ the linear-SDE form dm/dt = A m + b, dP/dt = A P + P Aᵀ + Q, here with A = f I
 from __future__ import annotations
 
 import sympy
-
-from theory.claims.common import MU, V0
-from theory.kernel import Kernel, T
+from sdebench.theory.claims.common import MU, V0
+from sdebench.theory.kernel import Kernel, T
 
 
 def kernel_mean_ode_residual(kernel: Kernel) -> sympy.Expr:

@@ -10,9 +10,8 @@ cos²(φ(t))/cos²(φ(0)).
 from __future__ import annotations
 
 import sympy
-
-from theory.catalogue import CATALOGUE
-from theory.kernel import T
+from sdebench.theory.catalogue import CATALOGUE
+from sdebench.theory.kernel import T
 
 _BETA_MIN, _BETA_MAX = sympy.Rational(1, 10), sympy.Integer(20)
 _BETA = _BETA_MIN + T * (_BETA_MAX - _BETA_MIN)

@@ -13,10 +13,9 @@ from __future__ import annotations
 import itertools
 
 import sympy
-
-from theory.claims.common import MU, MU2, V0, V2, WEIGHT, X, gaussian_marginal, score
-from theory.kernel import Kernel
-from theory.parameterisation import KINDS, conversion, prediction_target
+from sdebench.theory.claims.common import MU, MU2, V0, V2, WEIGHT, X, gaussian_marginal, score
+from sdebench.theory.kernel import Kernel
+from sdebench.theory.parameterisation import KINDS, conversion, prediction_target
 
 _X0, _EPS = sympy.symbols("x_0 epsilon", real=True)
 

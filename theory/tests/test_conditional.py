@@ -1,11 +1,11 @@
 """Claim 9: conditional score = score + time-t likelihood score; the plug-in likelihood is not."""
 
-from theory.catalogue import vp_linear
-from theory.claims import conditional as cond
-from theory.claims.common import MU, V0, X
-from theory.kernel import T
-from theory.tests.conftest import assert_vanishes, midpoint_time
-from theory.verify import is_nonzero_somewhere
+from sdebench.theory.catalogue import vp_linear
+from sdebench.theory.claims import conditional as cond
+from sdebench.theory.claims.common import MU, V0, X
+from sdebench.theory.kernel import T
+from sdebench.theory.testing import assert_vanishes, midpoint_time
+from sdebench.theory.verify import is_nonzero_somewhere
 
 OBSERVATION_RANGES = {cond.Y: (-2.0, 2.0), cond.GAIN: (0.5, 2.0), cond.NOISE_VAR: (0.1, 1.0)}
 

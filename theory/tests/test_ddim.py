@@ -1,12 +1,11 @@
 """Claim 8: DDIM(η=0) = Euler in (σ, x/s) = DPM-Solver-1, and differs from Euler in t at O(Δσ²)."""
 
 import sympy
-
-from theory.claims import ddim
-from theory.claims.common import X
-from theory.kernel import T
-from theory.tests.conftest import assert_vanishes, midpoint_time
-from theory.verify import is_nonzero_somewhere
+from sdebench.theory.claims import ddim
+from sdebench.theory.claims.common import X
+from sdebench.theory.kernel import T
+from sdebench.theory.testing import assert_vanishes, midpoint_time
+from sdebench.theory.verify import is_nonzero_somewhere
 
 
 def test_pf_ode_is_dy_dsigma_equals_eps(kernel):

@@ -3,8 +3,7 @@
 import math
 
 import pytest
-
-from theory.ddpm import DDPMChain
+from sdebench.theory.ddpm import DDPMChain
 
 
 def test_ho_et_al_constants_at_n_1000():

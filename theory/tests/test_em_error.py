@@ -5,19 +5,18 @@ checked for every catalogue schedule; the VE corollary holds exactly when f ≡ 
 """
 
 import sympy
-
-from theory import generic_kernel
-from theory.claims.common import MU, V0
-from theory.em_error import (
+from sdebench.theory import generic_kernel
+from sdebench.theory.claims.common import MU, V0
+from sdebench.theory.em_error import (
     ETA,
     STEP,
     one_step_residuals,
     propagator_residual,
     total_derivative_residual,
 )
-from theory.kernel import Kernel, T
-from theory.tests.conftest import assert_vanishes, midpoint_time
-from theory.verify import is_nonzero_somewhere
+from sdebench.theory.kernel import Kernel, T
+from sdebench.theory.testing import assert_vanishes, midpoint_time
+from sdebench.theory.verify import is_nonzero_somewhere
 
 EXTRA_RANGES = {ETA: (0.0, 2.0), STEP: (1e-3, 1e-1)}
 
@@ -43,7 +42,7 @@ def test_variance_density_is_a_total_derivative_when_f_vanishes():
 
 def test_variance_density_is_not_a_total_derivative_for_vp():
     """Negative control: with f ≠ 0 (VP) the corollary's residual is clearly nonzero."""
-    from theory import get_schedule
+    from sdebench.theory import get_schedule
 
     schedule = get_schedule("vp")
     point = {T: midpoint_time(schedule), V0: 0.5, MU: 1.0}

@@ -1,12 +1,11 @@
 """Claims 2–5: forward FP, reverse SDE, PF-ODE and the h(t)-family, for Gaussian and mixture data."""
 
 import pytest
-
-from theory.claims import fokker_planck as fp
-from theory.claims.common import DATA, MU, MU2, V0, V2, WEIGHT, X, concrete_h2, score
-from theory.kernel import T
-from theory.tests.conftest import assert_vanishes, kernel_named
-from theory.verify import is_nonzero_somewhere
+from sdebench.theory.claims import fokker_planck as fp
+from sdebench.theory.claims.common import DATA, MU, MU2, V0, V2, WEIGHT, X, concrete_h2, score
+from sdebench.theory.kernel import T
+from sdebench.theory.testing import assert_vanishes, kernel_named
+from sdebench.theory.verify import is_nonzero_somewhere
 
 DATA_NAMES = list(DATA)
 

@@ -1,9 +1,8 @@
 """Claim 1: kernel ↔ SDE through the Itô moment equations (notes 002 §3, 004 §1)."""
 
 import sympy
-
-from theory.claims import moments
-from theory.tests.conftest import assert_vanishes
+from sdebench.theory.claims import moments
+from sdebench.theory.testing import assert_vanishes
 
 
 def test_kernel_mean_solves_mean_ode(kernel):

@@ -1,10 +1,9 @@
 """Claim 10: derived coefficients equal the published closed forms (Song et al., EDM, Nichol)."""
 
 import pytest
-
-from theory import CATALOGUE
-from theory.claims.published import published_residuals
-from theory.tests.conftest import assert_vanishes, kernel_named
+from sdebench.theory import CATALOGUE
+from sdebench.theory.claims.published import published_residuals
+from sdebench.theory.testing import assert_vanishes, kernel_named
 
 
 @pytest.mark.parametrize("name", list(CATALOGUE))

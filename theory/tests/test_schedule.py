@@ -3,11 +3,10 @@
 import pytest
 import sympy
 import torch
-
-from theory import CATALOGUE, Schedule, ScheduleError, T, get_schedule
-from theory.claims.common import sampling_ranges
-from theory.schedule import SIGMA
-from theory.verify import prove_zero
+from sdebench.theory import CATALOGUE, Schedule, ScheduleError, T, get_schedule
+from sdebench.theory.claims.common import sampling_ranges
+from sdebench.theory.schedule import SIGMA
+from sdebench.theory.verify import prove_zero
 
 
 @pytest.mark.parametrize("name", list(CATALOGUE))

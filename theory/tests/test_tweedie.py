@@ -4,13 +4,12 @@ import itertools
 
 import pytest
 import sympy
-
-from theory.claims import tweedie
-from theory.claims.common import MU, V0, X
-from theory.kernel import T
-from theory.parameterisation import KINDS
-from theory.tests.conftest import assert_vanishes, kernel_named, midpoint_time
-from theory.verify import is_nonzero_somewhere
+from sdebench.theory.claims import tweedie
+from sdebench.theory.claims.common import MU, V0, X
+from sdebench.theory.kernel import T
+from sdebench.theory.parameterisation import KINDS
+from sdebench.theory.testing import assert_vanishes, kernel_named, midpoint_time
+from sdebench.theory.verify import is_nonzero_somewhere
 
 DATA_NAMES = ["gaussian", "mixture"]
 
