@@ -4,12 +4,21 @@ Everything numeric in the suite (solvers, problems, studies) is lambdified from 
 expressions defined here, so no schedule formula is typed twice.
 """
 
-from sdebench.theory.catalogue import CATALOGUE, edm, get_schedule, subvp, ve_geometric, vp_cosine, vp_linear
+from sdebench.theory.catalogue import (
+    SCHEDULES,
+    edm,
+    get_schedule,
+    register_schedule,
+    subvp,
+    ve_geometric,
+    vp_cosine,
+    vp_linear,
+)
 from sdebench.theory.kernel import Kernel, T, generic_kernel
 from sdebench.theory.schedule import Schedule, ScheduleError
 
 __all__ = [
-    "CATALOGUE",
+    "SCHEDULES",
     "Kernel",
     "Schedule",
     "ScheduleError",
@@ -17,6 +26,7 @@ __all__ = [
     "edm",
     "generic_kernel",
     "get_schedule",
+    "register_schedule",
     "subvp",
     "ve_geometric",
     "vp_cosine",

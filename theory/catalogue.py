@@ -8,8 +8,16 @@ f and g equal the formulas printed in the papers.
 from __future__ import annotations
 
 import sympy
+
+from sdebench.registry import Registry, Spec, parse_spec
 from sdebench.theory.kernel import T
 from sdebench.theory.schedule import SIGMA, Schedule, exact_number
+
+SCHEDULES = Registry("schedule")
+"""The schedule catalogue: name → constructor taking the schedule's parameters as keywords.
+Extend it with ``@register_schedule("name")`` (or ``SCHEDULES.register``)."""
+
+register_schedule = SCHEDULES.register
 
 
 def _integrated_linear_beta(beta_min, beta_max):
@@ -23,6 +31,7 @@ def _t_of_integrated_beta(b, beta_min, beta_max):
     return (-beta_min + sympy.sqrt(beta_min**2 + 2 * slope * b)) / slope
 
 
+@register_schedule("vp")
 def vp_linear(beta_min=sympy.Rational(1, 10), beta_max=20, t_min=sympy.Rational(1, 1000),
               t_max=1) -> Schedule:
     """VP SDE with linear β (Song et al. 2021, eq. 11 and App. B; EDM Table 1).
@@ -30,7 +39,7 @@ def vp_linear(beta_min=sympy.Rational(1, 10), beta_max=20, t_min=sympy.Rational(
     s = exp(−B/2), σ = √(e^B − 1), B(t) = β_min t + ½(β_max − β_min) t²; t_min = 10⁻³ is Song et
     al.'s sampling ε.
     """
-    beta_min, beta_max = exact_number(beta_min), exact_number(beta_max)
+    beta_min, beta_max = exact_number(beta_min, "beta_min"), exact_number(beta_max, "beta_max")
     b = _integrated_linear_beta(beta_min, beta_max)
     return Schedule(
         "vp",
@@ -43,13 +52,14 @@ def vp_linear(beta_min=sympy.Rational(1, 10), beta_max=20, t_min=sympy.Rational(
     )
 
 
+@register_schedule("subvp")
 def subvp(beta_min=sympy.Rational(1, 10), beta_max=20, t_min=sympy.Rational(1, 1000),
           t_max=1) -> Schedule:
     """sub-VP SDE (Song et al. 2021, eq. 29): mean e^{−B/2} x₀, std 1 − e^{−B}.
 
     Hence s = e^{−B/2} and σ = (1 − e^{−B}) / e^{−B/2} = 2 sinh(B/2).
     """
-    beta_min, beta_max = exact_number(beta_min), exact_number(beta_max)
+    beta_min, beta_max = exact_number(beta_min, "beta_min"), exact_number(beta_max, "beta_max")
     b = _integrated_linear_beta(beta_min, beta_max)
     return Schedule(
         "subvp",
@@ -62,20 +72,27 @@ def subvp(beta_min=sympy.Rational(1, 10), beta_max=20, t_min=sympy.Rational(1, 1
     )
 
 
+@register_schedule("vp_cosine")
 def vp_cosine(offset=sympy.Rational(8, 1000), t_min=sympy.Rational(1, 1000),
               t_max=sympy.Rational(9946, 10000)) -> Schedule:
     """VP with the cosine schedule ᾱ(t) = cos²(φ(t))/cos²(φ(0)), φ(t) = (t + c)/(1 + c) · π/2
     (Nichol & Dhariwal 2021, eq. 17, c = 0.008). t_max = 0.9946 keeps λ finite, as in
     DPM-Solver's continuous cosine schedule (Lu et al. 2022, App. D.1).
+
+    σ² = 1/s² − 1 = (cos²φ₀ − cos²φ)/cos²φ is written as sin(φ − φ₀) sin(φ + φ₀)/cos²φ (the same
+    function): the difference of squares cancels half of float32's digits near t_min, where
+    s ≈ 1; φ − φ₀ = t/(1 + c) · π/2 has no cancellation.
     """
-    offset = exact_number(offset)
+    offset = exact_number(offset, "offset")
     phi = (T + offset) / (1 + offset) * sympy.pi / 2
-    cos_phi0 = sympy.cos(offset / (1 + offset) * sympy.pi / 2)
+    phi0 = offset / (1 + offset) * sympy.pi / 2
+    cos_phi0 = sympy.cos(phi0)
     s = sympy.cos(phi) / cos_phi0
     return Schedule(
         "vp_cosine",
         s=s,
-        sigma=sympy.sqrt(1 / s**2 - 1),
+        sigma=sympy.sqrt(sympy.sin(T / (1 + offset) * sympy.pi / 2) * sympy.sin(phi + phi0))
+        / sympy.cos(phi),
         t_min=t_min,
         t_max=t_max,
         sigma_inverse=sympy.acos(cos_phi0 / sympy.sqrt(1 + SIGMA**2)) * 2 * (1 + offset) / sympy.pi
@@ -84,12 +101,13 @@ def vp_cosine(offset=sympy.Rational(8, 1000), t_min=sympy.Rational(1, 1000),
     )
 
 
+@register_schedule("ve")
 def ve_geometric(sigma_min=sympy.Rational(1, 100), sigma_max=50, t_min=sympy.Rational(1, 10**5),
                  t_max=1) -> Schedule:
     """VE SDE with geometric noise σ(t) = σ_min (σ_max/σ_min)^t, s = 1 (Song et al. 2021, eq. 9
     and App. C; SMLD/NCSN of Song & Ermon 2019). t_min = 10⁻⁵ is Song et al.'s sampling ε.
     """
-    sigma_min, sigma_max = exact_number(sigma_min), exact_number(sigma_max)
+    sigma_min, sigma_max = exact_number(sigma_min, "sigma_min"), exact_number(sigma_max, "sigma_max")
     return Schedule(
         "ve",
         s=sympy.Integer(1),
@@ -101,6 +119,7 @@ def ve_geometric(sigma_min=sympy.Rational(1, 100), sigma_max=50, t_min=sympy.Rat
     )
 
 
+@register_schedule("edm")
 def edm(sigma_min=sympy.Rational(2, 1000), sigma_max=80) -> Schedule:
     """EDM: σ(t) = t, s(t) = 1 on σ ∈ [0.002, 80] (Karras et al. 2022, Table 1)."""
     return Schedule(
@@ -114,21 +133,15 @@ def edm(sigma_min=sympy.Rational(2, 1000), sigma_max=80) -> Schedule:
     )
 
 
-CATALOGUE = {
-    "vp": vp_linear,
-    "vp_cosine": vp_cosine,
-    "subvp": subvp,
-    "ve": ve_geometric,
-    "edm": edm,
-}
-"""Catalogue names → constructors with the literature constants as defaults."""
-
-
-def get_schedule(name: str) -> Schedule:
-    """The catalogue schedule called ``name`` (one of :data:`CATALOGUE`)."""
-    try:
-        return CATALOGUE[name]()
-    except KeyError:
-        raise ValueError(
-            f"unknown schedule {name!r}; expected one of {sorted(CATALOGUE)}"
-        ) from None
+def get_schedule(spec: str | Spec) -> Schedule:
+    """The schedule a spec names: a catalogue name with optional parameters
+    (``"vp"``, ``"vp:beta_max=10"``) or ``module:attribute`` of a constructor (or of a
+    :class:`Schedule`). Its name is the canonical spec, so results record the parameters."""
+    spec = parse_spec(spec) if isinstance(spec, str) else spec
+    schedule = SCHEDULES.create(spec)
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"schedule {spec.target!r} must build a sdebench Schedule, got "
+                        f"{type(schedule).__name__}")
+    if spec.params or ":" in spec.target:
+        schedule.name = str(spec)
+    return schedule

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mpmath
 import sympy
+
 from sdebench.theory.catalogue import vp_linear
 from sdebench.theory.kernel import T
 from sdebench.theory.schedule import Schedule, exact_number

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import sympy
+
 from sdebench.theory.claims.common import MU, V0
 from sdebench.theory.kernel import Kernel, T
 from sdebench.theory.numeric import lambdify

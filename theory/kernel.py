@@ -88,16 +88,6 @@ class Kernel:
         return self.s**2 * self.sigma**2
 
     @cached_property
-    def snr(self) -> sympy.Expr:
-        """Signal-to-noise ratio s² / (s σ)² = 1/σ² (Kingma et al. 2021, eq. 2)."""
-        return 1 / self.sigma**2
-
-    @cached_property
-    def log_snr(self) -> sympy.Expr:
-        """log SNR = −2 log σ; DPM-Solver's λ is half of it (Lu et al. 2022, §3.1)."""
-        return -2 * sympy.log(self.sigma)
-
-    @cached_property
     def half_log_snr(self) -> sympy.Expr:
         """λ(t) = −log σ(t), the time variable of DPM-Solver (Lu et al. 2022, eq. 3.3)."""
         return -sympy.log(self.sigma)

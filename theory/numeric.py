@@ -1,30 +1,82 @@
 """Lambdify SymPy expressions of t into torch or numpy functions, any dtype and device.
 
-Numeric constants (log 50, √2, π, …) are evaluated to 30 digits before printing, so the
-generated code holds Python floats: they take the dtype of the input tensor (float64 stays
-float64, float32 stays float32) and never force a host round trip.
+Printing goes through SymPy's own code printers (``TorchPrinter``, NumPy's printer), so every
+function they know — exp, log, erf, Piecewise, Abs, floor, loggamma, … — works; this module adds
+what torch lacks for Python-number arguments (Max, Min, Heaviside with constant arguments) and
+erfc/gamma. Before printing:
+
+* ``exp(u) − 1`` and ``log(1 + u)`` become ``expm1(u)`` and ``log1p(u)``: VP's σ = √(e^B − 1)
+  would otherwise lose half of float32's digits near t_min, where B ≈ 10⁻⁴ (Higham 2002,
+  §1.14.1);
+* numeric constants (log 50, √2, π, …) are evaluated to 30 digits, so the generated code holds
+  Python floats: they take the dtype of the input tensor (float64 stays float64, float32 stays
+  float32) and never force a host round trip.
 """
 
 from __future__ import annotations
 
-import math
+import functools
 from collections.abc import Callable
 
 import numpy as np
 import sympy
 import torch
+from sympy.codegen.cfunctions import expm1, log1p
+from sympy.printing.pytorch import TorchPrinter
+
 from sdebench.theory.kernel import T
 
-_TORCH_FUNCTIONS = {
-    name: getattr(torch, name)
-    for name in (
-        "exp", "log", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan",
-        "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "expm1", "log1p",
-    )
-}
-_TORCH_FUNCTIONS.update({"Abs": torch.abs, "pi": math.pi, "E": math.e})
-
 BACKENDS = ("torch", "numpy")
+
+
+def _tensor_args(args):
+    reference = next((a for a in args if isinstance(a, torch.Tensor)), None)
+    if reference is None:
+        return [torch.as_tensor(a) for a in args]
+    return [a if isinstance(a, torch.Tensor)
+            else torch.as_tensor(a, dtype=reference.dtype, device=reference.device) for a in args]
+
+
+def _maximum(*args):
+    return functools.reduce(torch.maximum, _tensor_args(args))
+
+
+def _minimum(*args):
+    return functools.reduce(torch.minimum, _tensor_args(args))
+
+
+def _heaviside(x, value_at_zero):
+    x, value_at_zero = _tensor_args((x, value_at_zero))
+    return torch.heaviside(x, value_at_zero)
+
+
+def _gamma(x):
+    """Γ(x) = sign · exp(log|Γ(x)|); torch has only the logarithm."""
+    sign = torch.where((x > 0) | (torch.floor(x) % 2 == 0), 1.0, -1.0).to(x.dtype)
+    return sign * torch.exp(torch.special.gammaln(x))
+
+
+_TORCH_HELPERS = {"_maximum": _maximum, "_minimum": _minimum, "_heaviside": _heaviside,
+                  "_gamma": _gamma}
+
+
+class _Printer(TorchPrinter):
+    """SymPy's torch printer plus expm1/log1p/erfc/gamma and Python-number-safe Max/Min."""
+
+    mapping = {
+        **TorchPrinter.mapping,
+        expm1: "torch.expm1",
+        log1p: "torch.log1p",
+        sympy.erfc: "torch.special.erfc",
+        sympy.gamma: "_gamma",
+        sympy.Max: "_maximum",
+        sympy.Min: "_minimum",
+    }
+    _print_gamma = TorchPrinter._print_Function
+
+    def _print_Heaviside(self, expr):
+        value_at_zero = expr.args[1] if len(expr.args) > 1 else sympy.Rational(1, 2)
+        return f"_heaviside({self._print(expr.args[0])}, {self._print(value_at_zero)})"
 
 
 def _freeze_constants(expr: sympy.Expr) -> sympy.Expr:
@@ -34,6 +86,30 @@ def _freeze_constants(expr: sympy.Expr) -> sympy.Expr:
     if not expr.args:
         return expr
     return expr.func(*(_freeze_constants(arg) for arg in expr.args))
+
+
+def _is_exp_minus_one(expr) -> bool:
+    return (expr.is_Add and sympy.S.NegativeOne in expr.args
+            and any(isinstance(term, sympy.exp) for term in expr.args))
+
+
+def _expm1_form(add: sympy.Add) -> sympy.Expr:
+    terms = list(add.args)
+    terms.remove(sympy.S.NegativeOne)
+    exponential = next(term for term in terms if isinstance(term, sympy.exp))
+    terms.remove(exponential)
+    return sympy.Add(expm1(exponential.args[0]), *terms, evaluate=False)
+
+
+def numerically_stable(expr: sympy.Expr) -> sympy.Expr:
+    """``expr`` with exp(u) − 1 → expm1(u) and log(1 + u) → log1p(u), the same function. A
+    structural rewrite of sums holding the constant ∓1 (SymPy's own ``expm1_opt`` factors every
+    sum and costs ~0.1 s per expression)."""
+    expr = sympy.sympify(expr).replace(_is_exp_minus_one, _expm1_form)
+    return expr.replace(
+        lambda e: isinstance(e, sympy.log) and e.args[0].is_Add and sympy.S.One in e.args[0].args,
+        lambda e: log1p(e.args[0] - 1),
+    )
 
 
 def lambdify(expr: sympy.Expr, backend: str = "torch",
@@ -50,17 +126,19 @@ def lambdify(expr: sympy.Expr, backend: str = "torch",
     extra = sympy.sympify(expr).free_symbols - set(variables)
     if extra:
         raise ValueError(f"expression {expr} has free symbols {extra} besides {variables}")
-    numeric_expr = _freeze_constants(sympy.sympify(expr))
-    modules = [_TORCH_FUNCTIONS] if backend == "torch" else ["numpy"]
-    raw = sympy.lambdify(variables, numeric_expr, modules=modules)
-
+    numeric_expr = _freeze_constants(numerically_stable(expr))
     if backend == "torch":
+        raw = sympy.lambdify(variables, numeric_expr, modules=[_TORCH_HELPERS, "torch"],
+                             printer=_Printer)
+
         def fn(*args: torch.Tensor) -> torch.Tensor:
             out = raw(*args)
-            if not isinstance(out, torch.Tensor):
+            if not isinstance(out, torch.Tensor) or out.dtype != args[0].dtype:
                 out = torch.as_tensor(out, dtype=args[0].dtype, device=args[0].device)
             return torch.broadcast_to(out, torch.broadcast_shapes(*(a.shape for a in args)))
     else:
+        raw = sympy.lambdify(variables, numeric_expr, modules=["scipy", "numpy"])
+
         def fn(*args: np.ndarray) -> np.ndarray:
             args = [np.asarray(a, dtype=float) for a in args]
             return np.broadcast_to(np.asarray(raw(*args), dtype=float),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from functools import cached_property
 
 import mpmath
 import sympy
 import torch
+
 from sdebench.theory import parameterisation
 from sdebench.theory.kernel import Kernel, T
 from sdebench.theory.numeric import lambdify
@@ -17,12 +19,19 @@ SIGMA = sympy.Symbol("sigma", positive=True)
 _VALIDATION_POINTS = 513
 
 
-def exact_number(value) -> sympy.Expr:
+def exact_number(value, name: str = "value") -> sympy.Expr:
     """A SymPy number: floats become the rational with the same decimal digits (repr), so 0.1
-    is 1/10 and nothing is guessed (``nsimplify`` may return algebraic look-alikes)."""
-    if isinstance(value, float):
-        return sympy.Rational(repr(value))
-    return sympy.sympify(value)
+    is 1/10 and nothing is guessed (``nsimplify`` may return algebraic look-alikes).
+
+    Raises :class:`ScheduleError` naming ``name`` unless ``value`` is a finite real number (or a
+    SymPy expression that evaluates to one)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | sympy.Basic):
+        raise ScheduleError(f"{name} must be a finite real number, got {value!r}")
+    number = sympy.Rational(repr(value)) if isinstance(value, float) and math.isfinite(value) \
+        else sympy.sympify(value)
+    if not (number.is_number and number.is_real and number.is_finite):
+        raise ScheduleError(f"{name} must be a finite real number, got {value!r}")
+    return number
 
 
 class ScheduleError(ValueError):
@@ -59,8 +68,8 @@ class Schedule(Kernel):
         reference: str = "",
     ):
         super().__init__(s, sigma, name=name)
-        self.t_min = exact_number(t_min)
-        self.t_max = exact_number(t_max)
+        self.t_min = exact_number(t_min, "t_min")
+        self.t_max = exact_number(t_max, "t_max")
         self.sigma_inverse = None if sigma_inverse is None else sympy.sympify(sigma_inverse)
         self.reference = reference
         self._validate()
@@ -87,7 +96,14 @@ class Schedule(Kernel):
             for k in range(_VALIDATION_POINTS):
                 t = lo + (hi - lo) * k / (_VALIDATION_POINTS - 1)
                 for label, fn, ok in functions:
-                    value = fn(t)
+                    try:
+                        value = fn(t)
+                    except (ZeroDivisionError, ValueError, TypeError) as error:
+                        raise ScheduleError(
+                            f"{where}: expected {label} on [{self.t_min}, {self.t_max}], but it "
+                            f"cannot be evaluated at t = {mpmath.nstr(t, 8)} "
+                            f"({type(error).__name__}: {str(error) or 'division by zero'})"
+                        ) from None
                     if not (mpmath.isfinite(value) and mpmath.im(value) == 0 and ok(value)):
                         raise ScheduleError(
                             f"{where}: expected {label} on [{self.t_min}, {self.t_max}],"
@@ -95,6 +111,7 @@ class Schedule(Kernel):
                         )
         if self.sigma_inverse is not None:
             self._check_inverse()
+        self._check_numeric_twin()
 
     def _check_inverse(self) -> None:
         roundtrip = sympy.lambdify(T, self.sigma_inverse.subs(SIGMA, self.sigma), "mpmath")
@@ -106,23 +123,33 @@ class Schedule(Kernel):
                         f"schedule {self.name!r}: sigma_inverse(sigma(t)) != t at t = {t}"
                     )
 
-    @property
-    def sigma_min(self) -> sympy.Expr:
-        return self.sigma.subs(T, self.t_min)
-
-    @property
-    def sigma_max(self) -> sympy.Expr:
-        return self.sigma.subs(T, self.t_max)
+    def _check_numeric_twin(self) -> None:
+        """The torch functions the solvers use must equal the SymPy expressions: evaluate both
+        (float64 against 30-digit mpmath) at 9 points of the range, relative tolerance 1e-9
+        (round-off of a few dozen operations, amplified by at most ~10⁵ by cancellation)."""
+        numeric = self.numeric
+        with mpmath.workdps(30):
+            for attr in _NUMERIC_FUNCTIONS:
+                exact = sympy.lambdify(T, getattr(self, attr), "mpmath")
+                for k in range(9):
+                    t = mpmath.mpf(self.t_min) + (self.t_max - self.t_min) * mpmath.mpf(k) / 8
+                    try:
+                        value = float(getattr(numeric, attr)(torch.tensor(float(t), dtype=torch.float64)))
+                    except Exception as error:
+                        raise ScheduleError(
+                            f"schedule {self.name!r}: {attr}(t) = {getattr(self, attr)} cannot be "
+                            f"evaluated with torch ({type(error).__name__}: {error})"
+                        ) from None
+                    expected = exact(t)
+                    if not abs(value - expected) <= 1e-9 * abs(expected) + 1e-300:
+                        raise ScheduleError(
+                            f"schedule {self.name!r}: the torch twin of {attr}(t) gives {value!r} "
+                            f"at t = {mpmath.nstr(t, 8)}, SymPy {mpmath.nstr(expected, 17)}"
+                        )
 
     def conversion(self, kind_from: str, kind_to: str) -> tuple[sympy.Expr, sympy.Expr]:
         """(c_x, c_pred) with ``to = c_x x_t + c_pred from``; see :mod:`theory.parameterisation`."""
         return parameterisation.conversion(kind_from, kind_to, self.s, self.sigma)
-
-    def with_range(self, t_min: float, t_max: float) -> Schedule:
-        """The same schedule restricted to another time range (validated again)."""
-        return Schedule(
-            self.name, self.s, self.sigma, t_min, t_max, self.sigma_inverse, self.reference
-        )
 
     @cached_property
     def numeric(self) -> NumericSchedule:
@@ -130,12 +157,16 @@ class Schedule(Kernel):
         return NumericSchedule(self)
 
 
+_NUMERIC_FUNCTIONS = ("s", "sigma", "f", "g2", "g", "half_log_snr")
+"""The functions of t that solvers evaluate (lambdified once per schedule)."""
+
 _MEMO_SIZE = 4096
 
 
 def _memoised(fn):
     """Cache ``fn`` at scalar CPU times: a sampling loop evaluates the same few grid times many
-    times, and each lambdified evaluation is a chain of small torch ops (tens of µs)."""
+    times, and each lambdified evaluation is a chain of small torch ops (tens of µs). Callers
+    get a copy, so that an in-place update of a result cannot corrupt the cache."""
     cache: dict = {}
 
     def wrapper(t):
@@ -147,7 +178,7 @@ def _memoised(fn):
             if len(cache) >= _MEMO_SIZE:
                 cache.clear()
             value = cache[key] = fn(t)
-        return value
+        return value.clone()
 
     wrapper.__doc__ = fn.__doc__
     return wrapper
@@ -156,7 +187,7 @@ def _memoised(fn):
 class NumericSchedule:
     """Torch functions of t (any dtype/device) lambdified from a :class:`Schedule`.
 
-    Attributes ``s, sigma, ds, dsigma, f, g2, g, half_log_snr`` are callables ``fn(t)``;
+    Attributes ``s, sigma, f, g2, g, half_log_snr`` are callables ``fn(t)``;
     ``sigma_inv(sigma)`` inverts σ (closed form or bisection); ``conversion(a, b)`` returns
     ``fn(x, prediction, t)`` converting predictions (:mod:`theory.parameterisation`).
     """
@@ -166,7 +197,8 @@ class NumericSchedule:
         self.name = schedule.name
         self.t_min = float(schedule.t_min)
         self.t_max = float(schedule.t_max)
-        for attr in ("s", "sigma", "ds", "dsigma", "f", "g2", "g", "half_log_snr"):
+        self.sigma_max = float(schedule.sigma.subs(T, schedule.t_max))
+        for attr in _NUMERIC_FUNCTIONS:
             setattr(self, attr, _memoised(lambdify(getattr(schedule, attr))))
         self._sigma_inverse = (
             None

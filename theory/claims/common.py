@@ -7,6 +7,7 @@ eigen-coordinates of a Gaussian, and a two-component mixture already has a non-l
 from __future__ import annotations
 
 import sympy
+
 from sdebench.theory.kernel import Kernel, T
 from sdebench.theory.schedule import Schedule
 

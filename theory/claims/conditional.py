@@ -9,6 +9,7 @@ x₀ = x̂₀(x_t) (the common approximation of Chung et al. 2023, DPS) breaks i
 from __future__ import annotations
 
 import sympy
+
 from sdebench.theory.claims.common import MU, V0, X
 from sdebench.theory.kernel import Kernel
 

@@ -8,6 +8,7 @@ dy/dσ = ε̂(x, t) (Karras et al. 2022, eq. 4 with s = 1; Lu et al. 2022, eq. 3
 from __future__ import annotations
 
 import sympy
+
 from sdebench.theory.claims.common import X
 from sdebench.theory.kernel import Kernel, T, generic_kernel
 

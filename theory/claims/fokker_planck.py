@@ -11,6 +11,7 @@ Every residual is written for a density ``p`` (Gaussian or mixture marginal from
 from __future__ import annotations
 
 import sympy
+
 from sdebench.theory.claims.common import X, score
 from sdebench.theory.kernel import Kernel, T
 

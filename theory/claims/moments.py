@@ -9,6 +9,7 @@ the linear-SDE form dm/dt = A m + b, dP/dt = A P + P Aᵀ + Q, here with A = f I
 from __future__ import annotations
 
 import sympy
+
 from sdebench.theory.claims.common import MU, V0
 from sdebench.theory.kernel import Kernel, T
 

@@ -10,7 +10,8 @@ cos²(φ(t))/cos²(φ(0)).
 from __future__ import annotations
 
 import sympy
-from sdebench.theory.catalogue import CATALOGUE
+
+from sdebench.theory.catalogue import get_schedule
 from sdebench.theory.kernel import T
 
 _BETA_MIN, _BETA_MAX = sympy.Rational(1, 10), sympy.Integer(20)
@@ -32,7 +33,7 @@ def _nichol_alpha_bar():
 
 def published_residuals(name: str) -> dict[str, sympy.Expr]:
     """Residuals ``derived − published`` for catalogue schedule ``name``."""
-    schedule = CATALOGUE[name]()
+    schedule = get_schedule(name)
     if name == "vp":
         edm_sigma, edm_s = _edm_vp()
         return {

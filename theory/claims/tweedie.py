@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 
 import sympy
+
 from sdebench.theory.claims.common import MU, MU2, V0, V2, WEIGHT, X, gaussian_marginal, score
 from sdebench.theory.kernel import Kernel
 from sdebench.theory.parameterisation import KINDS, conversion, prediction_target

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import pytest
-from sdebench.theory import CATALOGUE
+
+from sdebench.theory import SCHEDULES
 from sdebench.theory.testing import kernel_named
 
-KERNEL_NAMES = ["generic", *CATALOGUE]
+KERNEL_NAMES = ["generic", *SCHEDULES.names()]
 
 
 @pytest.fixture(params=KERNEL_NAMES)

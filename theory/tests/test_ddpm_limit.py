@@ -3,6 +3,7 @@
 import math
 
 import pytest
+
 from sdebench.theory.ddpm import DDPMChain
 
 

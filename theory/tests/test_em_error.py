@@ -5,6 +5,7 @@ checked for every catalogue schedule; the VE corollary holds exactly when f ≡ 
 """
 
 import sympy
+
 from sdebench.theory import generic_kernel
 from sdebench.theory.claims.common import MU, V0
 from sdebench.theory.em_error import (

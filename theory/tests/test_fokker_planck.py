@@ -1,6 +1,7 @@
 """Claims 2–5: forward FP, reverse SDE, PF-ODE and the h(t)-family, for Gaussian and mixture data."""
 
 import pytest
+
 from sdebench.theory.claims import fokker_planck as fp
 from sdebench.theory.claims.common import DATA, MU, MU2, V0, V2, WEIGHT, X, concrete_h2, score
 from sdebench.theory.kernel import T

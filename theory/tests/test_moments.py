@@ -1,6 +1,7 @@
 """Claim 1: kernel ↔ SDE through the Itô moment equations (notes 002 §3, 004 §1)."""
 
 import sympy
+
 from sdebench.theory.claims import moments
 from sdebench.theory.testing import assert_vanishes
 

@@ -1,12 +1,13 @@
 """Claim 10: derived coefficients equal the published closed forms (Song et al., EDM, Nichol)."""
 
 import pytest
-from sdebench.theory import CATALOGUE
+
+from sdebench.theory import SCHEDULES
 from sdebench.theory.claims.published import published_residuals
 from sdebench.theory.testing import assert_vanishes, kernel_named
 
 
-@pytest.mark.parametrize("name", list(CATALOGUE))
+@pytest.mark.parametrize("name", SCHEDULES.names())
 def test_matches_published_closed_form(name):
     residuals = published_residuals(name)
     assert residuals

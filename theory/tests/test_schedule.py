@@ -3,20 +3,21 @@
 import pytest
 import sympy
 import torch
-from sdebench.theory import CATALOGUE, Schedule, ScheduleError, T, get_schedule
+
+from sdebench.theory import SCHEDULES, Schedule, ScheduleError, T, get_schedule
 from sdebench.theory.claims.common import sampling_ranges
 from sdebench.theory.schedule import SIGMA
 from sdebench.theory.verify import prove_zero
 
 
-@pytest.mark.parametrize("name", list(CATALOGUE))
+@pytest.mark.parametrize("name", SCHEDULES.names())
 def test_sigma_inverse_round_trips_symbolically(name):
     schedule = get_schedule(name)
     roundtrip = schedule.sigma_inverse.subs(SIGMA, schedule.sigma)
     assert prove_zero(roundtrip - T, sampling_ranges(schedule), symbolic=False)
 
 
-@pytest.mark.parametrize("name", list(CATALOGUE))
+@pytest.mark.parametrize("name", SCHEDULES.names())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_numeric_matches_symbolic(name, dtype):
     """Lambdified f, g², σ agree with 30-digit SymPy values to a few ulps of the dtype."""

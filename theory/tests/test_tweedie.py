@@ -4,6 +4,7 @@ import itertools
 
 import pytest
 import sympy
+
 from sdebench.theory.claims import tweedie
 from sdebench.theory.claims.common import MU, V0, X
 from sdebench.theory.kernel import T
