@@ -11,20 +11,25 @@ from __future__ import annotations
 import math
 
 import torch
+
 from sdebench.problems.law import GaussianLaw
+from sdebench.problems.protocol import EXACT_LAW, LOG_DENSITY, PATHS, SAMPLES
 from sdebench.theory.schedule import Schedule
 
 
 class GaussianProblem:
+    """Data N(μ, U diag(λ) Uᵀ); ``eigenvectors=None`` means U = I (eigen-coordinates), where the
+    exact output law of a sampler is available (capability ``"exact_law"``)."""
+
     def __init__(self, schedule: Schedule, mean: torch.Tensor, eigenvalues: torch.Tensor,
-                 eigenvectors: torch.Tensor | None = None):
+                 eigenvectors: torch.Tensor | None = None, *, check_values: bool = True):
         mean, eigenvalues = torch.as_tensor(mean), torch.as_tensor(eigenvalues)
         if mean.ndim != 1 or eigenvalues.shape != mean.shape:
             raise ValueError(
                 f"mean and eigenvalues must be 1-D of the same length, got {tuple(mean.shape)} "
                 f"and {tuple(eigenvalues.shape)}"
             )
-        if not (eigenvalues > 0).all():
+        if check_values and not (eigenvalues > 0).all():  # a host read; skipped by to()
             raise ValueError("covariance eigenvalues must be positive")
         if eigenvectors is not None and eigenvectors.shape != (mean.numel(), mean.numel()):
             raise ValueError(f"eigenvectors must be ({mean.numel()}, {mean.numel()})")
@@ -51,10 +56,19 @@ class GaussianProblem:
     def device(self) -> torch.device:
         return self.mean.device
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.mean.dtype
+
+    @property
+    def capabilities(self) -> frozenset:
+        exact = {EXACT_LAW} if self.eigenvectors is None else set()
+        return frozenset({SAMPLES, PATHS, LOG_DENSITY, *exact})
+
     def to(self, dtype=None, device=None) -> GaussianProblem:
         convert = lambda v: None if v is None else v.to(dtype=dtype, device=device)  # noqa: E731
         return GaussianProblem(self.schedule, convert(self.mean), convert(self.eigenvalues),
-                               convert(self.eigenvectors))
+                               convert(self.eigenvectors), check_values=False)
 
     def eigen(self) -> GaussianProblem:
         """The same problem in eigen-coordinates (U = I)."""

@@ -10,7 +10,8 @@ eigen-coordinates of the data covariance (solvers are rotation-equivariant, so t
 from __future__ import annotations
 
 import torch
-from sdebench.solvers.noise import NoiseSource
+
+from sdebench.state import NoiseSource
 
 
 class NotAffineError(TypeError):
@@ -57,8 +58,9 @@ class GaussianLaw:
     def mean_square_norm(self) -> torch.Tensor:
         return (self.mean.pow(2) + self.variance).sum()
 
-    def all_finite(self) -> bool:
-        return bool(torch.isfinite(self.mean).all() and torch.isfinite(self.coef).all())
+    def finite_flag(self) -> torch.Tensor:
+        """Whether mean and coefficients are finite (the state protocol of sdebench.state)."""
+        return torch.isfinite(self.mean).all() & torch.isfinite(self.coef).all()
 
     @staticmethod
     def _coefficient(value) -> torch.Tensor | float:

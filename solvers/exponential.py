@@ -1,5 +1,5 @@
-"""Exponential-integrator solvers in λ = −log σ: DDIM, DPM-Solver-1/2/3, DPM-Solver++(2M) and its
-SDE variant.
+"""Exponential integrators in λ = −log σ: DDIM, DPM-Solver-2/3, DPM-Solver++(2M), its SDE variant
+and UniPC, all built on one first-order exponential update.
 
 Notation of Lu et al. 2022 translated to the kernel x_t = s x₀ + sσ ε: their α_t = s,
 σ_t = sσ, λ_t = log(α_t/σ_t) = −log σ. Steps go from t_cur (s, σ) to t_next (s', σ'),
@@ -8,8 +8,38 @@ h = λ' − λ = log(σ/σ') > 0.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
-from sdebench.solvers.base import Solver, axpy
+
+from sdebench.solvers.solver import Solver
+from sdebench.state import axpy
+
+
+def exponential_update(x, denoised, s, sigma, s_next, sigma_next):
+    """The first-order exponential step shared by every solver here (DPM-Solver++1, Lu et al.
+    2022b, eq. 8; = DDIM, Song et al. 2021, eq. 12; = DPM-Solver-1 with ε̂ = (x − s x̂₀)/(sσ)):
+
+        x' = (s'σ'/(sσ)) x + s'(1 − σ'/σ) D,
+
+    the exact PF-ODE solution from (s, σ) to (s', σ') when the denoiser is held at D. Two tensor
+    passes (axpy)."""
+    sigma_ratio = sigma_next / sigma
+    return axpy((s_next / s * sigma_ratio) * x, s_next * (1 - sigma_ratio), denoised)
+
+
+def ancestral_update(ctx, x, denoised, t_cur, t_next, sigma_up):
+    """Exponential step to σ_down = √(σ'² − σ_up²), then fresh noise s'σ_up z: the exact posterior
+    q(x_{t'} | x_t, x̂₀ = D) when σ_up = σ'√(1 − σ'²/σ²) (Ho et al. 2020, eq. 6–7)."""
+    sched = ctx.schedule
+    s_next, sigma_next = sched.s(t_next), sched.sigma(t_next)
+    sigma_down = torch.sqrt(sigma_next**2 - sigma_up**2)
+    x_next = exponential_update(x, denoised, sched.s(t_cur), sched.sigma(t_cur), s_next, sigma_down)
+    return axpy(x_next, s_next * sigma_up, ctx.normal(t_cur, t_next, x))
+
+
+def _coefficients(ctx, t):
+    return ctx.schedule.s(t), ctx.schedule.sigma(t)
 
 
 def _h(ctx, t_cur, t_next):
@@ -17,65 +47,65 @@ def _h(ctx, t_cur, t_next):
 
 
 class DDIM(Solver):
-    """DDIM (Song, Meng & Ermon 2021, eq. 12) written in y = x/s:
+    """DDIM (Song, Meng & Ermon 2021, eq. 12) in y = x/s:
     y' = x̂₀ + σ_down ε̂ + σ_up z,  σ_up = η σ' √(1 − σ'²/σ²),  σ_down = √(σ'² − σ_up²).
 
-    η = 0 is Euler in (σ, x/s) = DPM-Solver-1 (theory/claims/ddim.py); η = 1 samples the exact
-    posterior q(x_{t'} | x_t, x̂₀), i.e. DDPM ancestral sampling with variance β̃ (Ho et al. 2020,
-    eq. 6–7; Song et al. 2021, eq. 47 for VE).
+    η = 0 is the exponential update (theory/claims/ddim.py: Euler in (σ, x/s) = DPM-Solver-1);
+    η = 1 samples the exact posterior q(x_{t'} | x_t, x̂₀), i.e. DDPM ancestral sampling with
+    variance β̃ (Ho et al. 2020, eq. 6–7; Song et al. 2021, eq. 47 for VE).
     """
 
+    order = 1
+    strong_order = None
     nfe_per_step = 1
+    handles_zero_sigma = True
 
-    def __init__(self, eta: float = 0.0, name: str | None = None):
+    def __init__(self, eta: float = 0.0):
         if not 0.0 <= eta <= 1.0:
             raise ValueError(f"eta must be in [0, 1], got {eta!r}")
         self.eta = float(eta)
-        self.name = name or ("ddim" if eta == 0 else f"ddim_eta{eta:g}")
-        self.stochastic = eta > 0
-        self.order = 1
-        self.strong_order = None
+
+    @property
+    def stochastic(self) -> bool:
+        return self.eta > 0
 
     def step(self, ctx, x, t_cur, t_next, state):
-        """x' = s'(x̂₀ + σ_down ε̂ + σ_up z) with ε̂ = (x − s x̂₀)/(sσ), collected as
-        (s'σ_down/(sσ)) x + s'(1 − σ_down/σ) x̂₀ + s'σ_up z: two tensor passes plus the noise."""
-        sched = ctx.schedule
-        s, s_next = sched.s(t_cur), sched.s(t_next)
-        sigma, sigma_next = sched.sigma(t_cur), sched.sigma(t_next)
+        (s, sigma), (s_next, sigma_next) = _coefficients(ctx, t_cur), _coefficients(ctx, t_next)
         denoised = ctx.denoise(x, t_cur)
+        if not self.stochastic:
+            return exponential_update(x, denoised, s, sigma, s_next, sigma_next), state
         sigma_up = self.eta * sigma_next * torch.sqrt(1 - (sigma_next / sigma) ** 2)
-        down_ratio = torch.sqrt(sigma_next**2 - sigma_up**2) / sigma
-        x_next = axpy((s_next / s * down_ratio) * x, s_next * (1 - down_ratio), denoised)
-        if self.stochastic:
-            x_next = axpy(x_next, s_next * sigma_up, ctx.normal(t_cur, t_next, x))
-        return x_next, state
+        return ancestral_update(ctx, x, denoised, t_cur, t_next, sigma_up), state
 
 
 class DPMSolver2(Solver):
     """DPM-Solver-2, singlestep (Lu et al. 2022, Alg. 4 with r₁ = ½), noise prediction:
-    u = (s_m/s) x − s_mσ_m(e^{r₁h} − 1) ε̂, then
-    x' = (s'/s) x − s'σ'(eʰ − 1) ε̂ − s'σ'/(2r₁) (eʰ − 1)(ε̂(u, t_m) − ε̂)."""
+    u = exponential update to t_m (λ_m = λ + r₁h), then
+    x' = exponential update to t' − (s'σ'/(2r₁)) (eʰ − 1)(ε̂(u, t_m) − ε̂(x, t))."""
 
-    name, order, nfe_per_step, stochastic = "dpm_solver_2", 2, 2, False
+    order, strong_order, nfe_per_step, stochastic = 2, None, 2, False
     r1 = 0.5
 
     def step(self, ctx, x, t_cur, t_next, state):
         sched = ctx.schedule
         h = _h(ctx, t_cur, t_next)
         t_mid = sched.t_of_half_log_snr(sched.half_log_snr(t_cur) + self.r1 * h)
-        s, s_mid, s_next = sched.s(t_cur), sched.s(t_mid), sched.s(t_next)
-        sig_mid, sig_next = sched.sigma(t_mid), sched.sigma(t_next)
-        eps = ctx.eps(x, ctx.denoise(x, t_cur), t_cur)
-        u = (s_mid / s) * x - s_mid * sig_mid * torch.expm1(self.r1 * h) * eps
-        eps_mid = ctx.eps(u, ctx.denoise(u, t_mid), t_mid)
-        phi = s_next * sig_next * torch.expm1(h)
-        return (s_next / s) * x - phi * eps - (phi / (2 * self.r1)) * (eps_mid - eps), state
+        (s, sigma), (s_mid, sigma_mid) = _coefficients(ctx, t_cur), _coefficients(ctx, t_mid)
+        s_next, sigma_next = _coefficients(ctx, t_next)
+        denoised = ctx.denoise(x, t_cur)
+        u = exponential_update(x, denoised, s, sigma, s_mid, sigma_mid)
+        eps_difference = ctx.eps(u, ctx.denoise(u, t_mid), t_mid) - ctx.eps(x, denoised, t_cur)
+        x_next = exponential_update(x, denoised, s, sigma, s_next, sigma_next)
+        return axpy(x_next, -s_next * sigma_next * torch.expm1(h) / (2 * self.r1), eps_difference), state
 
 
 class DPMSolver3(Solver):
-    """DPM-Solver-3, singlestep (Lu et al. 2022, Alg. 5 with r₁ = ⅓, r₂ = ⅔), noise prediction."""
+    """DPM-Solver-3, singlestep (Lu et al. 2022, Alg. 5 with r₁ = ⅓, r₂ = ⅔), noise prediction:
+    u₁ = update to λ + r₁h; u₂ = update to λ + r₂h − s₂σ₂ (r₂/r₁) φ(r₂h) D₁;
+    x' = update to λ + h − (s'σ'/r₂) φ(h) D₂, with φ(z) = (eᶻ − 1)/z − 1 and
+    Dₖ = ε̂(uₖ) − ε̂(x)."""
 
-    name, order, nfe_per_step, stochastic = "dpm_solver_3", 3, 3, False
+    order, strong_order, nfe_per_step, stochastic = 3, None, 3, False
     r1, r2 = 1 / 3, 2 / 3
 
     def step(self, ctx, x, t_cur, t_next, state):
@@ -84,112 +114,118 @@ class DPMSolver3(Solver):
         lam = sched.half_log_snr(t_cur)
         t1 = sched.t_of_half_log_snr(lam + self.r1 * h)
         t2 = sched.t_of_half_log_snr(lam + self.r2 * h)
-        s, s1, s2, s_next = sched.s(t_cur), sched.s(t1), sched.s(t2), sched.s(t_next)
-        sig1, sig2, sig_next = sched.sigma(t1), sched.sigma(t2), sched.sigma(t_next)
-        eps = ctx.eps(x, ctx.denoise(x, t_cur), t_cur)
-        u1 = (s1 / s) * x - s1 * sig1 * torch.expm1(self.r1 * h) * eps
+        (s, sigma), (s1, sigma1) = _coefficients(ctx, t_cur), _coefficients(ctx, t1)
+        (s2, sigma2), (s_next, sigma_next) = _coefficients(ctx, t2), _coefficients(ctx, t_next)
+        denoised = ctx.denoise(x, t_cur)
+        eps = ctx.eps(x, denoised, t_cur)
+        u1 = exponential_update(x, denoised, s, sigma, s1, sigma1)
         d1 = ctx.eps(u1, ctx.denoise(u1, t1), t1) - eps
-        phi2 = torch.expm1(self.r2 * h) / (self.r2 * h) - 1
-        u2 = ((s2 / s) * x - s2 * sig2 * torch.expm1(self.r2 * h) * eps
-              - (s2 * sig2 * self.r2 / self.r1) * phi2 * d1)
+        phi_2 = torch.expm1(self.r2 * h) / (self.r2 * h) - 1
+        u2 = axpy(exponential_update(x, denoised, s, sigma, s2, sigma2),
+                  -s2 * sigma2 * (self.r2 / self.r1) * phi_2, d1)
         d2 = ctx.eps(u2, ctx.denoise(u2, t2), t2) - eps
         phi = torch.expm1(h) / h - 1
-        x_next = ((s_next / s) * x - s_next * sig_next * torch.expm1(h) * eps
-                  - (s_next * sig_next / self.r2) * phi * d2)
+        x_next = axpy(exponential_update(x, denoised, s, sigma, s_next, sigma_next),
+                      -s_next * sigma_next / self.r2 * phi, d2)
         return x_next, state
 
 
+class History(NamedTuple):
+    """What a two-step multistep method keeps: the previous x̂₀ and its step's h."""
+
+    denoised: torch.Tensor
+    h: torch.Tensor
+
+
+def second_order_denoised(denoised, history: History | None, h):
+    """DPM-Solver++(2M)'s D = (1 + 1/(2r)) x̂₀ − 1/(2r) x̂₀_prev, r = h_prev/h (Lu et al. 2022b,
+    Alg. 2); D = x̂₀ on the first step (DPM-Solver++1)."""
+    if history is None:
+        return denoised
+    r = history.h / h
+    return (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * history.denoised
+
+
 class DPMSolverPP2M(Solver):
-    """DPM-Solver++(2M) (Lu et al. 2022b, Alg. 2), data prediction, multistep:
-    x' = (s'σ'/(sσ)) x − s'(e^{−h} − 1) D, D = (1 + 1/(2r)) x̂₀ − 1/(2r) x̂₀_prev, r = h_prev/h;
-    the first step uses D = x̂₀ (DPM-Solver++1)."""
+    """DPM-Solver++(2M) (Lu et al. 2022b, Alg. 2), data prediction, multistep: the exponential
+    update with D of :func:`second_order_denoised`."""
 
-    name, order, nfe_per_step, stochastic = "dpmpp_2m", 2, 1, False
+    order, strong_order, nfe_per_step, stochastic = 2, None, 1, False
 
-    def step(self, ctx, x, t_cur, t_next, state):
-        sched = ctx.schedule
+    def step(self, ctx, x, t_cur, t_next, state: History | None):
+        (s, sigma), (s_next, sigma_next) = _coefficients(ctx, t_cur), _coefficients(ctx, t_next)
         h = _h(ctx, t_cur, t_next)
         denoised = ctx.denoise(x, t_cur)
-        d = denoised if state is None else _extrapolate(denoised, state, h)
-        ratio = sched.s(t_next) * sched.sigma(t_next) / (sched.s(t_cur) * sched.sigma(t_cur))
-        x_next = ratio * x - sched.s(t_next) * torch.expm1(-h) * d
-        return x_next, (denoised, h)
-
-
-def _extrapolate(denoised, state, h):
-    previous, h_prev = state
-    r = h_prev / h
-    return (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * previous
+        d = second_order_denoised(denoised, state, h)
+        return exponential_update(x, d, s, sigma, s_next, sigma_next), History(denoised, h)
 
 
 class DPMSolverPP2MSDE(Solver):
-    """SDE-DPM-Solver++(2M) (Lu et al. 2022b, §5, eq. for the SDE variant; k-diffusion 'midpoint'):
-    x' = (s'σ'/(sσ)) e^{−h} x + s'(1 − e^{−2h}) D + s'σ' √(1 − e^{−2h}) z,
-    D = x̂₀ + (x̂₀ − x̂₀_prev)/(2r)."""
+    """SDE-DPM-Solver++(2M) (Lu et al. 2022b, §5; k-diffusion's 'midpoint' variant):
+    x' = (s'σ'/(sσ)) e^{−h} x + s'(1 − e^{−2h}) D + s'σ' √(1 − e^{−2h}) z with D of
+    :func:`second_order_denoised` — the ancestral step with σ_up = σ'√(1 − e^{−2h}), since
+    σ'/σ = e^{−h} (then σ_down = σ'e^{−h})."""
 
-    name, nfe_per_step, stochastic = "dpmpp_2m_sde", 1, True
     order = 2  # weak order, as claimed by Lu et al. 2022b (Thm. 5.1 for the ODE counterpart)
+    strong_order, nfe_per_step, stochastic = None, 1, True
 
-    def step(self, ctx, x, t_cur, t_next, state):
-        sched = ctx.schedule
+    def step(self, ctx, x, t_cur, t_next, state: History | None):
         h = _h(ctx, t_cur, t_next)
         denoised = ctx.denoise(x, t_cur)
-        d = denoised if state is None else _extrapolate(denoised, state, h)
-        s_next, sig_next = sched.s(t_next), sched.sigma(t_next)
-        ratio = s_next * sig_next / (sched.s(t_cur) * sched.sigma(t_cur))
-        decay = -torch.expm1(-2 * h)
-        x_next = (ratio * torch.exp(-h)) * x + (s_next * decay) * d
-        x_next = x_next + (s_next * sig_next * torch.sqrt(decay)) * ctx.normal(t_cur, t_next, x)
-        return x_next, (denoised, h)
+        d = second_order_denoised(denoised, state, h)
+        sigma_up = ctx.schedule.sigma(t_next) * torch.sqrt(-torch.expm1(-2 * h))
+        return ancestral_update(ctx, x, d, t_cur, t_next, sigma_up), History(denoised, h)
 
+
+class UniPCHistory(NamedTuple):
+    """UniPC's state after a step from λ: x̂₀ there, and what UniC needs to correct the predicted
+    x̃' once x̂₀(x̃', t') is known: x̃' = base − αB (correction + ρ_c (x̂₀' − x̂₀))."""
+
+    lam: torch.Tensor
+    denoised: torch.Tensor
+    base: torch.Tensor
+    alpha_b: torch.Tensor
+    correction: torch.Tensor | float
+    rho_c: torch.Tensor | float
 
 
 class UniPCBh2(Solver):
     """UniPC with B(h) = eʰ − 1 ("bh2"), data prediction, predictor order 2 (Zhao et al. 2023,
     Alg. 2–3; UniP-2 + UniC). In λ = −log σ with h = λ' − λ (their h), hh = −h:
 
-        x̃' = (s'σ'/(sσ)) x − s'(e^{hh} − 1) x̂₀ − s' B(h) ρ_p D₁,     D₁ = (x̂₀_prev − x̂₀)/r₁,
+        x̃' = exponential update(x, x̂₀) − s' B(h) ρ_p D₁,     D₁ = (x̂₀_prev − x̂₀)/r₁,
 
     r₁ = (λ_prev − λ)/h. UniC corrects x̃' once x̂₀(x̃', t') is known — that evaluation is the
     next step's own, so the corrector costs no extra NFE; the final step stays uncorrected.
-    ρ_p = ½ and ρ_c solve R ρ = b with R_ik = r_kⁱ⁻¹, b_i = i! φ_{i+1}(hh)/B(h).
+    ρ_p = ½ and ρ_c solve R ρ = b with R_ik = r_kⁱ⁻¹, b_i = i! hh φ_{i+1}(hh)/B(h).
     UniC raises the order by one (Zhao et al. 2023, Thm. 3.3): order 3 with one history point.
     """
 
-    name, order, nfe_per_step, stochastic = "unipc_bh2", 3, 1, False
+    order, strong_order, nfe_per_step, stochastic = 3, None, 1, False
 
-    def step(self, ctx, x, t_cur, t_next, state):
-        sched = ctx.schedule
+    def step(self, ctx, x, t_cur, t_next, state: UniPCHistory | None):
         denoised = ctx.denoise(x, t_cur)
-        pending, history = state if state is not None else (None, None)
-        if pending is not None:
-            base, alpha_b, partial, rho_last, previous = pending
-            x = base - alpha_b * (partial + rho_last * (denoised - previous))
-        lam, lam_next = sched.half_log_snr(t_cur), sched.half_log_snr(t_next)
+        if state is not None:  # UniC: correct x with the model output at the predicted x
+            x = state.base - state.alpha_b * (state.correction + state.rho_c * (denoised - state.denoised))
+        (s, sigma), (s_next, sigma_next) = _coefficients(ctx, t_cur), _coefficients(ctx, t_next)
+        lam, lam_next = ctx.schedule.half_log_snr(t_cur), ctx.schedule.half_log_snr(t_next)
         h = lam_next - lam
-        hh = -h
-        s_next, sig_next = sched.s(t_next), sched.sigma(t_next)
-        phi_1 = torch.expm1(hh)
-        b_h = phi_1
-        ratio = s_next * sig_next / (sched.s(t_cur) * sched.sigma(t_cur))
-        base = ratio * x - s_next * phi_1 * denoised
+        b_h = torch.expm1(-h)
+        base = exponential_update(x, denoised, s, sigma, s_next, sigma_next)
         alpha_b = s_next * b_h
-        phi_k, factorial, b = phi_1 / hh - 1, 1, []
-        order = 1 if history is None else 2
-        for i in range(1, order + 1):
-            b.append(phi_k * factorial / b_h)
-            factorial *= i + 1
-            phi_k = phi_k / hh - 1 / factorial
-        if history is None:
-            x_next = base
-            partial, rho_last = 0.0, 0.5
-        else:
-            lam_prev, denoised_prev = history
-            r1 = (lam_prev - lam) / h
-            d1 = (denoised_prev - denoised) / r1
-            x_next = base - alpha_b * 0.5 * d1
-            # R = [[1, 1], [r1, 1]] ρ = b  →  closed-form 2×2 solve
-            rho_1 = (b[0] - b[1]) / (1 - r1)
-            rho_last = b[0] - rho_1
-            partial = rho_1 * d1
-        return x_next, ((base, alpha_b, partial, rho_last, denoised), (lam, denoised))
+        if state is None:
+            return base, UniPCHistory(lam, denoised, base, alpha_b, 0.0, 0.5)
+        b_1, b_2 = _unipc_b(-h, b_h)
+        r1 = (state.lam - lam) / h
+        d1 = (state.denoised - denoised) / r1
+        rho_1 = (b_1 - b_2) / (1 - r1)  # R = [[1, 1], [r1, 1]] ρ = b, solved in closed form
+        x_next = base - alpha_b * 0.5 * d1  # UniP-2: ρ_p = ½
+        return x_next, UniPCHistory(lam, denoised, base, alpha_b, rho_1 * d1, b_1 - rho_1)
+
+
+def _unipc_b(hh, b_h):
+    """b_i = i! hh φ_{i+1}(hh)/B(h) for i = 1, 2, with φ₁(z) = (eᶻ − 1)/z and
+    φ_{k+1}(z) = (φ_k(z) − 1/k!)/z (Zhao et al. 2023, eq. 8 and App. C)."""
+    hh_phi_2 = torch.expm1(hh) / hh - 1
+    hh_phi_3 = hh_phi_2 / hh - 0.5
+    return hh_phi_2 / b_h, 2 * hh_phi_3 / b_h

@@ -6,6 +6,8 @@ Every grid has ``steps + 1`` points, starts at the schedule's t_max and ends at 
 from __future__ import annotations
 
 import torch
+
+from sdebench.registry import Registry, Spec
 from sdebench.theory.schedule import Schedule
 
 
@@ -69,24 +71,25 @@ def log_snr_grid(schedule: Schedule, steps: int, *, dtype=torch.float64, device=
     return grid
 
 
-GRIDS = {
-    "uniform": uniform_t_grid,
-    "quadratic": quadratic_grid,
-    "edm": edm_rho_grid,
-    "logsnr": log_snr_grid,
-}
+GRIDS = Registry("grid")
+"""Grid families: name → ``fn(schedule, steps, *, dtype, device, **params)``."""
+GRIDS.register("uniform", uniform_t_grid)
+GRIDS.register("quadratic", quadratic_grid)
+GRIDS.register("edm", edm_rho_grid)
+GRIDS.register("logsnr", log_snr_grid)
+register_grid = GRIDS.register
 
 
-def make_grid(name: str, schedule: Schedule, steps: int, **kwargs) -> torch.Tensor:
-    """Grid ``name`` (one of :data:`GRIDS`)."""
-    if name not in GRIDS:
-        raise ValueError(f"unknown grid {name!r}; expected one of {sorted(GRIDS)}")
-    return GRIDS[name](schedule, steps, **kwargs)
+def make_grid(spec: str | Spec, schedule: Schedule, steps: int, *, dtype=torch.float64,
+              device="cpu") -> torch.Tensor:
+    """The grid a spec names (``"logsnr"``, ``"edm:rho=5"``, ``module:attribute``)."""
+    return GRIDS.create(spec, schedule=schedule, steps=steps, dtype=dtype, device=device)
 
 
 def check_grid(ts: torch.Tensor, schedule: Schedule) -> None:
     """Raise ValueError unless ``ts`` is a 1-D, strictly decreasing floating grid inside the
-    schedule's [t_min, t_max] (relative slack 1e-9 for round-off; nothing is clipped)."""
+    schedule's [t_min, t_max]; nothing is clipped. The slack is 4 units of the grid dtype's
+    rounding (a float32 grid cannot hold t_min = 10⁻³ exactly)."""
     if not isinstance(ts, torch.Tensor) or ts.ndim != 1 or not ts.is_floating_point():
         raise ValueError(f"time grid must be a 1-D floating tensor, got {type(ts).__name__}"
                          f" {getattr(ts, 'shape', '')}")
@@ -102,7 +105,7 @@ def check_grid(ts: torch.Tensor, schedule: Schedule) -> None:
             f"ts[{bad}] = {ts[bad].item()} <= ts[{bad + 1}] = {ts[bad + 1].item()}"
         )
     t_min, t_max = float(schedule.t_min), float(schedule.t_max)
-    slack = 1e-9 * max(1.0, abs(t_max))
+    slack = 4 * torch.finfo(ts.dtype).eps * max(abs(t_min), abs(t_max))
     if ts.max().item() > t_max + slack or ts.min().item() < t_min - slack:
         raise ValueError(
             f"time grid [{ts.min().item()}, {ts.max().item()}] leaves the schedule's range "

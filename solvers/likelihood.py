@@ -12,25 +12,27 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from sdebench.solvers.base import StepContext
-from sdebench.solvers.noise import GaussianIncrements
-from sdebench.solvers.ode import RK4
+
+from sdebench.seeding import generator as seeded_generator
+from sdebench.solvers.context import FiniteMonitor, StepContext
+from sdebench.solvers.runge_kutta import RK4, rk_step
 from sdebench.theory.schedule import Schedule
 
 
 def _divergence(ctx, x, t, method: str, probes: int, generator):
+    """(v(x, t), ∇·v(x, t)) with v the PF-ODE drift, by d backward passes or Hutchinson."""
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         drift = ctx.pf_drift(x, t)
+        div = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         if method == "exact":
-            div = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
             for i in range(x.shape[1]):
                 (grad,) = torch.autograd.grad(drift[:, i].sum(), x, retain_graph=True)
                 div = div + grad[:, i]
         else:
-            div = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
             for _ in range(probes):
-                z = torch.randint(0, 2, x.shape, generator=generator, dtype=x.dtype) * 2 - 1
+                z = torch.randint(0, 2, x.shape, generator=generator, dtype=x.dtype,
+                                  device=x.device) * 2 - 1
                 (vjp,) = torch.autograd.grad((drift * z).sum(), x, retain_graph=True)
                 div = div + (vjp * z).sum(1) / probes
     return drift.detach(), div.detach()
@@ -47,25 +49,26 @@ def pf_ode_log_likelihood(
     probes: int = 1,
     seed: int = 0,
 ) -> torch.Tensor:
-    """log p_{t_min}(x) for x of shape (batch, d); ``prior_log_density`` is log p_{t_max}."""
+    """log p_{t_min}(x) for x of shape (batch, d); ``prior_log_density`` is log p_{t_max}.
+    The augmented state [x, ∫∇·v] is integrated forward by the RK engine (RK4), on x's device."""
     if divergence not in ("exact", "hutchinson"):
         raise ValueError(f"divergence must be 'exact' or 'hutchinson', got {divergence!r}")
     if int(steps) != steps or steps < 1 or int(probes) != probes or probes < 1:
         raise ValueError(f"steps and probes must be integers >= 1, got {steps}, {probes}")
     if x.ndim != 2:
         raise ValueError(f"x must have shape (batch, d), got {tuple(x.shape)}")
-    ctx = StepContext(model, schedule, GaussianIncrements(seed), steps)
-    generator = torch.Generator().manual_seed(seed)
-    ts = torch.linspace(float(schedule.t_min), float(schedule.t_max), steps + 1, dtype=x.dtype)
-    integral = torch.zeros(x.shape[0], dtype=x.dtype)
-    for t_cur, t_next in zip(ts[:-1], ts[1:], strict=True):
-        dt = t_next - t_cur
-        k_x, k_div, stage = [], [], x
-        for c, row in zip(RK4.c, RK4.a, strict=True):
-            stage = x + sum((dt * a) * k for a, k in zip(row, k_x, strict=False))
-            drift, div = _divergence(ctx, stage, t_cur + c * dt, divergence, probes, generator)
-            k_x.append(drift)
-            k_div.append(div)
-        x = x + sum((dt * b) * k for b, k in zip(RK4.b, k_x, strict=True))
-        integral = integral + sum((dt * b) * k for b, k in zip(RK4.b, k_div, strict=True))
-    return prior_log_density(x) + integral
+    dim = x.shape[1]
+    ts = torch.linspace(float(schedule.t_min), float(schedule.t_max), steps + 1, dtype=x.dtype,
+                        device=x.device)
+    ctx = StepContext(model, schedule, None, steps, FiniteMonitor("step", ts))
+    generator = seeded_generator(seed, "hutchinson", device=x.device)
+
+    def augmented_field(z, t):
+        drift, div = _divergence(ctx, z[:, :dim], t, divergence, probes, generator)
+        return torch.cat([drift, div[:, None]], dim=1)
+
+    z = torch.cat([x, x.new_zeros(x.shape[0], 1)], dim=1)
+    for i in range(steps):
+        ctx.step_index = i
+        z = rk_step(augmented_field, z, ts[i], ts[i + 1] - ts[i], RK4)
+    return prior_log_density(z[:, :dim]) + z[:, dim]

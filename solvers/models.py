@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sdebench.solvers.base import Denoiser
+from sdebench.solvers.context import Denoiser
 from sdebench.theory.parameterisation import KINDS
 from sdebench.theory.schedule import Schedule
 

@@ -19,36 +19,24 @@ from collections import OrderedDict
 
 import torch
 
-
-def _sqrt_dt(t_a, t_b) -> float:
-    return math.sqrt(abs(float(t_b) - float(t_a)))
+from sdebench.seeding import check_seed, derive_seed, generator
+from sdebench.state import NoiseSource, sqrt_dt
 
 
 def _channel_generator(cache: dict, device, seed: int, channel: int) -> torch.Generator:
-    """The generator of (seed, channel) on ``device``, seeded seed·7919 + channel, kept in
-    ``cache`` so that successive draws continue its stream."""
+    """The generator of stream (seed, channel) on ``device`` (:func:`sdebench.seeding.generator`),
+    kept in ``cache`` so that successive draws continue its stream."""
     key = (str(device), seed, channel)
     if key not in cache:
-        cache[key] = torch.Generator(device=device).manual_seed(seed * 7919 + channel)
+        cache[key] = generator(seed, "increments", channel, device=device)
     return cache[key]
 
 
-class NoiseSource:
-    """Base class: a source that draws standard normals implements :meth:`normal`."""
-
-    def normal(self, t_a, t_b, like, channel: int = 0):
-        raise NotImplementedError
-
-    def increment(self, t_a, t_b, like, channel: int = 0):
-        """W(t_b) − W(t_a) = √|t_b − t_a| · z."""
-        return self.normal(t_a, t_b, like, channel) * _sqrt_dt(t_a, t_b)
-
-
 class GaussianIncrements(NoiseSource):
-    """Independent N(0, |Δt|) draws from ``torch.Generator(device).manual_seed(seed)``."""
+    """Independent N(0, |Δt|) draws, one seeded stream per channel."""
 
     def __init__(self, seed: int = 0):
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self._generators: dict = {}
 
     def normal(self, t_a, t_b, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
@@ -74,12 +62,13 @@ class BrownianTree(NoiseSource):
             raise ValueError(f"BrownianTree needs t0 < t1, got [{t0}, {t1}]")
         if cache_size < 1:
             raise ValueError(f"cache_size must be >= 1, got {cache_size}")
-        self.t0, self.t1, self.seed, self.max_depth = float(t0), float(t1), int(seed), max_depth
+        self.t0, self.t1, self.seed, self.max_depth = float(t0), float(t1), check_seed(seed), max_depth
         self.cache_size = cache_size
+        self._key = derive_seed(self.seed, "brownian_tree")
         self._cache: OrderedDict = OrderedDict()
 
     def _normal(self, like, channel, depth, index) -> torch.Tensor:
-        node_seed = hash((self.seed, channel, depth, index)) % (2**62)
+        node_seed = hash((self._key, channel, depth, index)) % (2**62)
         generator = torch.Generator(device=like.device).manual_seed(node_seed)
         return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
 
@@ -135,7 +124,7 @@ class BrownianTree(NoiseSource):
         return self.value(t_b, like, channel) - self.value(t_a, like, channel)
 
     def normal(self, t_a, t_b, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
-        return self.increment(t_a, t_b, like, channel) / _sqrt_dt(t_a, t_b)
+        return self.increment(t_a, t_b, like, channel) / sqrt_dt(t_a, t_b)
 
 
 class PerSampleIncrements(NoiseSource):
@@ -144,7 +133,7 @@ class PerSampleIncrements(NoiseSource):
     :class:`GaussianIncrements` (one draw per row)."""
 
     def __init__(self, seeds):
-        self.seeds = [int(seed) for seed in seeds]
+        self.seeds = [check_seed(seed) for seed in seeds]
         self._generators: dict = {}
 
     def normal(self, t_a, t_b, like: torch.Tensor, channel: int = 0) -> torch.Tensor:

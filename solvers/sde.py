@@ -7,7 +7,9 @@ from __future__ import annotations
 import math
 
 import torch
-from sdebench.solvers.base import Solver, axpy, mean_square_norm
+
+from sdebench.solvers.solver import Solver
+from sdebench.state import axpy, mean_square_norm
 
 
 class EulerMaruyama(Solver):
@@ -19,51 +21,59 @@ class EulerMaruyama(Solver):
     noise_scale = 1 is Anderson's reverse SDE, 0 the probability-flow ODE (Euler). With additive
     noise (h independent of x) EM coincides with Milstein: strong order 1."""
 
-    order, strong_order, nfe_per_step, stochastic = 1, 1, 1, True
+    order, nfe_per_step = 1, 1
+    handles_zero_sigma = True  # evaluates the model and g at t_cur only
 
     def __init__(self, noise_scale: float = 1.0):
         if not noise_scale >= 0:
             raise ValueError(f"noise_scale must be >= 0, got {noise_scale!r}")
         self.noise_scale = float(noise_scale)
-        self.name = "euler_maruyama" if noise_scale == 1 else f"euler_maruyama_h{noise_scale:g}"
+
+    @property
+    def stochastic(self) -> bool:
+        return self.noise_scale > 0
+
+    @property
+    def strong_order(self) -> float | None:
+        return 1 if self.stochastic else None
 
     def step(self, ctx, x, t_cur, t_next, state):
-        """With ∇log p = c_x x + c_D x̂₀ and w = ½(1 + η²) g²:
-        x' = (1 + Δt (f − w c_x)) x − Δt w c_D x̂₀ + η g ΔW̄."""
+        """With ∇log p = c_x x + c_D x̂₀ and w = ½(1 + η²) g², the drift is collected as
+        x' = (1 + Δt (f − w c_x)) x − Δt w c_D x̂₀ + η g ΔW̄ (two passes plus the noise)."""
         sched = ctx.schedule
         dt = t_next - t_cur
         c_x, c_denoised = ctx.score_coefficients(t_cur)
         weight = 0.5 * (1 + self.noise_scale**2) * sched.g2(t_cur)
-        x_next = axpy((1 + dt * (sched.f(t_cur) - weight * c_x)) * x, -dt * weight * c_denoised,
+        x_mean = axpy((1 + dt * (sched.f(t_cur) - weight * c_x)) * x, -dt * weight * c_denoised,
                       ctx.denoise(x, t_cur))
-        if self.noise_scale == 0:
-            return x_next, state
-        noise_weight = self.noise_scale * sched.g(t_cur)
-        return axpy(x_next, noise_weight, ctx.noise.increment(t_cur, t_next, x)), state
+        if not self.stochastic:
+            return x_mean, state
+        return axpy(x_mean, self.noise_scale * sched.g(t_cur), ctx.increment(t_cur, t_next, x)), state
 
 
-def _reverse_diffusion(ctx, x, t_cur, t_next, z):
+def reverse_diffusion_update(ctx, x, t_cur, t_next, z):
     """Song et al. 2021, eq. 46, with the forward step discretised by the exact kernel transition
     x_t = (s/s') x_{t'} + G ξ, G² = s²(σ² − σ'²) (VP: 1 − β_i; VE: σ_i² − σ_{i−1}²):
-    x' = x − (s/s' − 1) x + G² ∇log p_t(x) + G z
-       = (2 − s/s' + G² c_x) x + G² c_D x̂₀ + G z   (∇log p = c_x x + c_D x̂₀)."""
+    x_mean = x − (s/s' − 1) x + G² ∇log p_t(x),  x' = x_mean + G z,
+    collected as (2 − s/s' + G² c_x) x + G² c_D x̂₀ (∇log p = c_x x + c_D x̂₀)."""
     sched = ctx.schedule
     s, s_next = sched.s(t_cur), sched.s(t_next)
     sigma, sigma_next = sched.sigma(t_cur), sched.sigma(t_next)
     g_squared = s**2 * (sigma**2 - sigma_next**2)
     c_x, c_denoised = ctx.score_coefficients(t_cur)
-    x_next = axpy((2 - s / s_next + g_squared * c_x) * x, g_squared * c_denoised,
+    x_mean = axpy((2 - s / s_next + g_squared * c_x) * x, g_squared * c_denoised,
                   ctx.denoise(x, t_cur))
-    return axpy(x_next, torch.sqrt(g_squared), z)
+    return axpy(x_mean, torch.sqrt(g_squared), z)
 
 
 class ReverseDiffusion(Solver):
     """Reverse-diffusion predictor (Song et al. 2021, App. E, eq. 46); weak order 1."""
 
-    name, order, nfe_per_step, stochastic = "reverse_diffusion", 1, 1, True
+    order, strong_order, nfe_per_step, stochastic = 1, None, 1, True
+    handles_zero_sigma = True  # evaluates the model at t_cur only
 
     def step(self, ctx, x, t_cur, t_next, state):
-        return _reverse_diffusion(ctx, x, t_cur, t_next, ctx.normal(t_cur, t_next, x)), state
+        return reverse_diffusion_update(ctx, x, t_cur, t_next, ctx.normal(t_cur, t_next, x)), state
 
 
 def langevin_step(x, score, step_size, z):
@@ -78,19 +88,21 @@ class PredictorCorrector(Solver):
     (Song et al. use the batch mean of norms; equal up to O(1/d)), which makes ε deterministic for
     the exact-law computation."""
 
-    stochastic = True
-    order = None
+    order, strong_order, stochastic = None, None, True
     order_note = (
         "no convergence order: the corrector's step is fixed by snr, not by the grid, so its "
         "Langevin bias does not vanish as steps grow"
     )
+    handles_zero_sigma = True  # corrector and predictor evaluate the model at t_cur only
 
     def __init__(self, snr: float = 0.16, n_corrector: int = 1):
         if not snr > 0 or int(n_corrector) != n_corrector or n_corrector < 1:
             raise ValueError(f"need snr > 0 and an integer n_corrector >= 1, got {snr}, {n_corrector}")
         self.snr, self.n_corrector = snr, int(n_corrector)
-        self.name = "pc"
-        self.nfe_per_step = 1 + self.n_corrector
+
+    @property
+    def nfe_per_step(self) -> int:
+        return 1 + self.n_corrector
 
     def step(self, ctx, x, t_cur, t_next, state):
         sched = ctx.schedule
@@ -100,7 +112,7 @@ class PredictorCorrector(Solver):
             score = ctx.score(x, ctx.denoise(x, t_cur), t_cur)
             step_size = 2 * alpha * self.snr**2 * mean_square_norm(z) / mean_square_norm(score)
             x = langevin_step(x, score, step_size, z)
-        return _reverse_diffusion(ctx, x, t_cur, t_next, ctx.normal(t_cur, t_next, x)), state
+        return reverse_diffusion_update(ctx, x, t_cur, t_next, ctx.normal(t_cur, t_next, x)), state
 
 
 class AnnealedLangevin(Solver):
@@ -109,8 +121,7 @@ class AnnealedLangevin(Solver):
     is r = ε/σ_L² (2·10⁻⁵/0.01² = 0.2); written relative to the level it is stable for every
     schedule (p_t has variance ≥ (sσ)², and Langevin on a Gaussian is stable for ε < 2 var)."""
 
-    stochastic = True
-    order = None
+    order, strong_order, stochastic = None, None, True
     order_note = "no convergence order: an MCMC scheme whose bias is set by step_ratio and n_steps"
 
     def __init__(self, step_ratio: float = 0.2, n_steps: int = 10):
@@ -119,8 +130,10 @@ class AnnealedLangevin(Solver):
                 f"need 0 < step_ratio < 2 and an integer n_steps >= 1, got {step_ratio}, {n_steps}"
             )
         self.step_ratio, self.n_steps = step_ratio, int(n_steps)
-        self.name = "annealed_langevin"
-        self.nfe_per_step = self.n_steps
+
+    @property
+    def nfe_per_step(self) -> int:
+        return self.n_steps
 
     def step(self, ctx, x, t_cur, t_next, state):
         sched = ctx.schedule
@@ -139,7 +152,8 @@ class EDMStochastic(Solver):
     Weak order 2 with an exact denoiser: adding N(0, σ̂² − σ²) to y is the exact forward kernel
     from σ to σ̂, so the churn leaves the marginal unchanged and only the Heun step errs."""
 
-    stochastic, nfe_per_step, order = True, 2, 2
+    order, strong_order, nfe_per_step, stochastic = 2, None, 2, True
+    handles_zero_sigma = True  # Euler where σ' = 0 (Alg. 2, line 9)
 
     def __init__(self, s_churn: float = 10.0, s_min: float = 0.0, s_max: float | None = None,
                  s_noise: float = 1.0):
@@ -149,14 +163,12 @@ class EDMStochastic(Solver):
                 f"s_noise={s_noise}"
             )
         self.s_churn, self.s_min, self.s_max, self.s_noise = s_churn, s_min, s_max, s_noise
-        self.name = "edm_stochastic"
 
     def step(self, ctx, x, t_cur, t_next, state):
         sched = ctx.schedule
         sigma, sigma_next = sched.sigma(t_cur), sched.sigma(t_next)
         gamma = min(self.s_churn / ctx.steps, math.sqrt(2) - 1)
-        sigma_top = sched.sigma(torch.as_tensor(sched.t_max, dtype=t_cur.dtype, device=t_cur.device))
-        s_max = float(sigma_top) / (1 + gamma) if self.s_max is None else self.s_max
+        s_max = sched.sigma_max / (1 + gamma) if self.s_max is None else self.s_max
         if not self.s_min <= float(sigma) <= s_max:
             gamma = 0.0
         y = x / sched.s(t_cur)
@@ -164,13 +176,12 @@ class EDMStochastic(Solver):
         sigma_hat = sigma * (1 + gamma)
         t_hat = sched.sigma_inv(sigma_hat) if gamma > 0 else t_cur
         if gamma > 0:
-            z = ctx.normal(t_cur, t_next, x)
-            y = y + torch.sqrt(sigma_hat**2 - sigma**2) * self.s_noise * z
+            y = y + torch.sqrt(sigma_hat**2 - sigma**2) * self.s_noise * ctx.normal(t_cur, t_next, x)
         # Euler step from sigma_hat to sigma_next.
         d_cur = (y - ctx.denoise(sched.s(t_hat) * y, t_hat)) / sigma_hat
         y_next = y + (sigma_next - sigma_hat) * d_cur
         # Second-order correction.
-        if float(sigma_next) > 0:
+        if not ctx.to_zero_sigma:
             d_next = (y_next - ctx.denoise(sched.s(t_next) * y_next, t_next)) / sigma_next
             y_next = y + (sigma_next - sigma_hat) * (0.5 * d_cur + 0.5 * d_next)
         return sched.s(t_next) * y_next, state

@@ -1,0 +1,97 @@
+"""The one sampling loop that serves every solver (Karras et al. 2022, Alg. 1 shape)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from sdebench.solvers.context import Denoiser, FiniteMonitor, StepContext
+from sdebench.solvers.grids import check_grid
+from sdebench.solvers.noise import GaussianIncrements
+from sdebench.solvers.solver import check_declarations
+from sdebench.theory.schedule import Schedule
+
+
+@dataclass
+class SampleResult:
+    x: object
+    nfe: int
+
+
+def _check_state(x, ts: torch.Tensor) -> None:
+    if isinstance(x, torch.Tensor):
+        if not x.is_floating_point():
+            raise ValueError(f"x must be a floating tensor, got dtype {x.dtype}")
+        if x.ndim < 2:
+            raise ValueError(f"x must have shape (batch, ...), got {tuple(x.shape)}")
+        if x.device != ts.device and ts.device.type != "cpu":
+            raise ValueError(f"x is on {x.device} but the time grid is on {ts.device} (keep the "
+                             "grid on x's device or on the CPU)")
+
+
+def final_sigma_is_zero(schedule: Schedule, ts: torch.Tensor) -> bool:
+    """Whether the grid ends where σ = 0 (e.g. ``edm:sigma_min=0``)."""
+    return float(schedule.numeric.sigma(ts[-1:].cpu())[0]) == 0.0
+
+
+def check_zero_sigma(solver, schedule: Schedule, ts: torch.Tensor) -> bool:
+    """A grid that ends at σ = 0 is only for solvers that declare ``handles_zero_sigma``; the
+    others divide by σ(t_next) (h = log σ/σ' is infinite). Returns whether σ(ts[-1]) = 0."""
+    zero = final_sigma_is_zero(schedule, ts)
+    if zero and not getattr(solver, "handles_zero_sigma", False):
+        raise ValueError(
+            f"the time grid ends at t = {float(ts[-1]):g} where sigma = 0 ({schedule.name!r}), and "
+            f"{type(solver).__name__} divides by sigma(t_next): end the grid at sigma > 0, or use a "
+            "solver that declares handles_zero_sigma (e.g. euler, heun, ddim, euler_maruyama)"
+        )
+    return zero
+
+
+def sample(
+    solver,
+    model: Denoiser,
+    schedule: Schedule,
+    x,
+    ts: torch.Tensor,
+    *,
+    noise=None,
+    callback: Callable | None = None,
+    progress: bool = False,
+    check_finite: str = "step",
+    enable_grad: bool = False,
+) -> SampleResult:
+    """Integrate from ``ts[0]`` down to ``ts[-1]`` starting at ``x`` (a sample of p_{ts[0]}).
+
+    ``solver`` is a solver object (names are resolved by :func:`sdebench.solvers.get_solver`).
+    ``noise`` (default: :class:`~sdebench.solvers.noise.GaussianIncrements` with seed 0) feeds
+    stochastic solvers. ``callback(i, t_cur, t_next, x_next)`` is called after each step.
+    ``check_finite`` (``"step"``, ``"end"``, ``"off"``): when model outputs and states are checked
+    for NaN/Inf (:class:`~sdebench.solvers.context.FiniteMonitor`); ``"end"`` has no host sync
+    inside the loop. The grid may stay on the CPU while ``x`` is on an accelerator: schedule
+    coefficients are then host scalars. Sampling runs without autograd (a network's activations
+    are not kept) unless ``enable_grad``; a model that needs gradients inside its call (e.g.
+    guidance) can still open ``torch.enable_grad()`` there.
+    """
+    check_declarations(solver)
+    _check_state(x, ts)
+    check_grid(ts, schedule)
+    monitor = FiniteMonitor(check_finite, ts)
+    monitor.check(x, 0, "initial state")
+    steps = ts.numel() - 1
+    ctx = StepContext(model, schedule, noise if noise is not None else GaussianIncrements(0), steps,
+                      monitor, final_sigma_is_zero=check_zero_sigma(solver, schedule, ts))
+    init_state = getattr(solver, "init_state", None)
+    state = init_state() if init_state is not None else None
+    with torch.set_grad_enabled(enable_grad):
+        for i in tqdm(range(steps), disable=not progress, desc=getattr(solver, "name", "sample")):
+            t_cur, t_next = ts[i], ts[i + 1]
+            ctx.step_index = i
+            x, state = solver.step(ctx, x, t_cur, t_next, state)
+            monitor.check(x, i, "state")
+            if callback is not None:
+                callback(i, t_cur, t_next, x)
+    monitor.finish()
+    return SampleResult(x, ctx.nfe)

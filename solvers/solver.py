@@ -1,0 +1,133 @@
+"""The solver contract, declared once (torchsde's solver attributes, diffrax's ``order``).
+
+A solver is a small object with one step method::
+
+    step(ctx, x, t_cur, t_next, state) -> (x_next, state)
+
+where ``ctx`` (:class:`sdebench.solvers.context.StepContext`) evaluates the model and the schedule
+and ``state`` carries history for multistep methods (``init_state()`` gives its first value).
+A step must keep to the state algebra of :mod:`sdebench.state`: then **every step is affine in x
+and in the noise**, and the exact output law exists for Gaussian data.
+
+Declarations (class attributes, checked when the class is made; a declaration that depends on
+the solver's parameters may be a property, checked on the instance when sampling starts):
+
+``order``              order of the output law's error in the step size: the ODE order, or the
+                       weak order of a stochastic solver; ``None`` when the error does not vanish
+                       as steps grow (then ``order_note`` says why)
+``strong_order``       pathwise order on shared Brownian paths (stochastic solvers; else None)
+``nfe_per_step``       model evaluations per step (``nan``: adaptive)
+``stochastic``         whether the step draws noise
+``handles_zero_sigma`` whether a step may end where σ = 0 (no division by σ(t_next)); default False
+
+The constructor's parameters must be stored as attributes of the same names, so that
+:meth:`Solver.parameters` can record them with every result.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+
+DECLARATIONS = ("order", "strong_order", "nfe_per_step", "stochastic")
+
+
+class _Undeclared:
+    def __repr__(self) -> str:
+        return "<undeclared>"
+
+
+UNDECLARED = _Undeclared()
+
+
+def _declaration_error(owner: str, name: str, value) -> str | None:
+    """Why ``value`` is not a valid declaration ``name``, or None."""
+    if name in ("order", "strong_order"):
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 \
+                or not math.isfinite(value):
+            return f"{owner}.{name} must be None or a positive number, got {value!r}"
+    elif name == "nfe_per_step":
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                or not (math.isnan(value) or value > 0):
+            return f"{owner}.nfe_per_step must be a positive number (nan if adaptive), got {value!r}"
+    elif name == "stochastic":
+        if not isinstance(value, bool):
+            return f"{owner}.stochastic must be True or False, got {value!r}"
+    return None
+
+
+def check_declarations(solver) -> None:
+    """Raise TypeError naming the first missing or invalid declaration of a solver object (any
+    object with a ``step`` method, not only :class:`Solver` subclasses)."""
+    owner = type(solver).__name__
+    if not callable(getattr(solver, "step", None)):
+        raise TypeError(f"{owner} is not a solver: it has no step(ctx, x, t_cur, t_next, state) "
+                        "method")
+    for name in DECLARATIONS:
+        value = getattr(solver, name, UNDECLARED)
+        if value is UNDECLARED:
+            raise TypeError(f"solver {owner} must declare {name} (see sdebench.solvers.solver)")
+        error = _declaration_error(owner, name, value)
+        if error:
+            raise TypeError(error)
+    if solver.strong_order is not None and not solver.stochastic:
+        raise TypeError(f"{owner} declares a strong order but is not stochastic")
+    if solver.order is None and not getattr(solver, "order_note", ""):
+        raise TypeError(f"{owner} declares no order: order_note must say why")
+
+
+class Solver:
+    """Base class: subclasses declare :data:`DECLARATIONS` and implement :meth:`step`.
+
+    ``class Name(Solver, abstract=True)`` makes an intermediate base that declares nothing yet.
+    """
+
+    order = UNDECLARED
+    strong_order = UNDECLARED
+    nfe_per_step = UNDECLARED
+    stochastic = UNDECLARED
+    handles_zero_sigma: bool = False
+    order_note: str = ""
+
+    def __init_subclass__(cls, abstract: bool = False, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if abstract:
+            return
+        if cls.step is Solver.step:
+            raise TypeError(f"solver {cls.__name__} must implement step(ctx, x, t_cur, t_next, state)")
+        for name in DECLARATIONS:
+            value = getattr(cls, name)
+            if value is UNDECLARED:
+                raise TypeError(f"solver {cls.__name__} must declare {name} "
+                                "(see sdebench.solvers.solver)")
+            if not isinstance(value, property):
+                error = _declaration_error(cls.__name__, name, value)
+                if error:
+                    raise TypeError(error)
+        if cls.order is None and not cls.order_note:
+            raise TypeError(f"solver {cls.__name__} declares no order: order_note must say why")
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def init_state(self):
+        """The multistep history before the first step (None for one-step methods)."""
+        return None
+
+    def step(self, ctx, x, t_cur, t_next, state):
+        raise NotImplementedError
+
+    def parameters(self) -> dict:
+        """The constructor's parameters and their values (recorded with every result)."""
+        signature = inspect.signature(type(self).__init__)
+        return {name: getattr(self, name) for name in list(signature.parameters)[1:]
+                if signature.parameters[name].kind not in (inspect.Parameter.VAR_POSITIONAL,
+                                                           inspect.Parameter.VAR_KEYWORD)}
+
+    def __repr__(self) -> str:
+        arguments = ", ".join(f"{key}={value!r}" for key, value in self.parameters().items())
+        return f"{type(self).__name__}({arguments})"
