@@ -2,36 +2,39 @@
 and ``track_*`` accuracy at a fixed NFE (lower is better) so accuracy regressions show too."""
 
 import torch
+
 from sdebench.problems.gaussian import GaussianProblem
-from sdebench.solvers.base import sample
+from sdebench.solvers.catalogue import SAMPLERS, get_solver
 from sdebench.solvers.grids import log_snr_grid
+from sdebench.solvers.loop import sample
 from sdebench.solvers.noise import BrownianTree, GaussianIncrements
-from sdebench.solvers.registry import SOLVERS
-from sdebench.studies.convergence import StudyConfig, make_problem, run_unit, units
+from sdebench.studies.config import StudyConfig
+from sdebench.studies.convergence import run_study
 from sdebench.theory import get_schedule, vp_linear
 
-SAMPLERS = [name for name in SOLVERS if name != "rk45"]
+FIXED_GRID_SAMPLERS = [name for name in SAMPLERS.names() if name != "rk45"]
 
 
 class SamplerSpeed:
     """4 steps, batch 256, d = 1024, float32, diagonal Gaussian data (denoiser is cheap, so this
     measures solver overhead)."""
 
-    params = SAMPLERS
+    params = FIXED_GRID_SAMPLERS
     param_names = ["sampler"]
 
     def setup(self, name):
+        self.solver = get_solver(name)
         schedule = get_schedule("vp")
         self.problem = GaussianProblem.random(schedule, 1024, seed=0).to(dtype=torch.float32)
         self.ts = log_snr_grid(schedule, 4)
         self.x = self.problem.sample_marginal(self.ts[0].float(), 256)
 
     def time_sample(self, name):
-        sample(name, self.problem.denoiser, self.problem.schedule, self.x, self.ts,
+        sample(self.solver, self.problem.denoiser, self.problem.schedule, self.x, self.ts,
                noise=GaussianIncrements(0))
 
     def peakmem_sample(self, name):
-        sample(name, self.problem.denoiser, self.problem.schedule, self.x, self.ts,
+        sample(self.solver, self.problem.denoiser, self.problem.schedule, self.x, self.ts,
                noise=GaussianIncrements(0))
 
 
@@ -60,29 +63,27 @@ class BrownianTreeQueries:
 class Accuracy:
     """W₂ of the exact output law at 16 steps on VP, d = 4 (lower is better)."""
 
-    params = list(SOLVERS)
+    params = SAMPLERS.names()
     param_names = ["sampler"]
 
     def setup(self, name):
-        self.config = StudyConfig(sdes=["vp"], samplers=[name], steps=[16], batch=8)
-        self.problem = make_problem(self.config, "vp")
+        self.config = StudyConfig(schedules=["vp"], samplers=[name], steps=[16], batch=8,
+                                  metrics=["w2"])
 
     def track_w2_at_16_steps(self, name):
-        unit = next(units(self.config))
-        rows = run_unit(self.config, unit, self.problem)
-        return next(row["value"] for row in rows if row["metric"] == "w2")
+        results = run_study(self.config, progress=False, trajectories=False).results
+        return float(results.value.iloc[0])
 
 
 class ExactLawStudy:
+    """One study unit: Heun, 64 steps, exact law (W₂, KL) plus the timed batch."""
+
     def setup(self):
-        self.config = StudyConfig(sdes=["vp"], samplers=["heun"], steps=[64], batch=8,
-                                  strong=False)
-        self.problem = make_problem(self.config, "vp")
-        self.unit = {"sde": "vp", "problem": "gaussian", "sampler": "heun", "grid": "logsnr",
-                     "steps": 64, "seed": 0, "dtype": "float64", "device": "cpu"}
+        self.config = StudyConfig(schedules=["vp"], samplers=["heun"], steps=[64], batch=8,
+                                  metrics=["w2", "kl"])
 
     def time_heun_64_steps(self):
-        run_unit(self.config, self.unit, self.problem)
+        run_study(self.config, progress=False, trajectories=False)
 
 
 class Theory:

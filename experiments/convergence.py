@@ -1,121 +1,193 @@
-"""Convergence study CLI: measured solver orders (with 95% CIs) against declared orders.
+"""Convergence study CLI: measured solver orders (with 95 % CIs) against declared orders.
 
-    python experiments/convergence.py --sde vp
+    python experiments/convergence.py --sde vp        # the same as: sdebench convergence --sde vp
 
-Thin wrapper: argument parsing, then studies.convergence, studies.order and reports.
+Thin wrapper: argument parsing, then sdebench.studies (run, fit) and sdebench.reports (render).
+Exit status: 0 when no verdict is FAIL and no unit failed, 1 otherwise, 2 for bad arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
-from pathlib import Path
+import warnings
 
-SDE_CHOICES = ["vp", "vp_cosine", "subvp", "ve", "edm"]
+_CATALOGUES = ("schedules", "samplers", "problems", "grids", "metrics")
+
+
+def _pre_parse_plugins(argv) -> list[str]:
+    """Import ``--plugin`` modules before the real parser is built, so their names are known."""
+    from sdebench.registry import import_module
+
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--plugin", action="append", default=[])
+    plugins = early.parse_known_args(argv)[0].plugin
+    for name in plugins:
+        import_module(name)
+    return plugins
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    from sdebench.solvers.grids import GRIDS
-    from sdebench.solvers.registry import SOLVERS
+    from sdebench.studies.config import MAX_STEPS, known_names
 
+    names = known_names()
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Run samplers over step counts on a problem with exact answers, fit the "
                     "convergence order (log-log least squares, 95%% CI) and compare it with each "
-                    "sampler's declared order. Results are saved after every run (resumable).",
+                    "sampler's declared order. Each finished unit is saved at once; re-running "
+                    "the same command resumes. A spec is a name with optional parameters "
+                    "(vp:beta_max=10, ddim:eta=0.3) or module:attribute of user code.",
     )
-    parser.add_argument("--sde", default="vp", choices=[*SDE_CHOICES, "all"],
-                        help="catalogue schedule, or 'all' (default: vp)")
-    parser.add_argument("--samplers", default="all",
-                        help=f"comma-separated sampler names or 'all' (known: {', '.join(SOLVERS)})")
+    parser.add_argument("--schedule", "--sde", dest="schedules", default="vp", metavar="SPECS",
+                        help="comma-separated schedule specs, or 'all' (known: "
+                             f"{', '.join(names['schedules'])}; default: vp)")
+    parser.add_argument("--samplers", default="all", metavar="SPECS",
+                        help=f"comma-separated sampler specs, or 'all' (known: "
+                             f"{', '.join(names['samplers'])})")
     parser.add_argument("--steps", default="16,32,64,128,256",
-                        help="comma-separated step counts, each >= 1 (default: 16,32,64,128,256)")
-    parser.add_argument("--problem", default="gaussian", choices=["gaussian", "gmm"],
-                        help="gaussian: exact output law (W2, KL, no MC noise); gmm: Gaussian "
-                             "mixture with Monte Carlo metrics (default: gaussian)")
-    parser.add_argument("--dim", type=int, default=4, help="data dimension (default: 4; gmm ring: 2)")
+                        help=f"comma-separated step counts in [1, {MAX_STEPS}] "
+                             "(default: 16,32,64,128,256)")
+    parser.add_argument("--problem", default="gaussian", metavar="SPEC",
+                        help=f"problem spec (known: {', '.join(names['problems'])}); gaussian has "
+                             "the exact output law (W2, KL, no Monte Carlo noise), gmm Monte Carlo "
+                             "metrics (default: gaussian)")
+    parser.add_argument("--dim", type=int, default=4, help="data dimension (default: 4)")
     parser.add_argument("--batch", type=int, default=256,
-                        help="samples per run: timing, strong errors and gmm metrics (default: 256)")
-    parser.add_argument("--grid", default="logsnr", choices=sorted(GRIDS),
-                        help="time grid family (default: logsnr)")
-    parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+                        help="samples per run: timing, strong errors, Monte Carlo metrics "
+                             "(default: 256)")
+    parser.add_argument("--grid", default="logsnr", metavar="SPEC",
+                        help=f"time grid spec (known: {', '.join(names['grids'])}; default: logsnr)")
+    parser.add_argument("--metrics", default=None, metavar="NAMES",
+                        help=f"comma-separated metrics (known: {', '.join(names['metrics'])}); "
+                             "default: every metric the problem answers, Monte Carlo ones only "
+                             "without an exact law")
+    parser.add_argument("--dtype", default="float64", choices=["float32", "float64"],
+                        help="precision of problem, grid and samples (default: float64)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for data and noise (default: 0)")
-    parser.add_argument("--out", default="results/convergence",
-                        help="output directory; re-running with the same --out resumes")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed (>= 0) of data, start points and noise (default: 0)")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import a module (or .py file) that registers samplers, schedules, "
+                             "problems or metrics; repeatable")
+    parser.add_argument("--out", default=None,
+                        help="output directory (default: results/convergence/<derived from the "
+                             "configuration>); re-running with the same --out resumes")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--list", action="store_true",
+                        help="list the registered schedules, samplers, problems, grids, metrics")
     return parser
 
 
-def parse_args(argv=None, prog: str | None = None):
-    import torch
-    from sdebench.solvers.registry import SOLVERS
+def _specs(text: str, known: list[str], what: str, parser) -> list[str]:
+    from sdebench.registry import split_specs
 
+    specs = list(known) if text == "all" else split_specs(text)
+    if not specs:
+        parser.error(f"--{what}: expected at least one name, got {text!r}")
+    duplicates = sorted({spec for spec in specs if specs.count(spec) > 1})
+    if duplicates:
+        print(f"note: --{what} names {', '.join(duplicates)} more than once; each runs once",
+              file=sys.stderr)
+    return specs
+
+
+def parse_args(argv=None, prog: str | None = None):
+    """Parse and validate everything before anything is written; returns (args, config, store)."""
+    import torch
+
+    from sdebench.registry import SpecError
+    from sdebench.studies.config import StudyConfig, known_names, resolve_sections, resolve_units
+    from sdebench.studies.store import ResultStore, StoreError
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        _pre_parse_plugins(argv)
+    except SpecError as error:
+        argparse.ArgumentParser(prog=prog).error(str(error))
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    if args.samplers == "all":
-        args.samplers = list(SOLVERS)
-    else:
-        args.samplers = [name.strip() for name in args.samplers.split(",") if name.strip()]
-        unknown = [name for name in args.samplers if name not in SOLVERS]
-        if unknown or not args.samplers:
-            parser.error(f"unknown sampler(s) {unknown}; choose from {', '.join(SOLVERS)}")
+    names = known_names()
+    if args.list:
+        return args, None, None
     try:
-        args.steps = sorted({int(value) for value in args.steps.split(",")})
+        steps = [int(value) for value in args.steps.split(",") if value.strip()]
     except ValueError:
         parser.error(f"--steps must be comma-separated integers, got {args.steps!r}")
-    if not args.steps or min(args.steps) < 1:
-        parser.error(f"--steps must all be >= 1, got {args.steps}")
-    if args.dim < 1:
-        parser.error(f"--dim must be >= 1, got {args.dim}")
-    if args.batch < 2:
-        parser.error(f"--batch must be >= 2, got {args.batch}")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda requested but no CUDA device is available")
     if not (args.device == "cpu" or args.device.startswith("cuda")):
         parser.error(f"--device must be cpu or cuda[:N], got {args.device!r}")
-    if Path(args.out).suffix or Path(args.out).is_file():
-        parser.error(f"--out is a directory (results.csv and report.html go inside), "
-                     f"got {args.out!r}")
-    args.sdes = SDE_CHOICES if args.sde == "all" else [args.sde]
-    return args
+    try:
+        config = StudyConfig(
+            schedules=_specs(args.schedules, names["schedules"], "schedule", parser),
+            samplers=_specs(args.samplers, names["samplers"], "samplers", parser),
+            steps=steps, problem=args.problem, dim=args.dim, batch=args.batch, grid=args.grid,
+            dtype=args.dtype, device=args.device, seed=args.seed,
+            metrics=None if args.metrics is None else
+            _specs(args.metrics, names["metrics"], "metrics", parser))
+        resolve_units(config, resolve_sections(config))
+    except (ValueError, TypeError, SpecError) as error:
+        parser.error(str(error))
+    out = config.default_out() if args.out is None else args.out
+    try:
+        store = ResultStore(out)
+        with store:
+            pass  # writable and not busy: checked before the first unit runs
+    except StoreError as error:
+        parser.error(str(error))
+    return args, config, store
+
+
+def _print_table(table) -> None:
+    import pandas as pd
+
+    columns = ["schedule", "sampler", "metric", "points", "fit_steps", "measured_order", "ci95",
+               "declared_order", "verdict", "reason", "note"]
+    with pd.option_context("display.width", 220, "display.max_colwidth", 60,
+                           "display.max_rows", 1000):
+        print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
 def main(argv=None, prog: str | None = None) -> int:
-    args = parse_args(argv, prog)
-    import pandas as pd
-    from sdebench.studies.convergence import StudyConfig, run_study
-    from sdebench.studies.order import VERDICT_LEGEND, order_table
-    from sdebench.studies.store import ResultStore
+    args, config, store = parse_args(argv, prog)
+    if args.list:
+        from sdebench.studies.config import known_names
 
-    config = StudyConfig(sdes=args.sdes, samplers=args.samplers, steps=args.steps,
-                         problem=args.problem, dim=args.dim, batch=args.batch, grid=args.grid,
-                         dtype=args.dtype, device=args.device, seed=args.seed)
-    store = ResultStore(args.out)
-    sample_store = ResultStore(args.out, "samples.csv")
-    results = run_study(config, store, progress=not args.quiet, sample_store=sample_store)
-    parquet = store.write_parquet()
-    print(f"results: {store.path}" + (f" and {parquet}" if parquet else " (Parquet: no engine installed)"))
-    if args.problem == "gaussian":
-        table = order_table(results)
-        with pd.option_context("display.width", 200, "display.max_colwidth", 70,
-                               "display.max_rows", 500):
-            print(table.drop(columns=["problem", "metric"]).to_string(
-                index=False, float_format=lambda v: f"{v:.3f}"))
+        for catalogue, names in known_names().items():
+            print(f"{catalogue}: {', '.join(names)}")
+        return 0
+    from sdebench.studies.convergence import run_study
+    from sdebench.studies.order import VERDICT_LEGEND
+    from sdebench.studies.store import StoreError
+
+    command = shlex.join([prog or "python experiments/convergence.py", *(
+        sys.argv[1:] if argv is None else argv)])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            study = run_study(config, store, progress=not args.quiet, command=command,
+                              trajectories=not args.no_report)
+    except StoreError as error:  # another process took the directory after our check
+        print(f"{prog or 'convergence.py'}: error: {error}", file=sys.stderr)
+        return 2
+    print(f"results: {store.directory} (one file per unit in units/; results.csv, orders.csv)")
+    failed = study.results[study.results.status == "failed"].drop_duplicates("unit_id")
+    for _, row in failed.iterrows():
+        print(f"FAILED {row.schedule} {row.sampler} {row.steps} steps: {row.error}", file=sys.stderr)
+    table = study.orders
+    if not table.empty:
+        _print_table(table)
         counts = table.verdict.value_counts().to_dict()
         print("verdicts:", ", ".join(f"{k} {v}" for k, v in counts.items()))
         print(VERDICT_LEGEND)
     if not args.no_report:
-        from sdebench.reports.html import write_report
-        from sdebench.studies.trajectories import trajectory_frame
+        from sdebench.experiments.report import render_directory
 
-        trajectories = pd.concat([trajectory_frame(sde).assign(sde=sde) for sde in args.sdes])
-        samples = sample_store.frame if not sample_store.frame.empty else None
-        path = write_report(results, Path(args.out) / "report.html", command=" ".join(sys.argv),
-                            samples=samples, trajectories=trajectories)
-        print(f"report: {path}")
-    return 0
+        print(f"report: {render_directory(store.directory)}")
+    return 1 if (not failed.empty or (not table.empty and (table.verdict == "FAIL").any())) else 0
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
     python experiments/peers.py           # d = 3072, batch 1024, float32, CPU, 4 steps
 
 Both libraries sample the same Gaussian problem with the same model cost: diffusers' schedulers
-call an ε-model built on :meth:`problems.gaussian.GaussianProblem.denoise_at` with their own
+call an ε-model built on :meth:`sdebench.problems.gaussian.GaussianProblem.denoise_at` with their own
 discrete ᾱ (s = √ᾱ, σ = √((1 − ᾱ)/ᾱ)); each library's floor is one call of the model it sees
 (ε-model for diffusers, denoiser for sdebench), so the ratio is the library's own overhead.
 """
@@ -16,7 +16,7 @@ import inspect
 import sys
 import warnings
 
-from sdebench.experiments.speed import add_size_arguments, print_table
+from sdebench.experiments.speed import add_size_arguments, check_device, print_table
 
 # (label, scheduler class, constructor options, stochastic)
 DIFFUSERS_SAMPLERS = [
@@ -78,7 +78,8 @@ def run_diffusers(scheduler, model, x_start, steps: int, seed: int):
 
 def diffusers_rows(problem, x_start, steps: int, device: str, repeat: int):
     import diffusers
-    from sdebench.experiments.speed import floor_time, timed
+
+    from sdebench.experiments.speed import floor_time, spread, timings
 
     rows = []
     for label, class_name, options, stochastic in DIFFUSERS_SAMPLERS:
@@ -90,19 +91,20 @@ def diffusers_rows(problem, x_start, steps: int, device: str, repeat: int):
             model.calls = 0
             run_diffusers(scheduler, model, x_start, steps, seed=0)
 
-        wall = timed(run, device, repeat)
+        times = timings(run, device, repeat)
+        wall = min(times)
         rows.append({"library": f"diffusers {diffusers.__version__}", "sampler": label,
                      "stochastic": stochastic, "nfe": model.calls, "wall_s": wall,
-                     "floor_ratio": wall / (model.calls * floor)})
+                     "spread": spread(times), "floor_ratio": wall / (model.calls * floor)})
     return rows
 
 
 def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int):
-    from sdebench.experiments.speed import floor_time, timed
-    from sdebench.solvers.base import sample
+    from sdebench.experiments.speed import floor_time, spread, timings
+    from sdebench.solvers.catalogue import get_solver
     from sdebench.solvers.grids import log_snr_grid
+    from sdebench.solvers.loop import sample
     from sdebench.solvers.noise import BrownianTree, GaussianIncrements
-    from sdebench.solvers.registry import get_solver
 
     schedule = problem.schedule
     ts = log_snr_grid(schedule, steps, device=device)
@@ -112,17 +114,18 @@ def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int):
                  lambda: BrownianTree(float(schedule.t_min), float(schedule.t_max), seed=0)))
     rows = []
     for label, make_noise in runs:
-        name = label.split(" ")[0]
+        solver = get_solver(label.split(" ")[0])
         result = {}
 
-        def run(name=name, make_noise=make_noise, result=result):
-            result["nfe"] = sample(name, problem.denoiser, schedule, x_start, ts,
+        def run(solver=solver, make_noise=make_noise, result=result):
+            result["nfe"] = sample(solver, problem.denoiser, schedule, x_start, ts,
                                    noise=make_noise()).nfe
 
-        wall = timed(run, device, repeat)
-        rows.append({"library": "sdebench", "sampler": label,
-                     "stochastic": get_solver(name).stochastic, "nfe": result["nfe"],
-                     "wall_s": wall, "floor_ratio": wall / (result["nfe"] * floor)})
+        times = timings(run, device, repeat)
+        wall = min(times)
+        rows.append({"library": "sdebench", "sampler": label, "stochastic": solver.stochastic,
+                     "nfe": result["nfe"], "wall_s": wall, "spread": spread(times),
+                     "floor_ratio": wall / (result["nfe"] * floor)})
     return rows
 
 
@@ -130,6 +133,7 @@ def peers_table(args: argparse.Namespace):
     """(tidy DataFrame, header line): sdebench's rows, then diffusers'; needs diffusers+torchsde."""
     import pandas as pd
     import torch
+
     from sdebench.experiments.speed import speed_problem
 
     # torchsde warns when diffusers queries its tree a float32 ulp outside [t0, t1]; diffusers
@@ -150,6 +154,7 @@ def main(argv=None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     add_size_arguments(parser)
     args = parser.parse_args(argv)
+    check_device(parser, args.device)
     try:
         import diffusers  # noqa: F401
         import torchsde  # noqa: F401
@@ -157,7 +162,8 @@ def main(argv=None, prog: str | None = None) -> int:
         print(f"peers.py needs the peer library: pip install diffusers torchsde ({error})",
               file=sys.stderr)
         return 2
-    return print_table(peers_table, args)
+    print_table(peers_table, args)
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,36 +1,62 @@
-"""Render a report from saved results:  python experiments/report.py results/convergence
+"""Render the report of a saved study:  sdebench report results/convergence/<study>
 
-The SDE-versus-PF-ODE trajectory figure is recomputed (a second or two per SDE)."""
+Reads the study directory's stored units (nothing is re-run), fits the orders from the stored
+rows and writes one section per configuration.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
-def main(argv=None, prog: str | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog=prog, description="Render an HTML report from a study's results.csv")
-    parser.add_argument("results", help="a results.csv file or the study's --out directory")
-    parser.add_argument("--output", help="report path (default: report.html beside the results)")
-    args = parser.parse_args(argv)
-    source = Path(args.results)
-    csv = source / "results.csv" if source.is_dir() else source
-    if not csv.exists():
-        parser.error(f"no results at {csv}")
-    import pandas as pd
-    from sdebench.reports.html import write_report
-    from sdebench.studies.trajectories import trajectory_frame
+def render_directory(directory: str | Path, output: str | Path | None = None) -> Path:
+    """Write the report of the study stored in ``directory`` (default: its report.html)."""
+    from sdebench.reports.html import StudyFrames, write_report
+    from sdebench.studies.order import order_table
+    from sdebench.studies.store import ResultStore, StoreError
 
-    results = pd.read_csv(csv)
-    output = Path(args.output) if args.output else csv.with_name("report.html")
-    samples_csv = csv.with_name("samples.csv")
-    samples = pd.read_csv(samples_csv) if samples_csv.exists() else None
-    trajectories = pd.concat([trajectory_frame(sde).assign(sde=sde) for sde in results.sde.unique()])
-    path = write_report(results, output, command=" ".join(sys.argv), samples=samples,
-                        trajectories=trajectories)
-    print(f"report: {path}")
+    store = ResultStore(directory)
+    results, samples = store.frames()
+    if results.empty:
+        legacy = " (it holds a results.csv of the pre-0.2 format: re-run the study)" \
+            if (Path(directory) / "results.csv").exists() else ""
+        raise StoreError(f"no stored results in {directory}{legacy}")
+    frames = StudyFrames(results, order_table(results), samples, store.trajectories(),
+                         store.sections())
+    return write_report(frames, Path(directory) / "report.html" if output is None else output)
+
+
+def _check_output(parser, directory: Path, output: str | None) -> Path | None:
+    if output is None:
+        return None
+    path = Path(output)
+    if path.suffix.lower() not in (".html", ".htm"):
+        parser.error(f"--output must be an .html file, got {output!r}")
+    if path.is_dir():
+        parser.error(f"--output {output!r} is a directory")
+    inside = path.resolve().parent
+    if inside in (directory.resolve() / "units", directory.resolve() / "trajectories"):
+        parser.error(f"--output {output!r} would write into the study's own data")
+    return path
+
+
+def main(argv=None, prog: str | None = None) -> int:
+    from sdebench.studies.store import StoreError
+
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser.add_argument("directory", help="the study's --out directory")
+    parser.add_argument("--output", help="report path, an .html file (default: report.html in "
+                                         "the study directory)")
+    args = parser.parse_args(argv)
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        parser.error(f"{args.directory!r} is not a study directory")
+    output = _check_output(parser, directory, args.output)
+    try:
+        print(f"report: {render_directory(directory, output)}")
+    except StoreError as error:
+        parser.error(str(error))
     return 0
 
 

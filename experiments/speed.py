@@ -12,7 +12,9 @@ what the run moved: every model evaluation reads and writes at least one state (
 × itemsize bytes per NFE), divided by the wall time, as a fraction of the device's measured copy
 bandwidth (a large tensor copy, read + write, the attainable peak) or of ``--peak-gbps`` when
 given (the datasheet peak, e.g. 3350 GB/s for an H100 SXM). ``--check-finite end`` removes the
-per-step host sync (:func:`solvers.base.sample`); use it on accelerators.
+per-step host sync (:func:`sdebench.solvers.loop.sample`); use it on accelerators. Each timing is
+the best of ``--repeat`` runs after a warm-up; the ``spread`` column (median/best) flags a busy
+machine. ``--check`` makes a sampler over its target an exit status of 1.
 
 CPU hygiene: glibc serves large allocations with fresh mmap'd pages and returns them on free, so
 every new 12 MB temporary page-faults; memory-bound timings then swing 2–4× between runs (the
@@ -48,13 +50,13 @@ def tune_glibc_malloc() -> str:
     return ""
 
 
-def timed(fn, device: str, repeat: int = 3) -> float:
-    """Best wall time of ``repeat`` calls after one untimed warm-up call (lazy compilation and
-    caches), synchronising CUDA around each."""
+def timings(fn, device: str, repeat: int = 3) -> list[float]:
+    """Wall times of ``repeat`` calls after one untimed warm-up call (lazy compilation, caches,
+    first-touch page faults), synchronising CUDA around each."""
     import torch
 
     fn()
-    best = float("inf")
+    times = []
     for _ in range(repeat):
         if device.startswith("cuda"):
             torch.cuda.synchronize()
@@ -62,8 +64,23 @@ def timed(fn, device: str, repeat: int = 3) -> float:
         fn()
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def timed(fn, device: str, repeat: int = 3) -> float:
+    """The best of :func:`timings` (the least disturbed run)."""
+    return min(timings(fn, device, repeat))
+
+
+def spread(times: list[float]) -> float:
+    """Median over best of repeated timings: 1 on a quiet machine; above
+    :data:`NOISY_SPREAD` the machine was busy and ratios are not to be trusted."""
+    ordered = sorted(times)
+    return ordered[len(ordered) // 2] / ordered[0]
+
+
+NOISY_SPREAD = 1.5
 
 
 def floor_time(call, device: str, repeat: int = 3, calls: int = 8) -> float:
@@ -102,46 +119,81 @@ COVARIANCES = ("full", "diagonal")
 
 
 def speed_problem(dim: int, dtype: str, device: str, covariance: str = "full"):
-    """Gaussian data N(m, U diag(λ) Uᵀ) on VP, log λ ~ U(−2, 2), seed 0; U a random rotation
-    (``full``: the denoiser is two d×d products, a network's role) or I (``diagonal``: a cheap,
-    memory-bound denoiser, so the sampler's own overhead shows)."""
+    """Problem ``gaussian_rotated`` of the catalogue (seed 0) on VP: Gaussian data whose exact
+    denoiser is two d×d products (``full``, a network's role) or elementwise (``diagonal``)."""
     import torch
-    from sdebench.problems.gaussian import GaussianProblem
+
+    from sdebench.problems.catalogue import get_problem
     from sdebench.theory import get_schedule
 
-    if covariance not in COVARIANCES:
-        raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
-    generator = torch.Generator().manual_seed(0)
-    gaussian_matrix = torch.randn(dim, dim, generator=generator)  # drawn either way: same stream
-    rotation = torch.linalg.qr(gaussian_matrix)[0] if covariance == "full" else None
-    eigenvalues = torch.exp(torch.rand(dim, generator=generator) * 4 - 2)
-    return GaussianProblem(get_schedule("vp"), torch.randn(dim, generator=generator), eigenvalues,
-                           rotation).to(dtype=getattr(torch, dtype), device=device)
+    problem = get_problem(f"gaussian_rotated:covariance={covariance!r}", get_schedule("vp"),
+                          dim=dim, seed=0)
+    return problem.to(dtype=getattr(torch, dtype), device=device)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
 
 
 def add_size_arguments(parser: argparse.ArgumentParser) -> None:
     """The problem size, precision, device and timing options shared with experiments/peers.py."""
-    parser.add_argument("--dim", type=int, default=3072)
-    parser.add_argument("--batch", type=int, default=1024)
-    parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeat", type=int, default=5, help="timings per measurement (best kept)")
-    parser.add_argument("--covariance", default="full", choices=COVARIANCES)
+    parser.add_argument("--dim", type=_positive_int, default=3072, help="data dimension (default 3072)")
+    parser.add_argument("--batch", type=_positive_int, default=1024, help="samples per run (default 1024)")
+    parser.add_argument("--steps", type=_positive_int, default=4, help="sampler steps (default 4)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                        help="precision (default float32)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    parser.add_argument("--repeat", type=_positive_int, default=5,
+                        help="timed repetitions per measurement after one warm-up; the best is "
+                             "kept and the spread median/best reported (default 5)")
+    parser.add_argument("--covariance", default="full", choices=COVARIANCES,
+                        help="full: the denoiser is two d×d products (a network's role); "
+                             "diagonal: cheap, so a sampler's own overhead shows (default full)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def check_device(parser: argparse.ArgumentParser, device: str) -> None:
+    import torch
+
+    if not (device == "cpu" or device.startswith("cuda")):
+        parser.error(f"--device must be cpu or cuda[:N], got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda requested but no CUDA device is available")
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    from sdebench.solvers.base import FINITE_CHECKS
-    from sdebench.solvers.registry import SOLVERS
+    from sdebench.solvers.catalogue import SAMPLERS
+    from sdebench.solvers.context import FINITE_CHECKS
 
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     add_size_arguments(parser)
-    parser.add_argument("--check-finite", default="step", choices=FINITE_CHECKS)
-    parser.add_argument("--peak-gbps", type=float, default=None,
+    parser.add_argument("--check-finite", default="step", choices=FINITE_CHECKS,
+                        help="NaN/Inf checks: per step (a host sync each), once at the end "
+                             "(use on accelerators), or off (default step)")
+    parser.add_argument("--peak-gbps", type=_positive_float, default=None,
                         help="datasheet memory bandwidth (GB/s); default: the measured copy peak")
-    parser.add_argument("--copy-mb", type=int, default=512,
-                        help="buffer size of the copy-bandwidth measurement")
-    parser.add_argument("--samplers", default=",".join(n for n in SOLVERS if n != "rk45"))
+    parser.add_argument("--copy-mb", type=_positive_int, default=512,
+                        help="buffer size of the copy-bandwidth measurement in MiB (default 512)")
+    parser.add_argument("--samplers", default=",".join(n for n in SAMPLERS.names() if n != "rk45"),
+                        help="comma-separated sampler specs (default: all but the adaptive rk45)")
+    parser.add_argument("--check", action="store_true",
+                        help="exit with status 1 when a sampler is over its target")
     return parser
 
 
@@ -149,10 +201,13 @@ def speed_table(args: argparse.Namespace):
     """(tidy DataFrame, one header line) for the parsed options of :func:`build_parser`."""
     import pandas as pd
     import torch
-    from sdebench.solvers.base import sample
+    from tqdm.auto import tqdm
+
+    from sdebench.registry import split_specs
+    from sdebench.solvers.catalogue import get_solver
     from sdebench.solvers.grids import log_snr_grid
+    from sdebench.solvers.loop import sample
     from sdebench.solvers.noise import GaussianIncrements
-    from sdebench.solvers.registry import get_solver
 
     dtype = getattr(torch, args.dtype)
     problem = speed_problem(args.dim, args.dtype, args.device, args.covariance)
@@ -167,25 +222,26 @@ def speed_table(args: argparse.Namespace):
     noise_draw = timed(lambda: GaussianIncrements(0).increment(ts[0], ts[1], x), args.device,
                        args.repeat)
     rows = []
-    for name in args.samplers.split(","):
+    for name in tqdm(split_specs(args.samplers), desc="samplers", disable=args.quiet):
         solver = get_solver(name)
         noise = CountingNoise(GaussianIncrements(1))
         result = {}
 
-        def run(name=name, result=result, noise=noise):
+        def run(solver=solver, result=result, noise=noise):
             noise.draws = 0
-            result["nfe"] = sample(name, problem.denoiser, schedule, x, ts, noise=noise,
+            result["nfe"] = sample(solver, problem.denoiser, schedule, x, ts, noise=noise,
                                    check_finite=args.check_finite).nfe
 
-        wall = timed(run, args.device, args.repeat)
+        times = timings(run, args.device, args.repeat)
+        wall = min(times)
         work = result["nfe"] * floor
         allowed = 2 * work + noise.draws * noise_draw if solver.stochastic else 1.2 * work
         min_traffic = 2 * state_bytes * result["nfe"] / wall
         rows.append({"sampler": name, "stochastic": solver.stochastic, "nfe": result["nfe"],
-                     "noise_draws": noise.draws, "wall_s": wall, "floor_ratio": wall / work,
-                     "allowed_ratio": allowed / work, "within_target": wall <= allowed,
-                     "samples_per_s": args.batch / wall, "min_traffic_GBps": min_traffic / 1e9,
-                     "fraction_of_peak": min_traffic / peak})
+                     "noise_draws": noise.draws, "wall_s": wall, "spread": spread(times),
+                     "floor_ratio": wall / work, "allowed_ratio": allowed / work,
+                     "within_target": wall <= allowed, "samples_per_s": args.batch / wall,
+                     "min_traffic_GBps": min_traffic / 1e9, "fraction_of_peak": min_traffic / peak})
     header = (f"denoiser (floor) {floor * 1e3:.1f} ms; one noise draw {noise_draw * 1e3:.1f} ms; "
               f"d={args.dim} batch={args.batch} {args.dtype} {args.device} steps={args.steps} "
               f"{args.covariance} covariance; copy bandwidth {measured_peak / 1e9:.1f} GB/s"
@@ -193,17 +249,39 @@ def speed_table(args: argparse.Namespace):
     return pd.DataFrame(rows), header
 
 
-def print_table(make_table, args: argparse.Namespace) -> int:
-    """Tune malloc, build ``make_table(args) -> (DataFrame, header)`` and print both."""
+def print_table(make_table, args: argparse.Namespace) -> object:
+    """Tune malloc, build ``make_table(args) -> (DataFrame, header)``, print both (with a warning
+    when the timings were noisy) and return the table."""
     malloc = tune_glibc_malloc()
     table, header = make_table(args)
     print(header + (f"; {malloc}" if malloc else ""))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    return 0
+    noisy = table[table["spread"] > NOISY_SPREAD] if "spread" in table else table.iloc[:0]
+    if not noisy.empty:
+        print(f"warning: timings of {', '.join(noisy.sampler)} varied by more than "
+              f"{NOISY_SPREAD}x between repetitions (median/best): the machine was busy, "
+              "so these ratios are not reliable; re-run on a quiet machine", file=sys.stderr)
+    return table
 
 
 def main(argv=None, prog: str | None = None) -> int:
-    return print_table(speed_table, build_parser(prog).parse_args(argv))
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    check_device(parser, args.device)
+    from sdebench.registry import SpecError, split_specs
+    from sdebench.solvers.catalogue import get_solver
+
+    try:
+        for name in split_specs(args.samplers):
+            get_solver(name)
+    except (SpecError, ValueError, TypeError) as error:
+        parser.error(str(error))
+    table = print_table(speed_table, args)
+    over = table[~table.within_target]
+    if args.check and not over.empty:
+        print(f"over target: {', '.join(over.sampler)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,10 @@
-"""Render study DataFrames into one self-contained HTML page (inline SVG, no scripts, no network).
+"""Render stored study frames into one self-contained HTML page (inline SVG, no scripts, no
+network).
 
-Reports only render: every number on the page comes from the DataFrame passed in.
+Reports only render: every number on the page comes from the frames passed in (results, order
+fits, sample points, trajectories, section configurations); nothing is fitted or sampled here.
+One section per configuration (``config_id``): rows of different configurations are never drawn
+or tabulated together, and each section prints the configuration that made it.
 """
 
 from __future__ import annotations
@@ -8,7 +12,10 @@ from __future__ import annotations
 import datetime
 import html
 import io
+import json
 import platform
+from dataclasses import dataclass, field
+from itertools import cycle
 from pathlib import Path
 
 import matplotlib
@@ -17,17 +24,36 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from sdebench.studies.order import VERDICT_LEGEND, order_table  # noqa: E402
+
+from sdebench.studies.order import VERDICT_LEGEND  # noqa: E402
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em}
 table{border-collapse:collapse;font-size:.85em;margin:1em 0}
 td,th{border:1px solid #ccc;padding:.25em .5em;text-align:right}th{background:#f3f3f3}
-td.note{text-align:left;max-width:420px}
+td.note,td.reason,td.dropped,td.error,td.value{text-align:left;max-width:420px}
 .PASS{background:#dff5df}.FAIL{background:#f8d7d7}.ABOVE{background:#fff4cc}
+.INCONCLUSIVE{background:#e8e8f4}
 figure{margin:1em 0}figcaption{font-size:.85em;color:#555}
+code{background:#f5f5f5;padding:0 .2em}
 """
+_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "*", "h", "p", "d", "8", "H", "1", "2")
+_SECTION_KEYS = ("schedule", "schedule_params", "problem", "problem_params", "dim", "batch", "grid",
+                 "grid_params", "dtype", "device", "seed", "sdebench_version", "code",
+                 "torch_version")
+
+
+@dataclass
+class StudyFrames:
+    """What a report shows: ``results`` (one row per measurement), ``orders`` (fits),
+    ``samples`` (2-D points), ``trajectories``, ``sections`` (config_id → {config, commands})."""
+
+    results: pd.DataFrame
+    orders: pd.DataFrame
+    samples: pd.DataFrame = field(default_factory=pd.DataFrame)
+    trajectories: pd.DataFrame = field(default_factory=pd.DataFrame)
+    sections: dict = field(default_factory=dict)
 
 
 def _svg(figure) -> str:
@@ -38,35 +64,90 @@ def _svg(figure) -> str:
     return text[text.index("<svg"):]
 
 
-def error_vs_nfe_figure(frame: pd.DataFrame, metric: str) -> str:
-    """Log-log error against NFE, one line per sampler, with dashed reference slopes 1, 2, 3."""
+def _styles(frame: pd.DataFrame) -> dict:
+    """sampler → line style: a colour and marker of its own (no two samplers alike), solid for
+    ODE samplers and dashed for stochastic ones."""
+    samplers = list(dict.fromkeys(frame.sampler))
+    colours = plt.get_cmap("tab20").colors
+    stochastic = frame.drop_duplicates("sampler").set_index("sampler")["stochastic"] \
+        if "stochastic" in frame else pd.Series(False, index=samplers)
+    markers = cycle(_MARKERS)
+    return {name: {"color": colours[(2 * i) % 20 + (2 * i // 20) % 2], "marker": next(markers),
+                   "linestyle": "--" if bool(stochastic.get(name, False)) else "-"}
+            for i, name in enumerate(samplers)}
+
+
+def metric_figure(frame: pd.DataFrame, metric: str) -> str:
+    """Log-log ``metric`` against NFE, one line per sampler; its floor (round-off or Monte
+    Carlo) as a grey band, a diagnostic's reference value as a dotted line, and reference
+    slopes anchored to the data."""
     figure, axis = plt.subplots(figsize=(8, 5))
-    for sampler, group in frame.groupby("sampler", sort=False):
+    styles = _styles(frame)
+    positive = frame[(frame.value > 0) & np.isfinite(frame.value)]
+    for sampler, group in positive.groupby("sampler", sort=False):
         group = group.sort_values("nfe")
-        axis.loglog(group.nfe, group.value, marker="o", markersize=3, label=sampler)
-    nfe = np.array([frame.nfe.min(), frame.nfe.max()], float)
-    anchor = float(frame.value.median())
-    for order in (1, 2, 3):
-        axis.loglog(nfe, anchor * (nfe / nfe[0]) ** (-order), "k--", linewidth=0.6, alpha=0.5)
-        axis.annotate(f"slope −{order}", (nfe[1], anchor * (nfe[1] / nfe[0]) ** (-order)),
-                      fontsize=7, alpha=0.7)
+        axis.plot(group.nfe, group.value, markersize=4, label=sampler, **styles[sampler])
+    axis.set_xscale("log")
+    if positive.empty:
+        axis.text(0.5, 0.5, "no finite values to draw", transform=axis.transAxes, ha="center")
+    elif (positive.value.max() / positive.value.min()) > 10:
+        axis.set_yscale("log")
+    floor = frame.floor.max() if "floor" in frame else np.nan
+    low, high = axis.get_ylim()
+    if np.isfinite(floor) and low < floor:
+        axis.axhspan(low, min(floor, high), color="0.85", zorder=0,
+                     label=f"{frame.floor_kind.dropna().iloc[0] or 'error'} floor")
+        axis.set_ylim(low, high)
+    reference = frame.reference.dropna() if "reference" in frame else pd.Series(dtype=float)
+    if not reference.empty:
+        axis.axhline(float(reference.mean()), color="k", linestyle=":", linewidth=1,
+                     label="exact samples")
+    _reference_slopes(axis, positive)
     axis.set_xlabel("NFE (model evaluations)")
     axis.set_ylabel(metric)
     axis.grid(True, which="both", alpha=0.3)
-    axis.legend(fontsize=7, ncol=2)
+    _legend(axis)
     return _svg(figure)
+
+
+def _legend(axis) -> None:
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize=7, ncol=2)
+    else:
+        axis.text(0.5, 0.5, "nothing to draw", transform=axis.transAxes, ha="center")
+
+
+def _reference_slopes(axis, frame: pd.DataFrame) -> None:
+    """Dashed slopes −p for each declared order p of the samplers drawn, starting at the
+    largest value at the smallest NFE and labelled inside the axes."""
+    if frame.empty or axis.get_yscale() != "log" or frame.nfe.nunique() < 2:
+        return
+    declared = sorted({float(v) for v in frame.declared_order.dropna()}) \
+        if "declared_order" in frame else []
+    nfe = np.array([frame.nfe.min(), frame.nfe.max()], float)
+    start = frame[frame.nfe == frame.nfe.min()].value.max()
+    low = frame.value.min()
+    for order in declared:
+        values = start * (nfe / nfe[0]) ** (-order)
+        end = nfe[1] if values[1] >= low else nfe[0] * (start / low) ** (1 / order)
+        axis.plot([nfe[0], end], [start, start * (end / nfe[0]) ** (-order)], "k--",
+                  linewidth=0.6, alpha=0.5)
+        axis.annotate(f"slope −{order:g}", (end, start * (end / nfe[0]) ** (-order)), fontsize=7,
+                      alpha=0.7, xytext=(-30, 4), textcoords="offset points")
 
 
 def work_precision_figure(frame: pd.DataFrame, metric: str) -> str:
     """Error against wall time of a batch run (work–precision diagram)."""
     figure, axis = plt.subplots(figsize=(8, 5))
+    styles = _styles(frame)
+    frame = frame[(frame.value > 0) & np.isfinite(frame.value) & (frame.wall_time > 0)]
     for sampler, group in frame.groupby("sampler", sort=False):
         group = group.sort_values("wall_time")
-        axis.loglog(group.wall_time, group.value, marker=".", label=sampler)
+        axis.loglog(group.wall_time, group.value, markersize=4, label=sampler, **styles[sampler])
     axis.set_xlabel("wall time of one batch run [s]")
     axis.set_ylabel(metric)
     axis.grid(True, which="both", alpha=0.3)
-    axis.legend(fontsize=7, ncol=2)
+    _legend(axis)
     return _svg(figure)
 
 
@@ -75,18 +156,24 @@ def scatter_figure(samples: pd.DataFrame) -> str:
     samplers = list(dict.fromkeys(samples.sampler))
     all_steps = sorted(samples.steps.unique())
     steps = sorted({all_steps[0], all_steps[len(all_steps) // 2], all_steps[-1]})
-    figure, axes = plt.subplots(len(samplers), len(steps), figsize=(2.6 * len(steps), 2.4 * len(samplers)),
-                                squeeze=False)
+    figure, axes = plt.subplots(len(samplers), len(steps), figsize=(2.6 * len(steps), 2.5 * len(samplers)),
+                                squeeze=False, constrained_layout=True)
     converged = samples[samples.steps == all_steps[-1]]
     limits = [(converged[c].quantile(0.01), converged[c].quantile(0.99)) for c in ("x", "y")]
     limits = [(lo - 0.3 * (hi - lo), hi + 0.3 * (hi - lo)) for lo, hi in limits]
     for i, sampler in enumerate(samplers):
         for j, n in enumerate(steps):
+            axis = axes[i, j]
             points = samples[(samples.sampler == sampler) & (samples.steps == n)]
-            axes[i, j].scatter(points.x, points.y, s=2, alpha=0.5)
-            axes[i, j].set_xlim(*limits[0])
-            axes[i, j].set_ylim(*limits[1])
-            axes[i, j].set_title(f"{sampler}, {n} steps", fontsize=8)
+            inside = points[points.x.between(*limits[0]) & points.y.between(*limits[1])]
+            axis.scatter(inside.x, inside.y, s=2, alpha=0.5)
+            if len(inside) < len(points) or points.empty:
+                axis.text(0.5, 0.05, "no points (diverged)" if points.empty else
+                          f"{len(points) - len(inside)} of {len(points)} points off-axis",
+                          transform=axis.transAxes, ha="center", fontsize=6, color="firebrick")
+            axis.set_xlim(*limits[0])
+            axis.set_ylim(*limits[1])
+            axis.set_title(f"{sampler}, {n} steps", fontsize=8)
     return _svg(figure)
 
 
@@ -106,27 +193,85 @@ def trajectory_figure(trajectories: pd.DataFrame) -> str:
     return _svg(figure)
 
 
+def _format(value) -> str:
+    if isinstance(value, float):
+        if np.isnan(value):
+            return ""
+        return f"{value:.3g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.3f}"
+    return str(value)
+
+
 def _table(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     rows = []
     for _, row in frame.iterrows():
         cells = []
         for column, value in row.items():
-            text = f"{value:.3f}" if isinstance(value, float) else str(value)
-            css = {"verdict": f' class="{value}"', "note": ' class="note"'}.get(column, "")
-            cells.append(f"<td{css}>{html.escape(text)}</td>")
+            css = f' class="{value}"' if column == "verdict" else (
+                f' class="{column}"' if column in ("note", "reason", "dropped", "error", "value")
+                else "")
+            cells.append(f"<td{css}>{html.escape(_format(value))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _environment(results: pd.DataFrame, command: str) -> pd.DataFrame:
+def _section_header(config_id: str, section: dict, frame: pd.DataFrame) -> str:
+    config = section.get("config") or {key: frame[key].iloc[0] for key in _SECTION_KEYS if key in frame}
+    shown = {key: config[key] for key in _SECTION_KEYS if key in config}
+    title = (f"{config.get('schedule', '?')} — {config.get('problem', '?')}, d = {config.get('dim')}, "
+             f"{config.get('dtype')}, grid {config.get('grid')}, seed {config.get('seed')}")
+    table = pd.DataFrame({"setting": list(shown),
+                          "value": [json.dumps(v, default=str) if isinstance(v, dict) else v
+                                    for v in shown.values()]})
+    commands = "".join(f"<li><code>{html.escape(c)}</code></li>" for c in section.get("commands", []))
+    return (f"<h2>{html.escape(title)}</h2><p>Configuration <code>{config_id}</code>: every row "
+            "below was computed with exactly these settings.</p>" + _table(table)
+            + (f"<p>Produced by:</p><ul>{commands}</ul>" if commands else ""))
+
+
+def _section(config_id: str, frames: StudyFrames) -> str:
+    frame = frames.results[frames.results.config_id == config_id]
+    ok = frame[frame.status == "ok"]
+    part = [_section_header(config_id, frames.sections.get(config_id, {}), frame)]
+    for metric, rows in ok.groupby("metric", sort=False):
+        description = f"{metric} versus NFE"
+        if rows.floor.notna().any():
+            description += "; grey band: below the floor, values there are not discretisation error"
+        part.append(f"<figure>{metric_figure(rows, metric)}<figcaption>{html.escape(description)}"
+                    "; dashed lines: stochastic samplers; thin dashed: reference slopes."
+                    "</figcaption></figure>")
+    orders = frames.orders[frames.orders.config_id == config_id] if not frames.orders.empty else frames.orders
+    if not orders.empty:
+        part.append("<h3>Measured versus declared order</h3>"
+                    + _table(orders.drop(columns=["config_id", "schedule", "problem"])))
+        first = orders.metric.iloc[0]
+        part.append(f"<figure>{work_precision_figure(ok[ok.metric == first], first)}<figcaption>"
+                    "Work–precision: error versus wall time of a batch run.</figcaption></figure>")
+    samples = frames.samples
+    if not samples.empty and (samples.config_id == config_id).any():
+        part.append(f"<figure>{scatter_figure(samples[samples.config_id == config_id])}<figcaption>"
+                    "Output samples per sampler and step count.</figcaption></figure>")
+    paths = frames.trajectories
+    if not paths.empty and (paths.config_id == config_id).any():
+        part.append(f"<figure>{trajectory_figure(paths[paths.config_id == config_id])}"
+                    "<figcaption>From noise to data: reverse-SDE paths versus PF-ODE paths from "
+                    "the same starts (1-D two-component mixture); both end in the same "
+                    "marginal. The x axis is cut at ±4: near t_max the paths start wider."
+                    "</figcaption></figure>")
+    failed = frame[frame.status != "ok"].drop_duplicates("unit_id")
+    if not failed.empty:
+        part.append("<h3>Diverged or failed runs</h3>"
+                    + _table(failed[["sampler", "steps", "status", "error"]]))
+    return "\n".join(part)
+
+
+def _environment(results: pd.DataFrame) -> pd.DataFrame:
     import scipy
     import sympy
     import torch
 
     items = {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": command,
+        "rendered": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "torch": torch.__version__,
@@ -134,66 +279,34 @@ def _environment(results: pd.DataFrame, command: str) -> pd.DataFrame:
         "scipy": scipy.__version__,
         "sympy": sympy.__version__,
         "pandas": pd.__version__,
-        "devices": ", ".join(sorted(results.device.astype(str).unique())),
-        "dtypes": ", ".join(sorted(results.dtype.astype(str).unique())),
+        "git commits of the rows": ", ".join(sorted(results.git_commit.dropna().astype(str).unique()))
+        if "git_commit" in results else "",
         "rows": str(len(results)),
     }
     return pd.DataFrame({"item": list(items), "value": list(items.values())})
 
 
-def render_report(results: pd.DataFrame, command: str = "", samples: pd.DataFrame | None = None,
-                  trajectories: pd.DataFrame | None = None) -> str:
-    """The HTML text of the report for a study DataFrame, optionally with 2-D output samples
-    (columns sde, sampler, steps, x, y) and trajectories (columns sde, kind, path, t, x)."""
-    if results.empty:
-        raise ValueError("cannot render a report from an empty DataFrame")
-    sections = []
-    metric = "w2" if (results.metric == "w2").any() else "sliced_w2"
-    for sde, frame in results.groupby("sde", sort=False):
-        part = [f"<h2>SDE: {html.escape(str(sde))}</h2>"]
-        errors = frame[frame.metric == metric]
-        if not errors.empty:
-            part.append(f"<figure>{error_vs_nfe_figure(errors, metric)}<figcaption>{metric} to the "
-                        "exact p<sub>t_min</sub> versus NFE; dashed: reference slopes.</figcaption></figure>")
-            part.append(f"<figure>{work_precision_figure(errors, metric)}<figcaption>Work–precision: "
-                        "error versus wall time of a batch run.</figcaption></figure>")
-        if metric == "w2":
-            table = order_table(frame).drop(columns=["problem", "metric"])
-            part.append("<h3>Measured versus declared order</h3>" + _table(table))
-        else:
-            floor = frame[frame.metric == "sliced_w2_floor"].value.mean()
-            part.append(f"<p>Monte Carlo floor of sliced W2 (two exact sample sets): {floor:.4f}. "
-                        "Differences below it are sampling noise, not discretisation error.</p>")
-        if samples is not None and (samples.sde == sde).any():
-            part.append(f"<figure>{scatter_figure(samples[samples.sde == sde])}<figcaption>Output "
-                        "samples per sampler and step count.</figcaption></figure>")
-        if trajectories is not None and (trajectories.sde == sde).any():
-            part.append(f"<figure>{trajectory_figure(trajectories[trajectories.sde == sde])}"
-                        "<figcaption>From noise to data: reverse-SDE paths versus PF-ODE paths from "
-                        "the same starts (1-D two-component mixture); both end in the same "
-                        "marginal. The x axis is cut at ±4: near t_max the paths start wider."
-                        "</figcaption></figure>")
-        diverged = frame[frame.metric == "diverged"]
-        if not diverged.empty:
-            part.append("<h3>Diverged runs</h3>" + _table(diverged[["sampler", "steps", "order_note"]]))
-        sections.append("\n".join(part))
+def render_report(frames: StudyFrames) -> str:
+    """The HTML text of the report: one section per configuration in ``frames.results``."""
+    if frames.results.empty:
+        raise ValueError("cannot render a report without results")
+    sections = [_section(config_id, frames)
+                for config_id in dict.fromkeys(frames.results.config_id)]
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>sdebench report</title>"
         f"<style>{_STYLE}</style></head><body><h1>sdebench convergence report</h1>"
         "<p>Errors are measured against exact answers (the exact output law for Gaussian data). "
         f"{html.escape(VERDICT_LEGEND)}</p>"
         + "\n".join(sections)
-        + "<h2>Environment</h2>" + _table(_environment(results, command))
+        + "<h2>Environment</h2>" + _table(_environment(frames.results))
         + "</body></html>"
     )
 
 
-def write_report(results: pd.DataFrame, path: str | Path, command: str = "",
-                 samples: pd.DataFrame | None = None, trajectories: pd.DataFrame | None = None) -> Path:
+def write_report(frames: StudyFrames, path: str | Path) -> Path:
     """Write the report atomically and return its path."""
+    from sdebench.studies.store import atomic_write_text
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(render_report(results, command, samples, trajectories), encoding="utf-8")
-    temporary.replace(path)
+    atomic_write_text(path, render_report(frames))
     return path

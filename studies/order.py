@@ -1,9 +1,23 @@
-"""Order estimation from a tidy DataFrame: log-log least squares with a t-based confidence
-interval on the slope, compared with the declared order.
+"""Order estimation with evidence: log-log least squares over the asymptotic points, a
+t-based 95 % confidence interval on the slope, and a verdict that says why.
 
-The verdict uses tolerance max(CI half-width, 0.1): with exact-law errors the residuals of the fit
-are pre-asymptotic curvature, not noise, and 0.1 is the allowance for the O(h) drift of local
-slopes in the fitted range (see tests/test_solver_orders.py).
+Which points: rows of one configuration (``config_id``), sampler and metric, with a finite
+positive value above the row's floor (round-off or Monte Carlo, stated per metric in
+:mod:`sdebench.studies.metrics`) and above three standard errors; of those the ``FIT_POINTS``
+largest step counts (the asymptotic end).
+
+Verdicts:
+
+* N/A — the sampler declares no order for this metric (its note says why);
+* INCONCLUSIVE — fewer than ``FIT_POINTS`` usable points, or a CI half-width above
+  ``MAX_HALF_WIDTH``; the reason is stated ("2 step counts", "CI ±3.1", "2 points at the
+  round-off floor");
+* PASS — |measured − declared| ≤ max(CI, ``MIN_ALLOWANCE``) with a CI of at most
+  ``MAX_HALF_WIDTH``. The allowance 0.1 covers the O(h) drift of local slopes in the fitted
+  range: with exact-law errors the residuals are pre-asymptotic curvature, not noise
+  (tests/test_solver_orders.py);
+* ABOVE / FAIL — the declared order lies outside max(CI, allowance): faster (the declared order
+  is a worst-case bound; Euler–Maruyama on VE, theory/em_error.py) or slower than declared.
 """
 
 from __future__ import annotations
@@ -15,10 +29,15 @@ import pandas as pd
 from scipy import stats
 
 MIN_ALLOWANCE = 0.1
+MAX_HALF_WIDTH = 0.25
+FIT_POINTS = 3
+STDERR_MULTIPLE = 3
+ORDER_COLUMNS = {"order": "declared_order", "strong_order": "declared_strong_order"}
 
 
 def fit_order(steps, errors, confidence: float = 0.95) -> tuple[float, float]:
-    """(order, CI half-width) from the slope of log(error) against log(steps)."""
+    """(order, CI half-width) from the slope of log(error) against log(steps); the half-width is
+    infinite with two points."""
     x, y = np.log(np.asarray(steps, float)), np.log(np.asarray(errors, float))
     if x.size < 2:
         raise ValueError(f"need at least 2 points to fit an order, got {x.size}")
@@ -30,47 +49,85 @@ def fit_order(steps, errors, confidence: float = 0.95) -> tuple[float, float]:
 
 
 VERDICT_LEGEND = (
-    "PASS: within max(95% CI, 0.1) of the declared order. ABOVE: faster than declared on this "
-    "problem (the declared order is a worst-case bound; Euler–Maruyama on VE with Gaussian data "
-    "has a first-order error coefficient that is only a small boundary term, theory/em_error.py, "
-    "so its O(h²) term dominates below about 10⁴ steps). FAIL: slower than declared. "
-    "N/A: no order declared (see note)."
+    f"PASS: within max(95% CI, {MIN_ALLOWANCE}) of the declared order, from at least "
+    f"{FIT_POINTS} step counts above the error floor with a CI of at most ±{MAX_HALF_WIDTH}. "
+    "INCONCLUSIVE: the evidence is too weak to decide (too few usable step counts, a wide CI, or "
+    "errors at the round-off or Monte Carlo floor; the reason is given). ABOVE: faster than "
+    "declared on this problem (the declared order is a worst-case bound; Euler–Maruyama on VE "
+    "with Gaussian data has a first-order error coefficient that is only a small boundary term, "
+    "theory/em_error.py, so its O(h²) term dominates below about 10⁴ steps). FAIL: slower than "
+    "declared. N/A: no order declared (see note)."
 )
 
 
 def verdict(measured: float, half_width: float, declared: float | None) -> str:
-    """PASS within tolerance; ABOVE if clearly faster (the declared order is a worst-case bound);
-    FAIL if clearly slower; N/A when no order is declared."""
+    """PASS, ABOVE, FAIL or INCONCLUSIVE for a fit (see the module docstring); N/A without a
+    declared order."""
     if declared is None or (isinstance(declared, float) and math.isnan(declared)):
         return "N/A"
+    if math.isnan(measured):
+        return "INCONCLUSIVE"
     tolerance = max(half_width, MIN_ALLOWANCE)
-    if abs(measured - declared) <= tolerance:
-        return "PASS"
-    return "ABOVE" if measured > declared else "FAIL"
+    if abs(measured - declared) > tolerance:
+        return "ABOVE" if measured > declared else "FAIL"
+    return "PASS" if half_width <= MAX_HALF_WIDTH else "INCONCLUSIVE"
 
 
-def order_table(results: pd.DataFrame, metric: str = "w2", fit_points: int = 3) -> pd.DataFrame:
-    """One row per (sde, problem, sampler, grid): measured order over the ``fit_points`` largest
-    step counts whose error exceeds 1e-12 (below it round-off dominates), CI and verdict."""
-    rows = []
-    keys = ["sde", "problem", "sampler", "grid"]
-    for key, group in results[results.metric == metric].groupby(keys, sort=False):
-        group = group.sort_values("steps")
-        usable = group[group.value > 1e-12].tail(fit_points)
-        declared = group.declared_order.iloc[0]
-        declared = None if pd.isna(declared) else float(declared)
-        if len(usable) < 2:
-            measured, half_width = math.nan, math.nan
+def usable_points(group: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The rows an order may be fitted on, and why the others were dropped ("256: at floor")."""
+    reasons = []
+    keep = []
+    for _, row in group.sort_values("steps").iterrows():
+        value, floor, stderr = row["value"], row.get("floor", math.nan), row.get("stderr", math.nan)
+        if row["status"] != "ok" or not math.isfinite(value) or value <= 0:
+            reasons.append(f"{row['steps']}: {row['status'] if row['status'] != 'ok' else 'no error'}")
+        elif not math.isnan(floor) and value <= floor:
+            reasons.append(f"{row['steps']}: at the {row.get('floor_kind', 'error')} floor")
+        elif not math.isnan(stderr) and value <= STDERR_MULTIPLE * stderr:
+            reasons.append(f"{row['steps']}: within {STDERR_MULTIPLE} standard errors of 0")
         else:
+            keep.append(row)
+    return pd.DataFrame(keep), reasons
+
+
+def _inconclusive_reason(usable: pd.DataFrame, dropped: list[str], half_width: float) -> str:
+    if len(usable) < FIT_POINTS:
+        floors = sum("floor" in reason for reason in dropped)
+        reason = f"{len(usable)} usable step count{'s' * (len(usable) != 1)}"
+        return reason + (f"; {floors} at the error floor" if floors else "")
+    return f"CI ±{half_width:.2g} > ±{MAX_HALF_WIDTH}"
+
+
+def order_table(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per (configuration, sampler, fitted metric): points used, measured order with its
+    CI, declared order and verdict with its reason. A metric is fitted when its rows name the
+    declaration its error follows (column ``metric_order``: ``order`` or ``strong_order``)."""
+    rows = []
+    if results.empty:
+        return pd.DataFrame(rows)
+    fitted = results[results.metric_order.isin(list(ORDER_COLUMNS))]
+    keys = ["config_id", "schedule", "problem", "sampler", "metric"]
+    for key, group in fitted.groupby(keys, sort=False):
+        declared = group[ORDER_COLUMNS[group.metric_order.iloc[0]]].iloc[0]
+        declared = None if pd.isna(declared) else float(declared)
+        usable, dropped = usable_points(group)
+        usable = usable.tail(FIT_POINTS)
+        measured = half_width = math.nan
+        if len(usable) >= 2:
             measured, half_width = fit_order(usable.steps, usable.value)
+        result = verdict(measured, half_width, declared) if len(usable) >= FIT_POINTS or \
+            declared is None else "INCONCLUSIVE"
+        reason = _inconclusive_reason(usable, dropped, half_width) if result == "INCONCLUSIVE" else ""
         rows.append({
             **dict(zip(keys, key, strict=True)),
-            "metric": metric,
+            "points": len(usable),
             "fit_steps": f"{int(usable.steps.min())}-{int(usable.steps.max())}" if len(usable) else "",
             "measured_order": measured,
             "ci95": half_width,
             "declared_order": declared,
-            "verdict": "N/A" if math.isnan(measured) else verdict(measured, half_width, declared),
-            "note": group.order_note.iloc[0],
+            "verdict": result,
+            "reason": reason,
+            "dropped": "; ".join(dropped),
+            "note": group.order_note.iloc[0] if declared is None else "",
         })
     return pd.DataFrame(rows)

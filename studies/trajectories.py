@@ -4,26 +4,26 @@ as a tidy DataFrame: one row per (kind, path, step) with columns kind, path, t, 
 from __future__ import annotations
 
 import pandas as pd
-import torch
-from sdebench.problems.mixture import GaussianMixtureProblem
-from sdebench.solvers.base import sample
+
+from sdebench.problems.catalogue import get_problem
+from sdebench.seeding import derive_seed, generator
+from sdebench.solvers.catalogue import get_solver
 from sdebench.solvers.grids import log_snr_grid
+from sdebench.solvers.loop import sample
 from sdebench.solvers.noise import GaussianIncrements
-from sdebench.theory import get_schedule
+from sdebench.theory.catalogue import get_schedule
 
 KINDS = {"reverse SDE (Euler–Maruyama)": "euler_maruyama", "PF-ODE (Heun)": "heun"}
 
 
-def trajectory_frame(sde: str, paths: int = 24, steps: int = 200, seed: int = 0) -> pd.DataFrame:
-    """Paths of both samplers from the same p_{t_max} starts, for 1-D data ½N(−1.5, 0.05) +
-    ½N(1.5, 0.05)."""
-    schedule = get_schedule(sde)
-    problem = GaussianMixtureProblem(
-        schedule, torch.ones(2, dtype=torch.float64),
-        torch.tensor([[-1.5], [1.5]], dtype=torch.float64), torch.full((2, 1), 0.05, dtype=torch.float64),
-    )
+def trajectory_frame(schedule_spec: str, seed: int = 0, paths: int = 24,
+                     steps: int = 200) -> pd.DataFrame:
+    """Paths of both samplers from the same p_{t_max} starts, for the 1-D data of problem
+    ``bimodal_1d`` (½N(−1.5, 0.05) + ½N(1.5, 0.05)), float64 on the CPU."""
+    schedule = get_schedule(schedule_spec)
+    problem = get_problem("bimodal_1d", schedule, dim=1, seed=seed)
     ts = log_snr_grid(schedule, steps)
-    start = problem.sample_marginal(ts[0], paths, torch.Generator().manual_seed(seed))
+    start = problem.sample_marginal(ts[0], paths, generator(seed, "trajectories"))
     rows = []
     for kind, solver in KINDS.items():
         def record(i, t_cur, t_next, x, kind=kind):
@@ -32,6 +32,6 @@ def trajectory_frame(sde: str, paths: int = 24, steps: int = 200, seed: int = 0)
 
         rows.extend({"kind": kind, "path": p, "t": float(ts[0]), "x": float(v)}
                     for p, v in enumerate(start[:, 0].tolist()))
-        sample(solver, problem.denoiser, schedule, start, ts, noise=GaussianIncrements(seed + 1),
-               callback=record)
+        sample(get_solver(solver), problem.denoiser, schedule, start, ts,
+               noise=GaussianIncrements(derive_seed(seed, "trajectory_noise") >> 1), callback=record)
     return pd.DataFrame(rows)

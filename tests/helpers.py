@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+
 from sdebench.problems.gaussian import GaussianProblem
 from sdebench.problems.law import ExactLawNoise
-from sdebench.solvers.base import sample
+from sdebench.solvers.catalogue import get_solver
 from sdebench.solvers.grids import make_grid
+from sdebench.solvers.loop import sample
 from sdebench.solvers.sde import EulerMaruyama
 from sdebench.theory import get_schedule
 from sdebench.theory.em_error import em_leading_error
@@ -15,7 +17,7 @@ from sdebench.theory.em_error import em_leading_error
 def exact_law_w2(solver_name: str, problem: GaussianProblem, grid: str, steps: int) -> float:
     """W₂ between a solver's exact output law (started from exact p_{t_max}) and p_{t_min}."""
     ts = make_grid(grid, problem.schedule, steps)
-    result = sample(solver_name, problem.denoiser, problem.schedule, problem.marginal_law(ts[0]),
+    result = sample(get_solver(solver_name), problem.denoiser, problem.schedule, problem.marginal_law(ts[0]),
                     ts, noise=ExactLawNoise())
     return float(problem.w2(result.x, ts[-1]))
 

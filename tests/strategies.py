@@ -5,6 +5,7 @@ from __future__ import annotations
 import sympy
 import torch
 from hypothesis import strategies as st
+
 from sdebench.problems.gaussian import GaussianProblem
 from sdebench.theory import Schedule, T, edm, subvp, ve_geometric, vp_linear
 

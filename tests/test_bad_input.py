@@ -2,11 +2,12 @@
 
 import pytest
 import torch
-from sdebench.solvers.base import NonFiniteError, sample
-from sdebench.solvers.grids import log_snr_grid, make_grid, uniform_t_grid
-from sdebench.solvers.registry import get_solver
-from sdebench.theory import get_schedule
 
+from sdebench.solvers.catalogue import get_solver
+from sdebench.solvers.context import NonFiniteError
+from sdebench.solvers.grids import log_snr_grid, make_grid, uniform_t_grid
+from sdebench.solvers.loop import sample
+from sdebench.theory import get_schedule
 from tests.helpers import vp_problem
 
 
@@ -20,20 +21,20 @@ def setup():
 def test_increasing_grid(setup):
     problem, ts, x = setup
     with pytest.raises(ValueError, match="strictly decreasing"):
-        sample("euler", problem.denoiser, problem.schedule, x, ts.flip(0))
+        sample(get_solver("euler"), problem.denoiser, problem.schedule, x, ts.flip(0))
 
 
 def test_repeated_time(setup):
     problem, ts, x = setup
     bad = torch.cat([ts[:2], ts[1:]])
     with pytest.raises(ValueError, match="strictly decreasing"):
-        sample("euler", problem.denoiser, problem.schedule, x, bad)
+        sample(get_solver("euler"), problem.denoiser, problem.schedule, x, bad)
 
 
 def test_grid_outside_schedule(setup):
     problem, ts, x = setup
     with pytest.raises(ValueError, match="leaves the schedule's range"):
-        sample("euler", problem.denoiser, problem.schedule, x, ts * 2)
+        sample(get_solver("euler"), problem.denoiser, problem.schedule, x, ts * 2)
 
 
 @pytest.mark.parametrize("steps", [0, -1, 2.5, True])
@@ -45,25 +46,28 @@ def test_steps_below_one(steps):
 def test_single_point_grid(setup):
     problem, ts, x = setup
     with pytest.raises(ValueError, match="at least 2 points"):
-        sample("euler", problem.denoiser, problem.schedule, x, ts[:1])
+        sample(get_solver("euler"), problem.denoiser, problem.schedule, x, ts[:1])
 
 
 def test_integer_state(setup):
     problem, ts, _ = setup
     with pytest.raises(ValueError, match="floating"):
-        sample("euler", problem.denoiser, problem.schedule, torch.zeros(5, 4, dtype=torch.int64), ts)
+        sample(get_solver("euler"), problem.denoiser, problem.schedule,
+               torch.zeros(5, 4, dtype=torch.int64), ts)
 
 
 def test_unbatched_state(setup):
     problem, ts, _ = setup
     with pytest.raises(ValueError, match="batch"):
-        sample("euler", problem.denoiser, problem.schedule, torch.zeros(4, dtype=torch.float64), ts)
+        sample(get_solver("euler"), problem.denoiser, problem.schedule,
+               torch.zeros(4, dtype=torch.float64), ts)
 
 
-def test_device_mismatch(setup):
-    problem, ts, _ = setup
-    with pytest.raises(ValueError, match="device|is on"):
-        sample("euler", problem.denoiser, problem.schedule, torch.zeros(5, 4, device="meta"), ts)
+def test_grid_on_another_accelerator_than_the_state(setup):
+    """The grid may stay on the CPU while x is on an accelerator, but not sit on a third device."""
+    problem, ts, x = setup
+    with pytest.raises(ValueError, match="x is on cpu but the time grid is on meta"):
+        sample(get_solver("euler"), problem.denoiser, problem.schedule, x, ts.to("meta"))
 
 
 @pytest.mark.parametrize("bad_value", [float("nan"), float("inf"), -float("inf")])
@@ -82,24 +86,24 @@ def test_model_returning_nan_or_inf_names_step_and_time(setup, bad_value, check_
         return out
 
     with pytest.raises(NonFiniteError, match=r"step 2 \(t = "):
-        sample("euler", broken, problem.schedule, x, ts, check_finite=check_finite,
+        sample(get_solver("euler"), broken, problem.schedule, x, ts, check_finite=check_finite,
                callback=lambda i, *_: steps_run.append(i))
     assert len(steps_run) == (2 if check_finite == "step" else len(ts) - 1)
 
 
 def test_finite_checks_can_be_turned_off_or_rejected(setup):
     problem, ts, x = setup
-    result = sample("euler", lambda x, t: x * float("nan"), problem.schedule, x, ts,
+    result = sample(get_solver("euler"), lambda x, t: x * float("nan"), problem.schedule, x, ts,
                     check_finite="off")
     assert torch.isnan(result.x).all()
     with pytest.raises(ValueError, match="check_finite must be one of"):
-        sample("euler", problem.denoiser, problem.schedule, x, ts, check_finite="sometimes")
+        sample(get_solver("euler"), problem.denoiser, problem.schedule, x, ts, check_finite="sometimes")
 
 
 def test_model_returning_wrong_shape(setup):
     problem, ts, x = setup
     with pytest.raises(ValueError, match="model returned shape"):
-        sample("euler", lambda x, t: x[:, :2], problem.schedule, x, ts)
+        sample(get_solver("euler"), lambda x, t: x[:, :2], problem.schedule, x, ts)
 
 
 def test_unknown_sampler_and_grid():
@@ -122,4 +126,4 @@ def test_nan_initial_state(setup):
     x = x.clone()
     x[0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
-        sample("euler", problem.denoiser, problem.schedule, x, ts)
+        sample(get_solver("euler"), problem.denoiser, problem.schedule, x, ts)

@@ -9,11 +9,11 @@ its asymptotic range, and the VE explanation over the study's own fit range {64,
 
 import numpy as np
 import pytest
+
 from sdebench.problems.gaussian import GaussianProblem
 from sdebench.solvers.grids import log_snr_grid, uniform_t_grid
 from sdebench.theory import get_schedule
 from sdebench.theory.em_error import em_leading_error, ve_variance_coefficient
-
 from tests.helpers import em_error_and_first_order_term, fitted_order
 
 EXPANSION_STEPS = [128, 256, 512]

@@ -10,25 +10,25 @@ import math
 
 import pytest
 import torch
-from sdebench.problems.law import ExactLawNoise
-from sdebench.solvers.base import sample
-from sdebench.solvers.grids import log_snr_grid
-from sdebench.solvers.noise import GaussianIncrements
-from sdebench.solvers.registry import SOLVERS
 
+from sdebench.problems.law import ExactLawNoise
+from sdebench.solvers.catalogue import SAMPLERS, get_solver
+from sdebench.solvers.grids import log_snr_grid
+from sdebench.solvers.loop import sample
+from sdebench.solvers.noise import GaussianIncrements
 from tests.helpers import vp_problem
 
 SAMPLES = 10**6
 
 
-@pytest.mark.parametrize("name", list(SOLVERS))
+@pytest.mark.parametrize("name", SAMPLERS.names())
 def test_exact_law_matches_monte_carlo(name):
     problem = vp_problem(dim=2, seed=5)
     ts = log_snr_grid(problem.schedule, 8)
-    law = sample(name, problem.denoiser, problem.schedule, problem.marginal_law(ts[0]), ts,
+    law = sample(get_solver(name), problem.denoiser, problem.schedule, problem.marginal_law(ts[0]), ts,
                  noise=ExactLawNoise()).x
     x = problem.sample_marginal(ts[0], SAMPLES, torch.Generator().manual_seed(1))
-    out = sample(name, problem.denoiser, problem.schedule, x, ts, noise=GaussianIncrements(7)).x
+    out = sample(get_solver(name), problem.denoiser, problem.schedule, x, ts, noise=GaussianIncrements(7)).x
     mean, variance = out.mean(0), out.var(0)
     se_mean = torch.sqrt(law.variance / SAMPLES)
     se_var = law.variance * math.sqrt(2 / (SAMPLES - 1))

@@ -8,17 +8,17 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
-from sdebench.problems.law import ExactLawNoise
-from sdebench.solvers.base import sample
-from sdebench.solvers.exponential import DDIM
-from sdebench.solvers.noise import PerSampleIncrements
-from sdebench.solvers.registry import SOLVERS, get_solver
-from sdebench.theory.numeric import lambdify
 
+from sdebench.problems.law import ExactLawNoise
+from sdebench.solvers.catalogue import SAMPLERS, get_solver
+from sdebench.solvers.exponential import DDIM
+from sdebench.solvers.loop import sample
+from sdebench.solvers.noise import PerSampleIncrements
+from sdebench.theory.numeric import lambdify
 from tests.helpers import em_error_and_first_order_term
 from tests.strategies import gaussian_problems, schedules
 
-DETERMINISTIC = [name for name in SOLVERS if not get_solver(name).stochastic]
+DETERMINISTIC = [name for name in SAMPLERS.names() if not get_solver(name).stochastic]
 
 
 def _time(schedule, fraction):
@@ -123,8 +123,8 @@ def test_deterministic_solvers_are_invariant_to_batch_composition(data, name, sp
     problem = data.draw(gaussian_problems(schedule))
     ts = _grid(schedule, float(schedule.t_max), float(schedule.t_min), 6)
     x = problem.sample_marginal(ts[0], 7, torch.Generator().manual_seed(1))
-    whole = sample(name, problem.denoiser, schedule, x, ts).x
-    part = sample(name, problem.denoiser, schedule, x[:split], ts).x
+    whole = sample(get_solver(name), problem.denoiser, schedule, x, ts).x
+    part = sample(get_solver(name), problem.denoiser, schedule, x[:split], ts).x
     if name == "rk45":  # step sizes depend on the batch's rms error norm (documented)
         assert torch.isfinite(part).all()
     else:
@@ -133,7 +133,7 @@ def test_deterministic_solvers_are_invariant_to_batch_composition(data, name, sp
 
 BATCH_COUPLED = {"pc": "Song et al.'s corrector step uses batch-mean norms",
                  "rk45": "step sizes follow the batch's rms error norm"}
-STOCHASTIC = [name for name in SOLVERS if get_solver(name).stochastic and name not in BATCH_COUPLED]
+STOCHASTIC = [name for name in SAMPLERS.names() if get_solver(name).stochastic and name not in BATCH_COUPLED]
 
 
 @given(st.data(), st.sampled_from(STOCHASTIC), st.integers(1, 6))
@@ -146,8 +146,8 @@ def test_stochastic_solvers_with_per_sample_noise_are_invariant_to_batch_composi
     ts = _grid(schedule, float(schedule.t_max), float(schedule.t_min), 5)
     x = problem.sample_marginal(ts[0], 7, torch.Generator().manual_seed(1))
     seeds = list(range(100, 107))
-    whole = sample(name, problem.denoiser, schedule, x, ts, noise=PerSampleIncrements(seeds)).x
-    part = sample(name, problem.denoiser, schedule, x[split:],
+    whole = sample(get_solver(name), problem.denoiser, schedule, x, ts, noise=PerSampleIncrements(seeds)).x
+    part = sample(get_solver(name), problem.denoiser, schedule, x[split:],
                   ts, noise=PerSampleIncrements(seeds[split:])).x
     torch.testing.assert_close(part, whole[split:], rtol=1e-12, atol=1e-12)
 

@@ -11,8 +11,10 @@ import subprocess
 
 import matplotlib.image
 import pytest
-from sdebench.reports.html import write_report
-from sdebench.studies.convergence import StudyConfig, run_study
+
+from sdebench.reports.html import StudyFrames, write_report
+from sdebench.studies.config import StudyConfig
+from sdebench.studies.convergence import run_study
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -28,10 +30,12 @@ if CHROMIUM is None and os.environ.get("SDEBENCH_REQUIRE_BROWSER") != "1":
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     assert CHROMIUM is not None, "chromium is required here (SDEBENCH_REQUIRE_BROWSER=1)"
-    frame = run_study(StudyConfig(sdes=["vp", "edm"], samplers=["euler", "heun", "ddim"],
-                                  steps=[8, 16, 32], dim=2, batch=16, strong=False),
-                      progress=False)
-    return write_report(frame, tmp_path_factory.mktemp("report") / "report.html", command="test")
+    study = run_study(StudyConfig(schedules=["vp", "edm"], samplers=["euler", "heun", "ddim"],
+                                  steps=[8, 16, 32], dim=2, batch=16, metrics=["w2"]),
+                      progress=False, trajectories=False)
+    frames = StudyFrames(study.results, study.orders, study.samples, study.trajectories,
+                         study.sections)
+    return write_report(frames, tmp_path_factory.mktemp("report") / "report.html")
 
 
 def _chromium(report, tmp_path, *extra):
@@ -44,8 +48,8 @@ def test_rendered_page_has_figures_and_filled_tables(report, tmp_path):
     result = _chromium(report, tmp_path, "--dump-dom")
     assert result.returncode == 0, result.stderr[-2000:]
     dom = result.stdout
-    assert len(re.findall(r"<svg", dom)) == 4  # two figures for each of two SDEs
-    verdicts = re.findall(r'<td class="(PASS|FAIL|ABOVE|N/A)">', dom)
+    assert len(re.findall(r"<svg", dom)) == 6  # W2, work–precision, scatter for each schedule
+    verdicts = re.findall(r'<td class="(PASS|FAIL|ABOVE|INCONCLUSIVE|N/A)">', dom)
     assert len(verdicts) == 6 and "FAIL" not in verdicts
     assert "Environment" in dom and "torch" in dom
     console_errors = [line for line in result.stderr.splitlines()

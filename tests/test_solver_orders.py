@@ -9,18 +9,18 @@ in the development log), so 0.1 leaves a factor-2 margin yet rejects a wrong ord
 
 import pytest
 import torch
+
 from sdebench.problems.law import ExactLawNoise
-from sdebench.solvers.base import sample
+from sdebench.solvers.catalogue import SAMPLERS, get_solver
 from sdebench.solvers.grids import uniform_t_grid
+from sdebench.solvers.loop import sample
 from sdebench.solvers.noise import BrownianTree
 from sdebench.solvers.ode import DormandPrince45
-from sdebench.solvers.registry import SOLVERS, get_solver
-
 from tests.helpers import exact_law_w2, fitted_order, vp_problem
 
 ORDER_STEPS = [64, 128, 256]
-ORDERED = [name for name in SOLVERS if get_solver(name).order is not None]
-UNORDERED = [name for name in SOLVERS if get_solver(name).order is None]
+ORDERED = [name for name in SAMPLERS.names() if get_solver(name).order is not None]
+UNORDERED = [name for name in SAMPLERS.names() if get_solver(name).order is None]
 
 
 @pytest.mark.parametrize("name", ORDERED)
@@ -68,7 +68,7 @@ def test_euler_maruyama_strong_order_is_one():
 
     def solve(steps):
         ts = uniform_t_grid(schedule, steps)
-        return sample("euler_maruyama", problem.denoiser, schedule, x_start, ts, noise=tree).x
+        return sample(get_solver("euler_maruyama"), problem.denoiser, schedule, x_start, ts, noise=tree).x
 
     reference = solve(2048)
     steps = [16, 32, 64, 128]

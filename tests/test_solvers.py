@@ -4,16 +4,16 @@ import math
 
 import pytest
 import torch
+
 from sdebench.problems.gaussian import GaussianProblem
 from sdebench.problems.mixture import GaussianMixtureProblem
-from sdebench.solvers.base import sample
+from sdebench.solvers.catalogue import SAMPLERS, get_solver
 from sdebench.solvers.grids import GRIDS, log_snr_grid, make_grid
 from sdebench.solvers.likelihood import pf_ode_log_likelihood
+from sdebench.solvers.loop import sample
 from sdebench.solvers.models import as_denoiser, from_denoiser, guided
 from sdebench.solvers.noise import BrownianTree, GaussianIncrements, PerSampleIncrements
-from sdebench.solvers.registry import SOLVERS
 from sdebench.theory import get_schedule
-
 from tests.helpers import fitted_order, vp_problem
 
 EPS64 = torch.finfo(torch.float64).eps
@@ -30,7 +30,7 @@ def test_ddim_equals_dpm_solver_1_to_round_off(sde):
     problem = GaussianProblem.random(schedule, 3, seed=2)
     ts = log_snr_grid(schedule, 10)
     x = _start(problem, ts)
-    ddim = sample("ddim", problem.denoiser, schedule, x, ts).x
+    ddim = sample(get_solver("ddim"), problem.denoiser, schedule, x, ts).x
     num = schedule.numeric
     to_eps = num.conversion("x0", "eps")
     y = x
@@ -47,8 +47,8 @@ def test_dpmpp_first_step_is_ddim():
     problem = vp_problem()
     ts = log_snr_grid(problem.schedule, 1)
     x = _start(problem, ts)
-    a = sample("dpmpp_2m", problem.denoiser, problem.schedule, x, ts).x
-    b = sample("ddim", problem.denoiser, problem.schedule, x, ts).x
+    a = sample(get_solver("dpmpp_2m"), problem.denoiser, problem.schedule, x, ts).x
+    b = sample(get_solver("ddim"), problem.denoiser, problem.schedule, x, ts).x
     torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
@@ -58,7 +58,8 @@ def test_ancestral_is_ddim_eta_one():
     x = _start(problem, ts)
     from sdebench.solvers.exponential import DDIM
 
-    a = sample("ancestral", problem.denoiser, problem.schedule, x, ts, noise=GaussianIncrements(3)).x
+    a = sample(get_solver("ancestral"), problem.denoiser, problem.schedule, x, ts,
+               noise=GaussianIncrements(3)).x
     b = sample(DDIM(1.0), problem.denoiser, problem.schedule, x, ts, noise=GaussianIncrements(3)).x
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
@@ -80,7 +81,7 @@ def test_heun_reproduces_exact_vp_flow_map():
     for n in steps:
         ts = log_snr_grid(schedule, n)
         x = _start(problem, ts)
-        outputs.append(sample("heun", problem.denoiser, schedule, x, ts).x)
+        outputs.append(sample(get_solver("heun"), problem.denoiser, schedule, x, ts).x)
         exact = problem.flow_map(x, ts[0], ts[-1])
         errors.append(float((outputs[-1] - exact).abs().max()))
     assert abs(fitted_order(steps, errors) - 2) <= 0.1, errors
@@ -168,9 +169,9 @@ def test_seeded_sampling_is_reproducible():
     problem = vp_problem()
     ts = log_snr_grid(problem.schedule, 5)
     x = _start(problem, ts)
-    for name in SOLVERS:
-        a = sample(name, problem.denoiser, problem.schedule, x, ts, noise=GaussianIncrements(9)).x
-        b = sample(name, problem.denoiser, problem.schedule, x, ts, noise=GaussianIncrements(9)).x
+    for name in SAMPLERS.names():
+        a = sample(get_solver(name), problem.denoiser, problem.schedule, x, ts, noise=GaussianIncrements(9)).x
+        b = sample(get_solver(name), problem.denoiser, problem.schedule, x, ts, noise=GaussianIncrements(9)).x
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
 
 
@@ -183,12 +184,12 @@ def test_grids_run_from_t_max_to_t_min(grid):
     assert (ts[1:] < ts[:-1]).all()
 
 
-@pytest.mark.parametrize("name", list(SOLVERS))
+@pytest.mark.parametrize("name", SAMPLERS.names())
 def test_float32_stays_float32(name):
     problem = vp_problem().to(dtype=torch.float32)
     ts = log_snr_grid(problem.schedule, 4)
     x = problem.sample_marginal(ts[0].float(), 8)
-    out = sample(name, problem.denoiser, problem.schedule, x, ts).x
+    out = sample(get_solver(name), problem.denoiser, problem.schedule, x, ts).x
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
 
 

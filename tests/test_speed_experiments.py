@@ -8,8 +8,9 @@ NFE as each library spends it, noise draws, and the derived columns.
 import sys
 
 import pytest
+
 from sdebench.experiments import peers, speed
-from sdebench.solvers.registry import get_solver
+from sdebench.solvers.catalogue import get_solver
 
 TOY = ["--dim", "16", "--batch", "8", "--steps", "3", "--repeat", "1"]
 

@@ -1,106 +1,145 @@
-"""The convergence study, the order fit, resume, the CLI and the report."""
+"""The convergence study: tidy rows with their full configuration, resume, failures, the CLI."""
 
+import json
 import math
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-import sdebench.studies.convergence as convergence
 import torch
-from sdebench.reports.html import render_report
-from sdebench.studies.convergence import StudyConfig, run_study
-from sdebench.studies.order import fit_order, order_table, verdict
+
+import sdebench.studies.convergence as convergence
+from sdebench.solvers.solver import Solver
+from sdebench.studies.config import StudyConfig
+from sdebench.studies.convergence import run_study
 from sdebench.studies.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_fit_order_recovers_a_known_slope():
-    steps = np.array([8, 16, 32, 64, 128])
-    errors = 3.0 * steps**-2.5
-    order, half_width = fit_order(steps, errors)
-    assert order == pytest.approx(2.5, abs=1e-12)
-    assert half_width < 1e-10
-
-
-def test_fit_order_confidence_interval_covers_noisy_slope():
-    """Slope 1.5 with log-normal noise of SD 0.05: the 95% CI covers 1.5 in ≥ 90 of 100 trials
-    (binomial(100, 0.95): P(< 90) ≈ 0.006)."""
-    rng = np.random.default_rng(0)
-    steps = np.array([8, 16, 32, 64, 128, 256])
-    covered = 0
-    for _ in range(100):
-        errors = steps**-1.5 * np.exp(rng.normal(0, 0.05, steps.size))
-        order, half_width = fit_order(steps, errors)
-        covered += abs(order - 1.5) <= half_width
-    assert covered >= 90
-
-
-def test_verdicts():
-    assert verdict(2.05, 0.01, 2) == "PASS"
-    assert verdict(1.5, 0.01, 2) == "FAIL"
-    assert verdict(3.0, 0.01, 2) == "ABOVE"
-    assert verdict(1.0, 0.01, None) == "N/A"
-
-
 def _config(**kwargs):
-    defaults = dict(sdes=["vp"], samplers=["euler", "euler_maruyama"], steps=[16, 32, 64],
+    defaults = dict(schedules=["vp"], samplers=["euler", "euler_maruyama"], steps=[16, 32, 64],
                     dim=2, batch=16)
     return StudyConfig(**{**defaults, **kwargs})
 
 
-def test_study_returns_tidy_rows():
-    frame = run_study(_config(), progress=False)
-    expected = {"sde", "problem", "sampler", "grid", "steps", "nfe", "step_size", "seed", "metric",
-                "value", "stderr", "wall_time", "device", "dtype"}
-    assert expected <= set(frame.columns)
-    assert set(frame.metric) == {"w2", "kl", "strong_error"}
+def test_study_rows_are_tidy_and_carry_their_full_configuration():
+    result = run_study(_config(), progress=False, trajectories=False)
+    frame = result.results
+    configuration = {"schedule", "schedule_params", "schedule_definition", "problem",
+                     "problem_params", "dim", "batch", "grid", "grid_params", "dtype", "device",
+                     "seed", "sampler", "sampler_params", "sampler_class", "steps",
+                     "sdebench_version", "code", "torch_version", "git_commit", "config_id",
+                     "unit_id"}
+    measurement = {"metric", "value", "stderr", "floor", "nfe", "step_size", "wall_time", "status"}
+    assert configuration | measurement <= set(frame.columns)
+    assert set(frame.metric) == {"w2", "kl", "strong_error"}  # Monte Carlo metrics: exact law here
     assert (frame[frame.sampler == "euler"].metric != "strong_error").all()
-    table = order_table(frame)
-    assert set(table.sampler) == {"euler", "euler_maruyama"}
+    assert json.loads(frame.schedule_params.iloc[0])["beta_max"] == "20"
+    assert frame.dim.eq(2).all() and frame.batch.eq(16).all() and frame.status.eq("ok").all()
+    assert set(result.orders.sampler) == {"euler", "euler_maruyama"}
+
+
+def test_duplicate_samplers_run_and_fit_once():
+    """`heun,heun` used to be computed and fitted twice (CI 0.000)."""
+    config = _config(samplers=["heun", "heun", "euler"])
+    assert config.samplers == ("heun", "euler")
+    orders = run_study(config, progress=False, trajectories=False).orders
+    assert (orders[orders.metric == "w2"].sampler.value_counts() == 1).all()
 
 
 def test_resume_neither_recomputes_nor_duplicates(tmp_path, monkeypatch):
-    store = ResultStore(tmp_path)
-    run_study(_config(steps=[16, 32]), store, progress=False)
+    run_study(_config(steps=[16, 32]), ResultStore(tmp_path), progress=False, trajectories=False)
     calls = []
     original = convergence.run_unit
-    monkeypatch.setattr(convergence, "run_unit", lambda *a: calls.append(a[1]) or original(*a))
-    resumed = run_study(_config(steps=[16, 32, 64]), ResultStore(tmp_path), progress=False)
-    assert [unit["steps"] for unit in calls] == [64, 64]  # one new step count × two samplers
+    monkeypatch.setattr(convergence, "run_unit",
+                        lambda config, unit: calls.append(unit.steps) or original(config, unit))
+    resumed = run_study(_config(steps=[16, 32, 64]), ResultStore(tmp_path), progress=False,
+                        trajectories=False)
+    assert calls == [64, 64]  # one new step count × two samplers
     on_disk = pd.read_csv(tmp_path / "results.csv")
     assert len(on_disk) == len(on_disk.drop_duplicates(["sampler", "steps", "metric"]))
-    assert len(resumed) == len(on_disk)
+    assert len(resumed.results) == len(on_disk)
+
+
+def test_a_different_configuration_in_the_same_store_is_computed_and_kept_apart(tmp_path):
+    """`--dim 4` then `--dim 5` in one --out used to compute nothing and print the dim-4 table."""
+    store = ResultStore(tmp_path)
+    small = run_study(_config(samplers=["heun"], dim=4), store, progress=False, trajectories=False)
+    large = run_study(_config(samplers=["heun"], dim=5), store, progress=False, trajectories=False)
+    assert small.results.dim.eq(4).all() and large.results.dim.eq(5).all()
+    assert set(small.results.config_id).isdisjoint(large.results.config_id)
+    assert not (small.results.value.to_numpy() == large.results.value.to_numpy()).all()
+    results, _ = ResultStore(tmp_path).frames()
+    assert sorted(results.dim.unique()) == [4, 5] and len(results) == 2 * len(small.results)
+
+
+@pytest.mark.parametrize("change", [{"batch": 32}, {"seed": 1}, {"grid": "edm"},
+                                    {"grid": "edm:rho=5"}, {"schedules": ["vp:beta_max=12"]},
+                                    {"samplers": ["ddim:eta=0.5"]}, {"problem": "gaussian:condition=10"},
+                                    {"dtype": "float32"}])
+def test_every_setting_is_part_of_the_resume_key(tmp_path, change):
+    store = ResultStore(tmp_path)
+    base = _config(samplers=["ddim"], steps=[8])
+    first = run_study(base, store, progress=False, trajectories=False)
+    second = run_study(_config(**{**dict(samplers=["ddim"], steps=[8]), **change}), store,
+                       progress=False, trajectories=False)
+    assert set(first.results.unit_id).isdisjoint(second.results.unit_id), change
 
 
 def test_gmm_study_reports_the_monte_carlo_floor():
     frame = run_study(_config(problem="gmm", samplers=["heun"], steps=[8, 16], batch=512),
-                      progress=False)
-    assert {"nll", "nll_exact", "sliced_w2", "sliced_w2_floor"} <= set(frame.metric)
+                      progress=False, trajectories=False).results
+    assert {"nll", "sliced_w2"} <= set(frame.metric)
     assert frame[frame.metric == "nll"].stderr.gt(0).all()
+    assert frame[frame.metric == "nll"].reference.notna().all()
+    assert frame[frame.metric == "sliced_w2"].floor.gt(0).all()
 
 
-def test_diverging_runs_are_recorded(monkeypatch):
-    from sdebench.solvers.base import NonFiniteError
+class NaNSolver(Solver):
+    """A sampler whose state turns NaN at its second step (it never touches the model's output)."""
 
-    def explode(*args):
-        raise NonFiniteError("model returned NaN/Inf at step 0 (t = 1)")
+    order, strong_order, nfe_per_step, stochastic = 1, None, 1, False
 
-    monkeypatch.setattr(convergence, "_measure", explode)
-    frame = run_study(_config(samplers=["euler"], steps=[4]), progress=False)
-    assert list(frame.metric) == ["diverged"] and math.isinf(frame.value.iloc[0])
+    def step(self, ctx, x, t_cur, t_next, state):
+        ctx.denoise(x, t_cur)
+        return (x * math.nan if ctx.step_index == 1 else x), state
 
 
-def _cli(*args, cwd):
-    return subprocess.run([sys.executable, str(ROOT / "experiments" / "convergence.py"), *args],
+class BrokenSolver(Solver):
+    order, strong_order, nfe_per_step, stochastic = 1, None, 1, False
+
+    def step(self, ctx, x, t_cur, t_next, state):
+        raise RuntimeError("this sampler has a bug")
+
+
+def test_diverging_and_failing_units_are_recorded_and_the_study_goes_on(tmp_path):
+    config = _config(samplers=["tests.test_studies:NaNSolver", "tests.test_studies:BrokenSolver",
+                               "euler"], steps=[4, 8])
+    result = run_study(config, ResultStore(tmp_path), progress=False, trajectories=False)
+    frame = result.results.drop_duplicates(["sampler", "steps"]).set_index("sampler")
+    nan_rows = result.results[result.results.sampler.str.endswith("NaNSolver")]
+    assert nan_rows.status.eq("diverged").all() and nan_rows.value.eq(math.inf).all()
+    assert "state became NaN/Inf at step 1" in nan_rows.error.iloc[0]
+    assert frame.loc["tests.test_studies:BrokenSolver"].status.eq("failed").all()
+    assert "this sampler has a bug" in frame.loc["tests.test_studies:BrokenSolver"].error.iloc[0]
+    assert result.results[result.results.sampler == "euler"].status.eq("ok").all()
+    store = ResultStore(tmp_path)
+    assert len(store.completed()) == 4  # diverged is an outcome; failed units run again
+
+
+def _cli(*args, cwd, script="convergence.py"):
+    return subprocess.run([sys.executable, str(ROOT / "experiments" / script), *args],
                           capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 BAD_ARGUMENTS = [["--sde", "nope"], ["--samplers", "euler,nope"], ["--steps", "0,4"],
-                 ["--steps", "a"], ["--dim", "0"], ["--batch", "1"], ["--device", "tpu"]]
+                 ["--steps", "a"], ["--steps", "2000000"], ["--dim", "0"], ["--batch", "1"],
+                 ["--device", "tpu"], ["--seed", "-1"], ["--sde", "vp:beta_max=nan"],
+                 ["--samplers", "heun:bogus=1"], ["--problem", "gmm", "--metrics", "w2"],
+                 ["--grid", "edm:rho=-1"], ["--plugin", "no_such_module"]]
 if not torch.cuda.is_available():
     BAD_ARGUMENTS.append(["--device", "cuda"])
 
@@ -108,18 +147,32 @@ if not torch.cuda.is_available():
 @pytest.mark.parametrize("args", BAD_ARGUMENTS, ids=" ".join)
 def test_cli_rejects_bad_arguments_without_writing(tmp_path, args):
     result = _cli(*args, "--out", str(tmp_path / "out"), cwd=tmp_path)
-    assert result.returncode == 2 and "error" in result.stderr
-    assert not (tmp_path / "out").exists()
+    assert result.returncode == 2 and "error" in result.stderr, result.stderr[-500:]
+    assert not (tmp_path / "out" / "units").exists()
 
 
-def test_cli_rejects_a_file_as_output_directory(tmp_path):
-    result = _cli("--out", str(tmp_path / "results.csv"), cwd=tmp_path)
-    assert result.returncode == 2 and "--out is a directory" in result.stderr
-    assert not (tmp_path / "results.csv").exists()
+def test_cli_names_the_bad_schedule_parameter(tmp_path):
+    result = _cli("--sde", "vp:beta_max=nan", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert "beta_max must be a finite real number" in result.stderr
 
 
-def test_cli_runs_writes_results_and_report(tmp_path):
-    out = tmp_path / "out"
+@pytest.mark.parametrize("out", ["", "results.csv"])
+def test_cli_rejects_an_empty_or_file_output(tmp_path, out):
+    (tmp_path / "results.csv").write_text("precious\n")
+    result = _cli("--samplers", "euler", "--steps", "4", "--out", out, cwd=tmp_path)
+    assert result.returncode == 2
+    assert (tmp_path / "results.csv").read_text() == "precious\n"
+
+
+def test_cli_refuses_an_unwritable_output_before_running(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    result = _cli("--samplers", "euler", "--steps", "4", "--out", str(tmp_path / "a_file" / "x"),
+                  cwd=tmp_path)
+    assert result.returncode == 2 and "cannot write" in result.stderr
+
+
+def test_cli_accepts_output_names_with_dots_and_runs(tmp_path):
+    out = tmp_path / "results" / "v1.2"
     result = _cli("--sde", "ve", "--samplers", "heun,ddim", "--steps", "8,16,32", "--quiet",
                   "--out", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -127,17 +180,27 @@ def test_cli_runs_writes_results_and_report(tmp_path):
     assert "report:" in result.stdout and (out / "report.html").exists()
 
 
-def test_report_is_self_contained():
-    frame = run_study(_config(), progress=False)
-    page = render_report(frame, command="test")
-    assert page.count("<svg") == 2 and "<script" not in page and "http" not in page.split("<svg")[0]
-    assert "PASS" in page and "Environment" in page
+def test_cli_default_outputs_differ_per_command(tmp_path):
+    """The README's example commands each get a directory of their own."""
+    base = ["--samplers", "euler", "--steps", "4,8", "--quiet", "--no-report"]
+    first = _cli(*base, cwd=tmp_path)
+    second = _cli(*base, "--dim", "3", cwd=tmp_path)
+    directories = [line.split()[1] for r in (first, second) for line in r.stdout.splitlines()
+                   if line.startswith("results:")]
+    assert first.returncode == second.returncode == 0
+    assert len(set(directories)) == 2 and all(d.startswith("results/convergence/") for d in directories)
 
 
-def test_report_command_renders_saved_results(tmp_path):
-    run_study(_config(steps=[8, 16]), ResultStore(tmp_path), progress=False)
-    result = subprocess.run([sys.executable, str(ROOT / "experiments" / "report.py"), str(tmp_path)],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+def test_cli_exit_status_reports_failed_units(tmp_path):
+    result = _cli("--samplers", "tests.test_studies:BrokenSolver", "--steps", "4", "--quiet",
+                  "--no-report", "--out", str(tmp_path / "out"), cwd=ROOT)
+    assert result.returncode == 1 and "FAILED" in result.stderr
+
+
+def test_schedule_parameters_reach_the_study(tmp_path):
+    result = _cli("--sde", "vp:beta_max=10", "--samplers", "heun", "--steps", "8,16", "--quiet",
+                  "--no-report", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    page = (tmp_path / "report.html").read_text()
-    assert page.count("<svg") == 3  # error vs NFE, work–precision, trajectories
+    rows = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert set(rows.schedule) == {"vp:beta_max=10"}
+    assert json.loads(rows.schedule_params.iloc[0])["beta_max"] == "10"

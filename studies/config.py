@@ -1,0 +1,211 @@
+"""A study's configuration, resolved into sections and units with stable identifiers.
+
+A *section* is one schedule with the problem setup (problem and its parameters, dim, batch,
+grid, dtype, device, seed, the code): the rows a report may compare, fit and draw together. A
+*unit* is a section × sampler (with its parameters) × step count × metric list: the smallest
+piece of work, stored and resumed as a whole. Both identifiers hash the *full* configuration,
+so a result is only ever reused by exactly the configuration that made it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+import sympy
+import torch
+
+from sdebench.problems.catalogue import PROBLEMS, get_problem
+from sdebench.registry import parse_spec
+from sdebench.seeding import check_seed
+from sdebench.solvers.catalogue import SAMPLERS, get_solver
+from sdebench.solvers.grids import GRIDS, make_grid
+from sdebench.studies.metrics import METRICS, Metric, get_metric
+from sdebench.studies.provenance import code_provenance, digest, source_fingerprint
+from sdebench.theory.catalogue import SCHEDULES, get_schedule
+from sdebench.theory.schedule import exact_number
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+MAX_STEPS = 2**20
+"""The largest step count a study accepts (1 048 576): beyond it a float64 run is at its
+round-off floor for every solver of order ≥ 1 and one unit takes hours."""
+
+
+def canonical(spec: str) -> str:
+    return str(parse_spec(spec))
+
+
+def _unique(values) -> tuple:
+    return tuple(dict.fromkeys(values))
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """What a convergence study runs. Specs (schedules, samplers, problem, grid, metrics) are
+    registry names with optional parameters or ``module:attribute``; duplicates are dropped
+    (first kept) and step counts sorted. ``metrics=None`` means every registered metric the
+    problem answers (Monte Carlo metrics only where the problem has no exact law)."""
+
+    schedules: tuple[str, ...]
+    samplers: tuple[str, ...]
+    steps: tuple[int, ...]
+    problem: str = "gaussian"
+    dim: int = 4
+    batch: int = 256
+    grid: str = "logsnr"
+    dtype: str = "float64"
+    device: str = "cpu"
+    seed: int = 0
+    metrics: tuple[str, ...] | None = None
+    strong_reference_factor: int = 8
+
+    def __post_init__(self):
+        def put(name, value):
+            object.__setattr__(self, name, value)
+
+        for name in ("schedules", "samplers"):
+            values = [getattr(self, name)] if isinstance(getattr(self, name), str) else getattr(self, name)
+            put(name, _unique(canonical(v) for v in values))
+            if not getattr(self, name):
+                raise ValueError(f"a study needs at least one of {name}")
+        steps = self.steps if not isinstance(self.steps, int) else [self.steps]
+        for n in steps:
+            if isinstance(n, bool) or int(n) != n or not 1 <= n <= MAX_STEPS:
+                raise ValueError(f"steps must be integers in [1, {MAX_STEPS}], got {n!r}")
+        put("steps", tuple(sorted({int(n) for n in steps})))
+        put("problem", canonical(self.problem))
+        put("grid", canonical(self.grid))
+        if self.metrics is not None:
+            put("metrics", _unique(canonical(m) for m in self.metrics))
+        for name, low in (("dim", 1), ("batch", 2), ("strong_reference_factor", 2)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
+        check_seed(self.seed)
+        torch.device(self.device)  # raises for a malformed device string
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def default_out(self, root: str = "results/convergence") -> str:
+        """A directory of its own for this study: readable prefix + hash of the configuration
+        and the code, so different commands never share (or overwrite) a report."""
+        names = "+".join(parse_spec(s).target for s in self.schedules)
+        prefix = f"{names}_{parse_spec(self.problem).target}_d{self.dim}_{self.dtype}"
+        prefix = re.sub(r"[^A-Za-z0-9_+.-]", "-", prefix)[:80]
+        return f"{root}/{prefix}_{digest({**self.as_dict(), **code_provenance()}, 10)}"
+
+
+@dataclass
+class Section:
+    """One schedule with the problem setup: ``config`` describes it fully, ``config_id`` hashes it."""
+
+    schedule_spec: str
+    problem: object
+    config: dict
+    config_id: str
+
+
+@dataclass
+class Unit:
+    """One section × sampler × step count, with the metrics that apply."""
+
+    section: Section
+    sampler: str
+    solver: object
+    steps: int
+    metrics: tuple[Metric, ...]
+    config: dict = field(repr=False)
+    unit_id: str = ""
+
+
+def _exact_parameters(params: dict) -> dict:
+    """Schedule parameters as the exact numbers the schedule uses (0.1 → "1/10", 20 → "20")."""
+    return {key: str(exact_number(value, key)) if isinstance(value, int | float | sympy.Basic)
+            and not isinstance(value, bool) else value for key, value in params.items()}
+
+
+def _schedule_description(schedule) -> dict:
+    return {"s": str(schedule.s), "sigma": str(schedule.sigma), "t_min": str(schedule.t_min),
+            "t_max": str(schedule.t_max)}
+
+
+def resolve_sections(config: StudyConfig) -> list[Section]:
+    """Build each schedule's problem (moved to the study's dtype/device) and describe it."""
+    sections = []
+    for spec in config.schedules:
+        schedule = get_schedule(spec)
+        make_grid(config.grid, schedule, 1)  # a bad grid spec fails here, before any unit runs
+        problem = get_problem(config.problem, schedule, dim=config.dim, seed=config.seed)
+        problem = problem.to(dtype=config.torch_dtype, device=config.device)
+        description = {
+            "schedule": spec,
+            "schedule_params": _exact_parameters(SCHEDULES.parameters(spec)),
+            "schedule_definition": _schedule_description(schedule),
+            "problem": config.problem,
+            "problem_params": PROBLEMS.parameters(config.problem, schedule=schedule,
+                                                  dim=config.dim, seed=config.seed),
+            "problem_source": source_fingerprint(PROBLEMS.factory(parse_spec(config.problem).target)),
+            "dim": config.dim, "batch": config.batch,
+            "grid": config.grid,
+            "grid_params": GRIDS.parameters(config.grid, schedule=schedule, steps=1,
+                                            dtype=config.torch_dtype, device=config.device),
+            "grid_source": source_fingerprint(GRIDS.factory(parse_spec(config.grid).target)),
+            "dtype": config.dtype, "device": config.device, "seed": config.seed,
+            "strong_reference_factor": config.strong_reference_factor,
+            **code_provenance(),
+        }
+        sections.append(Section(spec, problem, description, digest(description)))
+    return sections
+
+
+def _metrics_for(config: StudyConfig, problem, solver) -> tuple[Metric, ...]:
+    if config.metrics is None:
+        return tuple(metric for name in METRICS.names()
+                     if (metric := get_metric(name)).default_for(problem, solver))
+    chosen = []
+    for name in config.metrics:
+        metric = get_metric(name)
+        if not metric.requires <= problem.capabilities:
+            raise ValueError(f"metric {name!r} needs a problem that answers "
+                             f"{sorted(metric.requires)}; problem {config.problem!r} answers "
+                             f"{sorted(problem.capabilities)}")
+        if metric.applies_to(problem, solver):
+            chosen.append(metric)
+    return tuple(chosen)
+
+
+def resolve_units(config: StudyConfig, sections: list[Section]) -> list[Unit]:
+    """Every (section, sampler, steps) unit, with its full configuration and identifier."""
+    units = []
+    for section in sections:
+        for sampler in config.samplers:
+            solver = get_solver(sampler)
+            metrics = _metrics_for(config, section.problem, solver)
+            description = {
+                "config_id": section.config_id, "sampler": sampler,
+                "sampler_class": f"{type(solver).__module__}.{type(solver).__qualname__}",
+                "sampler_params": solver.parameters() if hasattr(solver, "parameters") else {},
+                "sampler_source": source_fingerprint(type(solver)),
+                "metrics": [metric.name for metric in metrics],
+                "metric_sources": [source_fingerprint(metric.fn) for metric in metrics],
+            }
+            for steps in config.steps:
+                unit_config = {**description, "steps": steps}
+                unit_id = digest(unit_config, 16)
+                unit_config["sampler_index"] = config.samplers.index(sampler)  # display order only
+                units.append(Unit(section, sampler, get_solver(sampler), steps, metrics,
+                                  unit_config, unit_id))
+    return units
+
+
+def known_names() -> dict[str, list[str]]:
+    """The registered names of each catalogue (for help texts and error messages)."""
+    return {"schedules": SCHEDULES.names(), "samplers": SAMPLERS.names(),
+            "problems": PROBLEMS.names(), "grids": GRIDS.names(), "metrics": METRICS.names()}

@@ -1,0 +1,250 @@
+"""Metrics: small registered functions of one study unit, chosen by what the problem answers.
+
+A metric is ``fn(run) -> Measurement`` where ``run`` (:class:`UnitRun`) gives lazy, cached access
+to everything a unit can measure — the timed batch run, the exact output law, exact samples,
+pathwise runs — so each is computed once however many metrics use it. Registration states
+
+* ``requires``: the problem capabilities it needs (:mod:`sdebench.problems.protocol`);
+* ``order``: which declared order of the solver its error follows — ``"order"`` (the output
+  law's order), ``"strong_order"`` (pathwise), or None for a diagnostic that is not an error
+  (then it is recorded and drawn, never fitted); a metric with ``"strong_order"`` is computed
+  only for solvers that declare one;
+* ``monte_carlo``: the metric estimates from samples what the exact output law gives without
+  noise (sample NLL, sliced W₂): by default it is skipped on problems with an exact law;
+* ``description``: one line for reports.
+
+A :class:`Measurement` carries its value, its Monte Carlo standard error (NaN when exact), the
+floor below which the value is not discretisation error (round-off or Monte Carlo; NaN when
+none) and, for diagnostics, a reference value (e.g. the same statistic of exact samples).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+
+from sdebench.problems.law import ExactLawNoise
+from sdebench.problems.protocol import EXACT_LAW, LOG_DENSITY, PATHS, SAMPLES
+from sdebench.registry import Registry
+from sdebench.seeding import generator
+from sdebench.solvers.grids import make_grid
+from sdebench.solvers.loop import sample
+from sdebench.solvers.noise import BrownianTree, GaussianIncrements
+from sdebench.state import mean_square_norm
+
+ROUNDOFF_SAFETY = 10
+"""Round-off floor = λ · u · √NFE · scale with λ = ROUNDOFF_SAFETY: each model evaluation and
+its update commit relative errors of a few units u = eps/2 of the dtype. Modelled as independent
+mean-zero errors they accumulate as √n u; the bound λ√n u then holds with probability at least
+1 − 2 exp(−λ²(1 − u)²/2) (Higham & Mary 2019, SIAM J. Sci. Comput. 41(5), Thm. 2.4), which for
+λ = 10 leaves no room for chance. A measured error below this floor may be round-off rather
+than discretisation error. (The deterministic worst case λ n u (Higham 2002, §3) would discard
+float32 Heun errors at 256 steps that still fall at exactly order 2.)"""
+
+SLICING_DIRECTIONS = 64
+
+
+@dataclass(frozen=True)
+class Measurement:
+    value: float
+    stderr: float = math.nan
+    floor: float = math.nan
+    floor_kind: str = ""
+    reference: float = math.nan
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    fn: Callable
+    requires: frozenset
+    order: str | None
+    description: str
+    monte_carlo: bool = False
+
+    def __call__(self, run: UnitRun) -> Measurement:
+        return self.fn(run)
+
+    def applies_to(self, problem, solver) -> bool:
+        """Whether the metric can be computed for this problem and solver."""
+        if not self.requires <= problem.capabilities:
+            return False
+        return self.order != "strong_order" or getattr(solver, "strong_order", None) is not None
+
+    def default_for(self, problem, solver) -> bool:
+        """Whether a study computes it when no metrics are named."""
+        return self.applies_to(problem, solver) and not (
+            self.monte_carlo and EXACT_LAW in problem.capabilities)
+
+
+METRICS = Registry("metric")
+
+
+def register_metric(name: str, *, requires=(), order: str | None = None, description: str = "",
+                    monte_carlo: bool = False):
+    """Decorator: register ``fn(run) -> Measurement`` as metric ``name`` (see module docstring)."""
+    if order not in (None, "order", "strong_order"):
+        raise ValueError(f"metric {name!r}: order must be None, 'order' or 'strong_order', "
+                         f"got {order!r}")
+
+    def add(fn: Callable) -> Callable:
+        METRICS.register(name, Metric(name, fn, frozenset(requires), order,
+                                      description or (fn.__doc__ or "").strip().split("\n")[0],
+                                      monte_carlo))
+        return fn
+
+    return add
+
+
+def get_metric(name: str) -> Metric:
+    metric = METRICS.factory(name)
+    if not isinstance(metric, Metric):
+        raise TypeError(f"metric {name!r} must be registered with register_metric, got "
+                        f"{type(metric).__name__}")
+    return metric
+
+
+@dataclass
+class BatchRun:
+    """A timed run of ``batch`` samples from exact p_{t_max} draws."""
+
+    x_start: torch.Tensor
+    x: torch.Tensor
+    nfe: int
+    wall_time: float
+
+
+class UnitRun:
+    """One (schedule, problem, sampler, steps) unit: what its metrics may use, computed lazily.
+
+    Random streams are keyed by purpose only (:func:`sdebench.seeding.generator`), so every
+    sampler and step count of a study starts from the same points and sees the same exact
+    samples (common random numbers: differences between units are not sampling noise).
+    """
+
+    def __init__(self, problem, solver, steps: int, *, grid: str, batch: int, seed: int,
+                 strong_reference_factor: int = 8):
+        self.problem, self.solver, self.steps = problem, solver, steps
+        self.grid, self.batch, self.seed = grid, batch, seed
+        self.strong_reference_factor = strong_reference_factor
+        self.ts = make_grid(grid, problem.schedule, steps, device=problem.device)
+
+    def generator(self, purpose: str) -> torch.Generator:
+        return generator(self.seed, purpose, device=self.problem.device)
+
+    def _timed_sample(self, x, ts, noise) -> tuple[torch.Tensor, int, float]:
+        synchronize = torch.cuda.synchronize if x.device.type == "cuda" else lambda: None
+        synchronize()
+        start = time.perf_counter()
+        result = sample(self.solver, self.problem.denoiser, self.problem.schedule, x, ts,
+                        noise=noise, progress=self.steps >= 10**5)
+        synchronize()
+        return result.x, result.nfe, time.perf_counter() - start
+
+    @cached_property
+    def start(self) -> torch.Tensor:
+        """``batch`` exact samples of p_{t_max}."""
+        return self.problem.sample_marginal(self.ts[0], self.batch, self.generator("start"))
+
+    @cached_property
+    def batch_run(self) -> BatchRun:
+        noise = GaussianIncrements(self.seed)
+        x, nfe, wall = self._timed_sample(self.start, self.ts, noise)
+        return BatchRun(self.start, x, nfe, wall)
+
+    @cached_property
+    def law(self):
+        """The exact law of the output (problems with ``"exact_law"``)."""
+        return sample(self.solver, self.problem.denoiser, self.problem.schedule,
+                      self.problem.marginal_law(self.ts[0]), self.ts, noise=ExactLawNoise()).x
+
+    def exact_samples(self, purpose: str = "exact") -> torch.Tensor:
+        """``batch`` exact samples of p_{t_min} from the stream ``purpose``."""
+        return self.problem.sample_marginal(self.ts[-1], self.batch, self.generator(purpose))
+
+    @cached_property
+    def target_scale(self) -> float:
+        """√E‖x‖² of p_{t_min}: the size of the state that round-off is relative to."""
+        if EXACT_LAW in self.problem.capabilities:
+            return float(mean_square_norm(self.problem.marginal_law(self.ts[-1]))) ** 0.5
+        return float(mean_square_norm(self.exact_samples())) ** 0.5
+
+    def roundoff_floor(self, scale: float | None = None) -> float:
+        """:data:`ROUNDOFF_SAFETY` · u · √NFE · scale for this unit's dtype."""
+        unit_roundoff = torch.finfo(self.problem.dtype).eps / 2
+        scale = self.target_scale if scale is None else scale
+        return ROUNDOFF_SAFETY * unit_roundoff * math.sqrt(self.batch_run.nfe) * scale
+
+
+@register_metric("w2", requires=(EXACT_LAW,), order="order",
+                 description="W₂ between the exact output law and p_t_min")
+def w2(run: UnitRun) -> Measurement:
+    """W₂(output law, p_{t_min}) from the exact output law (no Monte Carlo noise)."""
+    return Measurement(float(run.problem.w2(run.law, run.ts[-1])), floor=run.roundoff_floor(),
+                       floor_kind="round-off")
+
+
+@register_metric("kl", requires=(EXACT_LAW,),
+                 description="KL(output law ‖ p_t_min), recorded, not fitted")
+def kl(run: UnitRun) -> Measurement:
+    """KL(output law ‖ p_{t_min}) from the exact output law. Not fitted: KL ≈ ½(δ/std)² is
+    quadratic in the error, its order is twice the declared one only asymptotically."""
+    return Measurement(float(run.problem.kl(run.law, run.ts[-1])))
+
+
+@register_metric("strong_error", requires=(PATHS,), order="strong_order",
+                 description="E‖x_N − x_ref‖ on shared Brownian paths")
+def strong_error(run: UnitRun) -> Measurement:
+    """E‖x_N − x_ref‖ over ``batch`` paths, x_ref from the same sampler on a grid
+    ``strong_reference_factor`` times finer, driven by the same Brownian path (a virtual
+    Brownian tree); its standard error is the sample SD/√batch."""
+    ts = run.ts
+    tree = BrownianTree(float(ts[-1]), float(ts[0]), seed=run.seed)
+    coarse, nfe, _ = run._timed_sample(run.start, ts, tree)
+    fine_ts = make_grid(run.grid, run.problem.schedule, run.steps * run.strong_reference_factor,
+                        device=ts.device)
+    reference, _, _ = run._timed_sample(run.start, fine_ts, tree)
+    errors = (coarse - reference).flatten(1).norm(dim=1)
+    return Measurement(float(errors.mean()), float(errors.std() / math.sqrt(errors.numel())),
+                       floor=run.roundoff_floor(), floor_kind="round-off")
+
+
+@register_metric("nll", requires=(LOG_DENSITY, SAMPLES), monte_carlo=True,
+                 description="mean −log p_t_min of the output (reference: of exact samples)")
+def nll(run: UnitRun) -> Measurement:
+    """Mean −log p_{t_min} of the output samples, standard error SD/√batch; the reference is the
+    same for exact samples (the value it converges to)."""
+    t_min = run.ts[-1]
+    output = -run.problem.log_density(run.batch_run.x, t_min)
+    exact = -run.problem.log_density(run.exact_samples(), t_min)
+    root_n = math.sqrt(run.batch)
+    return Measurement(float(output.mean()), float(output.std() / root_n),
+                       reference=float(exact.mean()))
+
+
+def sliced_w2_distance(a: torch.Tensor, b: torch.Tensor, directions: torch.Tensor) -> float:
+    """Sliced W₂ between equal-size sample sets: the root mean over directions of the 1-D W₂²
+    of the sorted projections (Rabin et al. 2011)."""
+    pa, _ = torch.sort(a.flatten(1) @ directions, dim=0)
+    pb, _ = torch.sort(b.flatten(1) @ directions, dim=0)
+    return float(((pa - pb) ** 2).mean().sqrt())
+
+
+@register_metric("sliced_w2", requires=(SAMPLES,), order="order", monte_carlo=True,
+                 description="sliced W₂ to exact samples; floor: between two exact sample sets")
+def sliced_w2(run: UnitRun) -> Measurement:
+    """Sliced W₂ (64 random directions) between the output and ``batch`` exact samples of
+    p_{t_min}; its floor is the same distance between two independent exact sample sets, the
+    Monte Carlo level below which differences are sampling noise."""
+    directions = torch.randn(run.problem.dim, SLICING_DIRECTIONS, dtype=torch.float64,
+                             generator=generator(run.seed, "slicing"))
+    directions = (directions / directions.norm(dim=0)).to(run.batch_run.x)
+    exact = run.exact_samples()
+    floor = sliced_w2_distance(run.exact_samples("exact_2"), exact, directions)
+    return Measurement(sliced_w2_distance(run.batch_run.x, exact, directions), floor=floor,
+                       floor_kind="Monte Carlo")

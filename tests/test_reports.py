@@ -1,0 +1,80 @@
+"""Reports render stored frames: one section per configuration, nothing re-run, nothing fitted."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sdebench.experiments.report import render_directory
+from sdebench.reports.html import StudyFrames, render_report
+from sdebench.studies.config import StudyConfig
+from sdebench.studies.convergence import run_study
+from sdebench.studies.store import ResultStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config(**kwargs):
+    defaults = dict(schedules=["vp"], samplers=["euler", "euler_maruyama"], steps=[16, 32, 64],
+                    dim=2, batch=16)
+    return StudyConfig(**{**defaults, **kwargs})
+
+
+def _frames(result):
+    return StudyFrames(result.results, result.orders, result.samples, result.trajectories,
+                       result.sections)
+
+
+def test_report_is_self_contained():
+    page = render_report(_frames(run_study(_config(), progress=False)))
+    assert "<script" not in page and "http" not in page.split("<svg")[0]
+    # w2, kl, strong_error, work–precision, 2-D scatter, trajectories
+    assert page.count("<svg") == 6
+    assert "PASS" in page and "Environment" in page
+
+
+def test_each_configuration_is_its_own_section_with_its_settings(tmp_path):
+    """A GMM run used to put its scatter plots under the Gaussian section, and report.py fitted
+    one order over rows of different dtypes (rk4 float32 + float64: −3.49 ± 164.7, PASS)."""
+    store = ResultStore(tmp_path)
+    run_study(_config(samplers=["rk4"], steps=[8, 16, 32]), store, progress=False,
+              trajectories=False, command="first command")
+    run_study(_config(samplers=["rk4"], steps=[8, 16, 32], dtype="float32"), store,
+              progress=False, trajectories=False, command="second command")
+    page = (render_directory(tmp_path)).read_text()
+    assert page.count("<h2>vp — gaussian") == 2
+    assert "float32, grid logsnr" in page and "float64, grid logsnr" in page
+    first, second = page.index("first command"), page.index("second command")
+    assert page.index("float64, grid logsnr") < first < page.index("float32, grid logsnr") < second
+
+
+def test_report_command_renders_without_running_a_sampler(tmp_path):
+    run_study(_config(steps=[8, 16]), ResultStore(tmp_path), progress=False, command="study cmd")
+    script = ("import sys, sdebench.solvers.loop as loop\n"
+              "loop.sample = lambda *a, **k: sys.exit('a sampler was run')\n"
+              "from sdebench.experiments.report import main\n"
+              f"sys.exit(main([{str(tmp_path)!r}]))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("<svg") == 6  # as above: every stored frame is drawn
+    assert "study cmd" in page  # the command that produced the rows, not report's own
+
+
+@pytest.mark.parametrize("output", ["results.csv", "units/x.html", "report.txt"])
+def test_report_refuses_to_overwrite_results(tmp_path, output):
+    run_study(_config(steps=[8, 16]), ResultStore(tmp_path), progress=False, trajectories=False)
+    before = (tmp_path / "results.csv").read_text()
+    result = subprocess.run([sys.executable, str(ROOT / "experiments" / "report.py"),
+                             str(tmp_path), "--output", str(tmp_path / output)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "error" in result.stderr
+    assert (tmp_path / "results.csv").read_text() == before
+
+
+def test_report_of_an_empty_directory_says_so(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "experiments" / "report.py"), str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "no stored results" in result.stderr
