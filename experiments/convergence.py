@@ -13,8 +13,6 @@ import shlex
 import sys
 import warnings
 
-_CATALOGUES = ("schedules", "samplers", "problems", "grids", "metrics")
-
 
 def _pre_parse_plugins(argv) -> list[str]:
     """Import ``--plugin`` modules before the real parser is built, so their names are known."""
@@ -128,7 +126,9 @@ def parse_args(argv=None, prog: str | None = None):
             dtype=args.dtype, device=args.device, seed=args.seed,
             metrics=None if args.metrics is None else
             _specs(args.metrics, names["metrics"], "metrics", parser))
-        resolve_units(config, resolve_sections(config))
+        if not resolve_units(config, resolve_sections(config)):
+            parser.error(f"no requested metric applies to problem {config.problem!r} with "
+                         "these samplers (e.g. strong_error needs a declared strong order)")
     except (ValueError, TypeError, SpecError) as error:
         parser.error(str(error))
     out = config.default_out() if args.out is None else args.out
@@ -174,6 +174,9 @@ def main(argv=None, prog: str | None = None) -> int:
         print(f"{prog or 'convergence.py'}: error: {error}", file=sys.stderr)
         return 2
     print(f"results: {store.directory} (one file per unit in units/; results.csv, orders.csv)")
+    for sampler in sorted(set(config.samplers) - set(study.results.sampler)):
+        print(f"note: no requested metric applies to {sampler} (e.g. strong_error needs a "
+              "declared strong order)", file=sys.stderr)
     failed = study.results[study.results.status == "failed"].drop_duplicates("unit_id")
     for _, row in failed.iterrows():
         print(f"FAILED {row.schedule} {row.sampler} {row.steps} steps: {row.error}", file=sys.stderr)

@@ -34,6 +34,31 @@ SDEBENCH_SAMPLERS = ["ddim", "euler", "heun", "dpmpp_2m", "unipc_bh2", "ancestra
                      "dpmpp_2m_sde", "reverse_diffusion"]
 
 
+class TorchsdeInterval:
+    """torchsde's ``BrownianInterval`` as an sdebench noise source (one per channel and shape):
+    W(t_b) − W(t_a) for either order of the times, as the reverse-time samplers ask."""
+
+    def __init__(self, t0: float, t1: float, seed: int):
+        self.t0, self.t1, self.seed, self._paths = t0, t1, seed, {}
+
+    def increment(self, t_a, t_b, like, channel: int = 0):
+        import torchsde
+
+        from sdebench.seeding import derive_seed
+
+        key = (channel, tuple(like.shape), like.dtype, str(like.device))
+        if key not in self._paths:
+            self._paths[key] = torchsde.BrownianInterval(
+                self.t0, self.t1, size=like.shape, dtype=like.dtype, device=like.device,
+                entropy=derive_seed(self.seed, "torchsde", channel) % 2**31)
+        low, high = sorted((float(t_a), float(t_b)))
+        increment = self._paths[key](low, high)
+        return increment if float(t_b) >= float(t_a) else -increment
+
+    def normal(self, t_a, t_b, like, channel: int = 0):
+        return self.increment(t_a, t_b, like, channel) / abs(float(t_b) - float(t_a)) ** 0.5
+
+
 class CountingModel:
     """Counts calls of a model (NFE as the peer library spends it)."""
 
@@ -104,14 +129,16 @@ def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int):
     from sdebench.solvers.catalogue import get_solver
     from sdebench.solvers.grids import log_snr_grid
     from sdebench.solvers.loop import sample
-    from sdebench.solvers.noise import BrownianTree, GaussianIncrements
+    from sdebench.solvers.noise import BrownianGrid, BrownianTree, GaussianIncrements
 
     schedule = problem.schedule
     ts = log_snr_grid(schedule, steps, device=device)
     floor = floor_time(lambda: problem.denoiser(x_start, ts[steps // 2]), device, repeat)
     runs = [(name, GaussianIncrements) for name in SDEBENCH_SAMPLERS]
-    runs.append(("reverse_diffusion (Brownian tree)",
-                 lambda: BrownianTree(float(schedule.t_min), float(schedule.t_max), seed=0)))
+    span = (float(schedule.t_min), float(schedule.t_max))
+    runs += [("reverse_diffusion (Brownian grid)", lambda: BrownianGrid(ts.cpu(), seed=0)),
+             ("reverse_diffusion (Brownian tree)", lambda: BrownianTree(*span, seed=0)),
+             ("reverse_diffusion (torchsde BrownianInterval)", lambda: TorchsdeInterval(*span, 0))]
     rows = []
     for label, make_noise in runs:
         solver = get_solver(label.split(" ")[0])

@@ -52,6 +52,11 @@ class GaussianProblem:
         eigenvalues = torch.exp((2 * torch.rand(dim, generator=generator, dtype=dtype) - 1) * log_span)
         return cls(schedule, mean.to(device), eigenvalues.to(device))
 
+    def __repr__(self) -> str:
+        rotated = "" if self.eigenvectors is None else ", rotated"
+        return (f"GaussianProblem({self.schedule.name!r}, mean={self.mean.tolist()}, "
+                f"eigenvalues={self.eigenvalues.tolist()}{rotated})")
+
     @property
     def device(self) -> torch.device:
         return self.mean.device

@@ -19,48 +19,56 @@ class NotAffineError(TypeError):
 
 
 class GaussianLaw:
-    """X = mean + Σ_k coef[k] ⊙ ξ_k, ξ_k iid N(0, I_d); shape (1, d) like a batch of one."""
+    """X = mean + Σ_k coef[k] ⊙ ξ_k, ξ_k iid N(0, I_d); shape (1, d) like a batch of one.
 
-    def __init__(self, mean: torch.Tensor, coef: torch.Tensor):
-        self.mean = mean  # (d,)
-        self.coef = coef  # (K, d)
+    Stored as one tensor ``data`` of shape (1 + K, d), row 0 the mean and rows 1… the source
+    coefficients: scaling a law is one tensor operation on both, adding two laws one (after
+    padding the shorter to the same number of sources)."""
 
-    @classmethod
-    def deterministic(cls, mean: torch.Tensor) -> GaussianLaw:
-        return cls(mean, mean.new_zeros((0, mean.numel())))
+    def __init__(self, data: torch.Tensor):
+        self.data = data
 
     @classmethod
     def gaussian(cls, mean: torch.Tensor, std: torch.Tensor, source: int) -> GaussianLaw:
         """mean + std ⊙ ξ_source."""
-        coef = mean.new_zeros((source + 1, mean.numel()))
-        coef[source] = std
-        return cls(mean, coef)
+        data = mean.new_zeros((source + 2, mean.numel()))
+        data[0] = mean
+        data[source + 1] = std
+        return cls(data)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.data[0]
+
+    @property
+    def coef(self) -> torch.Tensor:
+        return self.data[1:]
 
     @property
     def shape(self):
-        return torch.Size((1, self.mean.numel()))
+        return torch.Size((1, self.data.shape[1]))
 
     @property
     def dtype(self):
-        return self.mean.dtype
+        return self.data.dtype
 
     @property
     def device(self):
-        return self.mean.device
+        return self.data.device
 
     @property
     def variance(self) -> torch.Tensor:
         return self.coef.pow(2).sum(0)
 
     def numel_per_sample(self) -> int:
-        return self.mean.numel()
+        return self.data.shape[1]
 
     def mean_square_norm(self) -> torch.Tensor:
         return (self.mean.pow(2) + self.variance).sum()
 
     def finite_flag(self) -> torch.Tensor:
         """Whether mean and coefficients are finite (the state protocol of sdebench.state)."""
-        return torch.isfinite(self.mean).all() & torch.isfinite(self.coef).all()
+        return torch.isfinite(self.data).all()
 
     @staticmethod
     def _coefficient(value) -> torch.Tensor | float:
@@ -69,23 +77,32 @@ class GaussianLaw:
             return value.reshape(-1)
         return value
 
-    def _padded(self, other: GaussianLaw):
-        k = max(self.coef.shape[0], other.coef.shape[0])
-        pad = lambda c: torch.cat([c, c.new_zeros((k - c.shape[0], c.shape[1]))])  # noqa: E731
-        return pad(self.coef), pad(other.coef)
+    def _aligned(self, other: GaussianLaw) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both data tensors padded with zero coefficients to the same number of sources."""
+        a, b = self.data, other.data
+        if a.shape[0] < b.shape[0]:
+            a = torch.nn.functional.pad(a, (0, 0, 0, b.shape[0] - a.shape[0]))
+        elif b.shape[0] < a.shape[0]:
+            b = torch.nn.functional.pad(b, (0, 0, 0, a.shape[0] - b.shape[0]))
+        return a, b
 
     def __add__(self, other):
         if isinstance(other, GaussianLaw):
-            a, b = self._padded(other)
-            return GaussianLaw(self.mean + other.mean, a + b)
-        return GaussianLaw(self.mean + self._coefficient(other), self.coef)
+            a, b = self._aligned(other)
+            return GaussianLaw(a + b)
+        data = self.data.clone()
+        data[0] += self._coefficient(other)
+        return GaussianLaw(data)
 
     __radd__ = __add__
 
     def __neg__(self):
-        return GaussianLaw(-self.mean, -self.coef)
+        return GaussianLaw(-self.data)
 
     def __sub__(self, other):
+        if isinstance(other, GaussianLaw):
+            a, b = self._aligned(other)
+            return GaussianLaw(a - b)
         return self + (-other)
 
     def __rsub__(self, other):
@@ -94,15 +111,14 @@ class GaussianLaw:
     def __mul__(self, other):
         if isinstance(other, GaussianLaw):
             raise NotAffineError("product of two random states is not affine")
-        c = self._coefficient(other)
-        return GaussianLaw(self.mean * c, self.coef * c)
+        return GaussianLaw(self.data * self._coefficient(other))
 
     __rmul__ = __mul__
 
     def __truediv__(self, other):
         if isinstance(other, GaussianLaw):
             raise NotAffineError("division by a random state is not affine")
-        return self * (1 / self._coefficient(other))
+        return GaussianLaw(self.data / self._coefficient(other))
 
 
 class ExactLawNoise(NoiseSource):

@@ -7,9 +7,12 @@ need several normals per step use channels 1, 2, …). A source implements which
 produces directly, so no draw is scaled up and straight back down.
 
 * :class:`GaussianIncrements`: fresh independent draws from a seeded generator — fastest.
+* :class:`BrownianGrid`: one Brownian path at times declared up front (e.g. the union of a
+  coarse and a fine grid), drawn once: the same path at every resolution among those times, for
+  one normal per grid interval and K + 1 stored states.
 * :class:`BrownianTree`: a virtual Brownian tree (Gaines & Lyons 1997; Li et al. 2020, torchsde):
-  the *same* path at every resolution, so solutions on nested grids can be compared pathwise
-  (strong errors).
+  the same path at *any* time asked for, in bounded memory (adaptive steps, unplanned queries),
+  for up to ``max_depth`` normals per new query time.
 """
 
 from __future__ import annotations
@@ -42,6 +45,74 @@ class GaussianIncrements(NoiseSource):
     def normal(self, t_a, t_b, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
         generator = _channel_generator(self._generators, like.device, self.seed, channel)
         return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+
+
+class BrownianGrid(NoiseSource):
+    """Brownian motion at declared times t_0 < … < t_K: W(t_0) = 0 and W(t_k) = Σ_{j<k} ΔW_j with
+    independent ΔW_j ~ N(0, t_{j+1} − t_j) — the exact law of W at those times — drawn once per
+    (channel, shape, dtype, device) and kept as K + 1 state-sized tensors. Every query is a
+    difference W(t_b) − W(t_a) of stored values, so an increment over a coarse step is exactly
+    the sum of the fine increments inside it (up to round-off): strong errors compare solutions
+    on nested grids pathwise, at the cost of one normal per interval of the union.
+
+    Query times must be declared ones (up to the rounding of the query's dtype); another time
+    raises, since it would need a Brownian bridge — use :class:`BrownianTree` for adaptive or
+    unplanned queries. ``seeds`` (one per batch row) draws each row from its own stream, so a
+    row's path does not depend on its batch-mates (as :class:`PerSampleIncrements`).
+    """
+
+    _KEPT_PATHS = 8
+
+    def __init__(self, times, seed: int = 0, seeds=None):
+        values = sorted({float(t) for t in torch.as_tensor(times, dtype=torch.float64).flatten()})
+        if len(values) < 2 or not all(math.isfinite(t) for t in values):
+            raise ValueError(f"BrownianGrid needs at least two distinct finite times, got {values}")
+        self.times = torch.tensor(values, dtype=torch.float64)
+        self.seed = check_seed(seed)
+        self.seeds = None if seeds is None else [check_seed(s) for s in seeds]
+        self._paths: OrderedDict = OrderedDict()
+
+    def _index(self, t) -> int:
+        value = float(t)
+        rounding = torch.finfo(t.dtype).eps if isinstance(t, torch.Tensor) else 0.0
+        tolerance = 1e-12 * float(self.times[-1] - self.times[0]) + 4 * rounding * abs(value)
+        index = int(torch.searchsorted(self.times, torch.tensor(value, dtype=torch.float64)))
+        for candidate in (index - 1, index):
+            if 0 <= candidate < len(self.times) and abs(float(self.times[candidate]) - value) <= tolerance:
+                return candidate
+        raise ValueError(f"time {value!r} is not one of the BrownianGrid's declared times "
+                         f"[{float(self.times[0])}, …, {float(self.times[-1])}] "
+                         f"({len(self.times)} times); use BrownianTree for unplanned queries")
+
+    def _draw(self, like, channel: int) -> torch.Tensor:
+        steps = len(self.times) - 1
+        if self.seeds is None:
+            z = torch.randn((steps, *like.shape), dtype=like.dtype, device=like.device,
+                            generator=generator(self.seed, "brownian_grid", channel, device=like.device))
+        else:
+            if like.shape[0] != len(self.seeds):
+                raise ValueError(f"{len(self.seeds)} seeds for a batch of {like.shape[0]}")
+            z = torch.stack([torch.randn((steps, *like.shape[1:]), dtype=like.dtype, device=like.device,
+                                         generator=generator(seed, "brownian_grid", channel,
+                                                             device=like.device))
+                             for seed in self.seeds], dim=1)
+        dt = (self.times[1:] - self.times[:-1]).to(dtype=like.dtype, device=like.device)
+        increments = z * dt.sqrt().reshape(steps, *([1] * like.ndim))
+        return torch.cat([torch.zeros_like(increments[:1]), increments.cumsum(0)])
+
+    def _path(self, like, channel: int) -> torch.Tensor:
+        key = (channel, tuple(like.shape), like.dtype, str(like.device))
+        if key in self._paths:
+            self._paths.move_to_end(key)
+        else:
+            self._paths[key] = self._draw(like, channel)
+            if len(self._paths) > self._KEPT_PATHS:
+                self._paths.popitem(last=False)
+        return self._paths[key]
+
+    def increment(self, t_a, t_b, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
+        path = self._path(like, channel)
+        return path[self._index(t_b)] - path[self._index(t_a)]
 
 
 class BrownianTree(NoiseSource):

@@ -109,6 +109,9 @@ class Solver:
                     raise TypeError(error)
         if cls.order is None and not cls.order_note:
             raise TypeError(f"solver {cls.__name__} declares no order: order_note must say why")
+        plain = not any(isinstance(getattr(cls, n), property) for n in ("strong_order", "stochastic"))
+        if plain and cls.strong_order is not None and not cls.stochastic:
+            raise TypeError(f"{cls.__name__} declares a strong order but is not stochastic")
 
     @property
     def name(self) -> str:

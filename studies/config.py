@@ -16,6 +16,7 @@ import sympy
 import torch
 
 from sdebench.problems.catalogue import PROBLEMS, get_problem
+from sdebench.problems.protocol import PATHS
 from sdebench.registry import parse_spec
 from sdebench.seeding import check_seed
 from sdebench.solvers.catalogue import SAMPLERS, get_solver
@@ -26,6 +27,10 @@ from sdebench.theory.catalogue import SCHEDULES, get_schedule
 from sdebench.theory.schedule import exact_number
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+PATH_MEMORY_BUDGET = 2**30
+"""Bytes a study may spend on one shared Brownian path (K + 1 stored states, see
+:func:`brownian_times`); above it each unit draws its own path on its own grids."""
+
 MAX_STEPS = 2**20
 """The largest step count a study accepts (1 048 576): beyond it a float64 run is at its
 round-off floor for every solver of order ≥ 1 and one unit takes hours."""
@@ -123,6 +128,7 @@ class Unit:
     metrics: tuple[Metric, ...]
     config: dict = field(repr=False)
     unit_id: str = ""
+    path_times: torch.Tensor | None = field(default=None, repr=False)
 
 
 def _exact_parameters(params: dict) -> dict:
@@ -181,13 +187,36 @@ def _metrics_for(config: StudyConfig, problem, solver) -> tuple[Metric, ...]:
     return tuple(chosen)
 
 
+def _grid_times(config: StudyConfig, schedule, steps) -> torch.Tensor:
+    """The sorted union of the study grids with these step counts and their reference grids."""
+    counts = sorted({n for k in steps for n in (k, k * config.strong_reference_factor)})
+    return torch.unique(torch.cat([make_grid(config.grid, schedule, n) for n in counts]))
+
+
+def brownian_times(config: StudyConfig, section: Section, steps: int) -> torch.Tensor:
+    """The times of the Brownian path a pathwise unit is driven by: the union of *every* grid of
+    the study (each step count and its reference), so that all step counts share one path
+    (common random numbers, as a Brownian tree gives), unless that path would exceed
+    :data:`PATH_MEMORY_BUDGET`; then the union of this unit's two grids."""
+    schedule = section.problem.schedule
+    times = _grid_times(config, schedule, config.steps)
+    state_bytes = config.batch * config.dim * torch.finfo(config.torch_dtype).bits // 8
+    if times.numel() * state_bytes > PATH_MEMORY_BUDGET:
+        times = _grid_times(config, schedule, [steps])
+    return times
+
+
 def resolve_units(config: StudyConfig, sections: list[Section]) -> list[Unit]:
-    """Every (section, sampler, steps) unit, with its full configuration and identifier."""
+    """Every (section, sampler, steps) unit with at least one metric that applies, with its full
+    configuration and identifier. A unit measured on Brownian paths records which path (a hash
+    of its times, :func:`brownian_times`): the same unit on another path is another unit."""
     units = []
     for section in sections:
         for sampler in config.samplers:
             solver = get_solver(sampler)
             metrics = _metrics_for(config, section.problem, solver)
+            if not metrics:  # e.g. --metrics strong_error for an ODE sampler: nothing to run
+                continue
             description = {
                 "config_id": section.config_id, "sampler": sampler,
                 "sampler_class": f"{type(solver).__module__}.{type(solver).__qualname__}",
@@ -196,12 +225,16 @@ def resolve_units(config: StudyConfig, sections: list[Section]) -> list[Unit]:
                 "metrics": [metric.name for metric in metrics],
                 "metric_sources": [source_fingerprint(metric.fn) for metric in metrics],
             }
+            pathwise = any(PATHS in metric.requires for metric in metrics)
             for steps in config.steps:
+                path_times = brownian_times(config, section, steps) if pathwise else None
                 unit_config = {**description, "steps": steps}
+                if path_times is not None:
+                    unit_config["brownian_path"] = digest(path_times.tolist())
                 unit_id = digest(unit_config, 16)
                 unit_config["sampler_index"] = config.samplers.index(sampler)  # display order only
                 units.append(Unit(section, sampler, get_solver(sampler), steps, metrics,
-                                  unit_config, unit_id))
+                                  unit_config, unit_id, path_times))
     return units
 
 

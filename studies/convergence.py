@@ -70,7 +70,8 @@ def run_unit(config: StudyConfig, unit: Unit) -> tuple[list[dict], list[dict]]:
     raises as ``failed`` with its error; neither stops the study."""
     run = UnitRun(unit.section.problem, unit.solver, unit.steps, grid=config.grid,
                   batch=config.batch, seed=config.seed,
-                  strong_reference_factor=config.strong_reference_factor)
+                  strong_reference_factor=config.strong_reference_factor,
+                  path_times=unit.path_times)
     base = _unit_columns(unit)
     try:
         batch = run.batch_run
@@ -98,10 +99,9 @@ def run_unit(config: StudyConfig, unit: Unit) -> tuple[list[dict], list[dict]]:
 
 def _outcome_rows(base: dict, unit: Unit, status: str, error: str, value: float) -> list[dict]:
     base = {"nfe": math.nan, "step_size": math.nan, "wall_time": math.nan, **base}
-    metrics = unit.metrics or ()
     return [{**base, "metric": metric.name, "metric_order": metric.order or "", "status": status,
              "error": error, "value": value, "stderr": math.nan, "floor": math.nan,
-             "floor_kind": "", "reference": math.nan} for metric in metrics]
+             "floor_kind": "", "reference": math.nan} for metric in unit.metrics]
 
 
 def run_study(config: StudyConfig, store: ResultStore | None = None, *, progress: bool = True,
@@ -111,7 +111,7 @@ def run_study(config: StudyConfig, store: ResultStore | None = None, *, progress
     (results.csv, orders.csv, …) are rewritten at the end for all the sections it holds."""
     sections = resolve_sections(config)
     units = resolve_units(config, sections)
-    if not any(unit.metrics for unit in units):
+    if not units:
         raise ValueError(f"no metric applies to problem {config.problem!r} with these samplers")
     if store is None:
         return _run_in_memory(config, sections, units, progress, trajectories)

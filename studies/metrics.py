@@ -34,7 +34,7 @@ from sdebench.registry import Registry
 from sdebench.seeding import generator
 from sdebench.solvers.grids import make_grid
 from sdebench.solvers.loop import sample
-from sdebench.solvers.noise import BrownianTree, GaussianIncrements
+from sdebench.solvers.noise import BrownianGrid, GaussianIncrements
 from sdebench.state import mean_square_norm
 
 ROUNDOFF_SAFETY = 10
@@ -128,16 +128,17 @@ class UnitRun:
     """
 
     def __init__(self, problem, solver, steps: int, *, grid: str, batch: int, seed: int,
-                 strong_reference_factor: int = 8):
+                 strong_reference_factor: int = 8, path_times: torch.Tensor | None = None):
         self.problem, self.solver, self.steps = problem, solver, steps
         self.grid, self.batch, self.seed = grid, batch, seed
         self.strong_reference_factor = strong_reference_factor
+        self.path_times = path_times
         self.ts = make_grid(grid, problem.schedule, steps, device=problem.device)
 
     def generator(self, purpose: str) -> torch.Generator:
         return generator(self.seed, purpose, device=self.problem.device)
 
-    def _timed_sample(self, x, ts, noise) -> tuple[torch.Tensor, int, float]:
+    def timed_sample(self, x, ts, noise) -> tuple[torch.Tensor, int, float]:
         synchronize = torch.cuda.synchronize if x.device.type == "cuda" else lambda: None
         synchronize()
         start = time.perf_counter()
@@ -154,7 +155,7 @@ class UnitRun:
     @cached_property
     def batch_run(self) -> BatchRun:
         noise = GaussianIncrements(self.seed)
-        x, nfe, wall = self._timed_sample(self.start, self.ts, noise)
+        x, nfe, wall = self.timed_sample(self.start, self.ts, noise)
         return BatchRun(self.start, x, nfe, wall)
 
     @cached_property
@@ -201,14 +202,17 @@ def kl(run: UnitRun) -> Measurement:
                  description="E‖x_N − x_ref‖ on shared Brownian paths")
 def strong_error(run: UnitRun) -> Measurement:
     """E‖x_N − x_ref‖ over ``batch`` paths, x_ref from the same sampler on a grid
-    ``strong_reference_factor`` times finer, driven by the same Brownian path (a virtual
-    Brownian tree); its standard error is the sample SD/√batch."""
+    ``strong_reference_factor`` times finer, driven by the same Brownian path
+    (:class:`~sdebench.solvers.noise.BrownianGrid` on ``run.path_times``, by default the union
+    of both grids; a study passes the union of all its grids, so every step count sees the same
+    path); its standard error is the sample SD/√batch."""
     ts = run.ts
-    tree = BrownianTree(float(ts[-1]), float(ts[0]), seed=run.seed)
-    coarse, nfe, _ = run._timed_sample(run.start, ts, tree)
     fine_ts = make_grid(run.grid, run.problem.schedule, run.steps * run.strong_reference_factor,
                         device=ts.device)
-    reference, _, _ = run._timed_sample(run.start, fine_ts, tree)
+    times = run.path_times if run.path_times is not None else torch.cat([ts, fine_ts]).cpu()
+    path = BrownianGrid(times, seed=run.seed)
+    coarse, _, _ = run.timed_sample(run.start, ts, path)
+    reference, _, _ = run.timed_sample(run.start, fine_ts, path)
     errors = (coarse - reference).flatten(1).norm(dim=1)
     return Measurement(float(errors.mean()), float(errors.std() / math.sqrt(errors.numel())),
                        floor=run.roundoff_floor(), floor_kind="round-off")

@@ -36,11 +36,17 @@ def schedules():
 
 
 @st.composite
-def gaussian_problems(draw, schedule: Schedule, max_dim: int = 5) -> GaussianProblem:
+def gaussian_data(draw, max_dim: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, eigenvalues) of Gaussian data in eigen-coordinates, float64."""
     dim = draw(st.integers(1, max_dim))
     floats = st.floats(-2, 2, allow_nan=False)
     mean = torch.tensor(draw(st.lists(floats, min_size=dim, max_size=dim)), dtype=torch.float64)
     spectrum = st.floats(0.05, 5, allow_nan=False)
     eigenvalues = torch.tensor(draw(st.lists(spectrum, min_size=dim, max_size=dim)),
                                dtype=torch.float64)
-    return GaussianProblem(schedule, mean, eigenvalues)
+    return mean, eigenvalues
+
+
+@st.composite
+def gaussian_problems(draw, schedule: Schedule, max_dim: int = 5) -> GaussianProblem:
+    return GaussianProblem(schedule, *draw(gaussian_data(max_dim)))

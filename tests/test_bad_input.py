@@ -127,3 +127,27 @@ def test_nan_initial_state(setup):
     x[0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         sample(get_solver("euler"), problem.denoiser, problem.schedule, x, ts)
+
+
+def test_model_returning_a_numpy_array_is_named(setup):
+    """A model returning a numpy array used to fail with an AttributeError deep in a step."""
+    problem, ts, x = setup
+    with pytest.raises(TypeError, match="must return a torch.Tensor shaped like x, got "
+                                        "numpy.ndarray at step 0"):
+        sample(get_solver("euler"), lambda x, t: problem.denoiser(x, t).numpy(), problem.schedule,
+               x, ts)
+
+
+def test_a_nan_state_is_caught_even_when_the_model_is_finite(setup):
+    """States are checked, not only model outputs (e.g. a solver dividing by σ(t_next) = 0)."""
+    problem, ts, x = setup
+    from sdebench.solvers.context import NonFiniteError
+
+    class Blows(type(get_solver("euler"))):
+        def step(self, ctx, x, t_cur, t_next, state):
+            x, state = super().step(ctx, x, t_cur, t_next, state)
+            return (x / 0 * 0 if ctx.step_index == 2 else x), state
+
+    for mode in ("step", "end"):
+        with pytest.raises(NonFiniteError, match=r"the state became NaN/Inf at step 2"):
+            sample(Blows(), problem.denoiser, problem.schedule, x, ts, check_finite=mode)

@@ -4,19 +4,22 @@ import math
 
 import numpy as np
 import pytest
+import sympy
 import torch
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 
+from sdebench.problems.gaussian import GaussianProblem
 from sdebench.problems.law import ExactLawNoise
 from sdebench.solvers.catalogue import SAMPLERS, get_solver
 from sdebench.solvers.exponential import DDIM
 from sdebench.solvers.loop import sample
 from sdebench.solvers.noise import PerSampleIncrements
+from sdebench.theory import edm, ve_geometric
 from sdebench.theory.numeric import lambdify
 from tests.helpers import em_error_and_first_order_term
-from tests.strategies import gaussian_problems, schedules
+from tests.strategies import gaussian_data, gaussian_problems, schedules
 
 DETERMINISTIC = [name for name in SAMPLERS.names() if not get_solver(name).stochastic]
 
@@ -44,35 +47,30 @@ def test_kernel_matches_integrated_ito_moment_odes(schedule, data_var, fraction)
     assert variance == pytest.approx(float(s(t1) ** 2 * (data_var + sigma(t1) ** 2)), rel=1e-8)
 
 
-def _law_error(problem, solver, t_mid, steps):
-    """W₂ of the solver's exact output law on a uniform grid from t_max to t_mid."""
-    schedule = problem.schedule
-    ts = _grid(schedule, float(schedule.t_max), t_mid, steps)
-    law = sample(solver, problem.denoiser, schedule, problem.marginal_law(ts[0]), ts,
-                 noise=ExactLawNoise()).x
-    return float(problem.w2(law, ts[-1]))
-
-
-@given(st.data(), st.floats(0.2, 0.8), st.floats(0.0, 2.0))
-def test_sde_family_error_is_its_derived_first_order_term(data, fraction, noise_scale):
+@given(schedules(), gaussian_data(), st.floats(0.2, 0.8), st.floats(0.0, 2.0))
+@example(ve_geometric(sympy.Rational(49, 1000), 49),
+         (torch.zeros(1, dtype=torch.float64), torch.full((1,), 3.0, dtype=torch.float64)),
+         0.53125, 0.71875)
+def test_sde_family_error_is_its_derived_first_order_term(schedule, data, fraction, noise_scale):
     """The h(t) = η·g(t) family (η = 1: Anderson's reverse SDE; η = 0: the PF-ODE), Euler–Maruyama
-    exact law from t_max to an intermediate t. Its mean and variance errors are P_N + O(h²), P_N
-    the derived first-order term (theory/em_error.py): from 200 to 400 steps the remainder shrinks
-    at order ≥ 2 − 0.25 (or sits at the float64 floor) and the error itself at order ≥ 1 − 0.25,
-    so the marginals are reproduced. Order exactly 1 is not a property: with f ≡ 0 and η = 1 the
-    first-order term is a boundary term that can be small (README), and a random VE schedule
-    then measures between 1 and 2 (found by the nightly profile: 1.47)."""
-    schedule = data.draw(schedules())
-    problem = data.draw(gaussian_problems(schedule))
+    exact law from t_max to an intermediate t. Its mean and variance errors are P_N + R_N, P_N the
+    derived first-order term (theory/em_error.py) and R_N = O(h²): from 200 to 400 steps R_N
+    shrinks at order ≥ 2 − 0.25 (or sits at the float64 floor). So the error vanishes and is
+    exactly the derived term to first order: that is the property.
+
+    The error's own slope is not one: where P_N is small (VE, f ≡ 0, a boundary term; README) it
+    measures between 1 and 2 (nightly profile: 1.47), and where P_N and R_N have opposite signs
+    below 1 — the @example, VE(σ_min = 0.049, σ_max = 49), data variance 3, η = 0.71875, measures
+    0.737 between 200 and 400 steps (an earlier version asserted ≥ 0.75) while its remainder
+    falls at order 1.99."""
+    problem = GaussianProblem(schedule, *data)
     t_mid = _time(schedule, fraction)
-    errors, remainders = [], []
+    remainders = []
     for steps in (200, 400):
         ts = _grid(schedule, float(schedule.t_max), t_mid, steps)
         error, lead = em_error_and_first_order_term(problem, ts, noise_scale)
-        errors.append(np.linalg.norm(error))
         remainders.append(np.linalg.norm(error - lead))
     floor = 1e-10 * float(problem.marginal_std_eigen(ts[-1]).max() ** 2)
-    assert math.log2(errors[0] / errors[1]) >= 1 - 0.25, errors
     assert remainders[1] < floor or math.log2(remainders[0] / remainders[1]) >= 2 - 0.25, (
         remainders)
 
@@ -87,17 +85,55 @@ def test_exact_flow_map_pushes_p_T_to_p_t(data, fraction):
     assert float(problem.w2(pushed, t)) <= 1e-10 * (1 + float(problem.marginal_std_eigen(t).max()))
 
 
-@given(st.data(), st.floats(0.0, 0.9))
-def test_rk4_flow_pushes_p_T_to_p_t_at_fourth_order(data, fraction):
-    """RK4 exact law at 200 and 400 steps: order ≥ 3.5, or already at the float64 floor
-    (W₂ < 1e-9 relative to the marginal scale). 100/200 steps were pre-asymptotic for EDM with
-    σ_max/σ_min = 10⁴ on a uniform t grid (slope 3.497, found by the nightly profile)."""
-    schedule = data.draw(schedules())
-    problem = data.draw(gaussian_problems(schedule))
-    t_mid = _time(schedule, fraction)
-    coarse, fine = (_law_error(problem, get_solver("rk4"), t_mid, n) for n in (200, 400))
-    scale = float(problem.marginal_std_eigen(torch.tensor(t_mid, dtype=torch.float64)).max())
-    assert fine < 1e-9 * scale or math.log2(coarse / fine) >= 3.5, (coarse, fine)
+def _log_snr_grid(schedule, t_from: float, t_to: float, steps: int):
+    """Uniform in λ = −log σ from t_from down to t_to (the studies' grid), float64."""
+    numeric = schedule.numeric
+    ends = torch.tensor([t_from, t_to], dtype=torch.float64)
+    lam = torch.linspace(*numeric.half_log_snr(ends).tolist(), steps + 1, dtype=torch.float64)
+    grid = numeric.t_of_half_log_snr(lam)
+    grid[0], grid[-1] = ends
+    return grid
+
+
+def _asymptotic_steps(schedule, eigenvalues, t_from: float, t_to: float, start: int = 200) -> int:
+    """The smallest N = start · 2^k (N ≤ 3 200) whose log-SNR grid changes σ by at most a tenth of
+    the local radius of analyticity per step. Per eigen-direction the exact flow is
+    ∝ √(λ + σ²), analytic in σ up to σ = ±i√λ: at σ the radius is √(σ² + λ), and a longer step
+    is pre-asymptotic however many steps there are. Within it the next term of the error
+    expansion moves the fitted slope by < 0.1."""
+    radius_floor = float(eigenvalues.min())
+    steps = start
+    while steps < 3200:
+        sigmas = schedule.numeric.sigma(_log_snr_grid(schedule, t_from, t_to, steps))
+        radius = torch.sqrt(sigmas[:-1] ** 2 + radius_floor)
+        if bool(((sigmas[:-1] - sigmas[1:]).abs() <= radius / 10).all()):
+            break
+        steps *= 2
+    return steps
+
+
+@given(schedules(), gaussian_data(), st.floats(0.0, 0.9))
+@example(edm(sympy.Rational(1, 125), 79),
+         (torch.zeros(1, dtype=torch.float64), torch.full((1,), 0.05, dtype=torch.float64)), 0.0)
+def test_rk4_flow_pushes_p_T_to_p_t_at_fourth_order(schedule, data, fraction):
+    """RK4 exact law at N and 2N log-SNR steps in the asymptotic regime
+    (:func:`_asymptotic_steps`): order ≥ 3.5, or already at the float64 floor (W₂ < 1e-9
+    relative to the marginal scale). Uniform t grids with fixed N were pre-asymptotic: 100/200
+    steps for EDM with σ_max/σ_min = 10⁴ (slope 3.497), then 200/400 steps for EDM(1/125, 79)
+    with data variance 0.05 (slope 3.46; Δσ = 0.4 against a radius of 0.22 near σ_min), both
+    found by the nightly profile; the second is the @example."""
+    problem = GaussianProblem(schedule, *data)
+    t_from, t_to = float(schedule.t_max), _time(schedule, fraction)
+    steps = _asymptotic_steps(schedule, problem.eigenvalues, t_from, t_to)
+    errors = []
+    for n in (steps, 2 * steps):
+        ts = _log_snr_grid(schedule, t_from, t_to, n)
+        law = sample(get_solver("rk4"), problem.denoiser, schedule, problem.marginal_law(ts[0]),
+                     ts, noise=ExactLawNoise()).x
+        errors.append(float(problem.w2(law, ts[-1])))
+    coarse, fine = errors
+    scale = float(problem.marginal_std_eigen(torch.tensor(t_to, dtype=torch.float64)).max())
+    assert fine < 1e-9 * scale or math.log2(coarse / fine) >= 3.5, (steps, coarse, fine)
 
 
 @given(schedules(), st.lists(st.floats(0.0, 1.0), min_size=1, max_size=8))

@@ -229,3 +229,165 @@ def test_mixture_denoiser_is_tweedie():
     num = schedule.numeric
     tweedie = (x + num.s(t) ** 2 * num.sigma(t) ** 2 * score) / num.s(t)
     torch.testing.assert_close(problem.denoiser(x.detach(), t), tweedie.detach(), rtol=1e-10, atol=1e-10)
+
+
+def test_fused_pf_drift_is_the_paper_form():
+    """StepContext.pf_drift collects (f − ½g² c_x) x − ½g² c_D x̂₀ in two passes; it must equal
+    f x − ½ g² ∇log p_t written as in Song et al. 2021, eq. 13, to round-off: 8 eps relative to
+    the size of the terms that cancel, |f x| + ½g² (|c_x x| + |c_D x̂₀|) (c_x ≈ −1/σ² is ~10³
+    near t_min, so the score itself is a difference of large terms)."""
+    from sdebench.solvers.context import FiniteMonitor, StepContext
+
+    problem = vp_problem()
+    ts = log_snr_grid(problem.schedule, 4)
+    x = _start(problem, ts)
+    ctx = StepContext(problem.denoiser, problem.schedule, None, 4, FiniteMonitor("step", ts))
+    num = problem.schedule.numeric
+    for t in ts:
+        denoised = problem.denoiser(x, t)
+        paper = num.f(t) * x - 0.5 * num.g2(t) * ctx.score(x, denoised, t)
+        c_x, c_denoised = ctx.score_coefficients(t)
+        scale = (num.f(t) * x).abs() + 0.5 * num.g2(t) * ((c_x * x).abs() + (c_denoised * denoised).abs())
+        assert ((ctx.pf_drift(x, t) - paper).abs() <= 8 * EPS64 * scale).all()
+
+
+def test_langevin_corrector_reaches_its_stationary_variance():
+    """Langevin x' = x + ε ∇log p(x) + √(2ε) z on p = N(0, c) is x' = (1 − ε/c) x + √(2ε) z, whose
+    stationary variance is 2c²/(2c − ε) (not c: the O(ε) bias of the unadjusted scheme). On the
+    exact law after K steps from variance c the distance to it is (1 − ε/c)^{2K} times the
+    initial one: 1e-30 relative for K = 200, ε/c = 0.3, so we compare to 1e-12."""
+    from sdebench.problems.law import ExactLawNoise, GaussianLaw
+    from sdebench.solvers.sde import langevin_step
+
+    c = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
+    step = 0.3 * c
+    law = GaussianLaw.gaussian(torch.zeros(3, dtype=torch.float64), c.sqrt(), 0)
+    noise = ExactLawNoise()
+    for _ in range(200):
+        law = langevin_step(law, -law / c, step, noise.normal(0.0, 1.0, law))
+    torch.testing.assert_close(law.variance, 2 * c**2 / (2 * c - step), rtol=1e-12, atol=0)
+
+
+def test_sampling_keeps_no_autograd_graph_unless_asked():
+    """With a network (parameters that require grad) sample() used to return outputs with
+    requires_grad=True and keep every activation: a UNet ran out of memory."""
+    problem = vp_problem()
+    layer = torch.nn.Linear(4, 4, dtype=torch.float64)
+
+    def network(x, t):
+        return problem.denoiser(x, t) + 0 * layer(x)
+
+    ts = log_snr_grid(problem.schedule, 3)
+    x = _start(problem, ts, n=4)
+    assert not sample(get_solver("heun"), network, problem.schedule, x, ts).x.requires_grad
+    with_grad = sample(get_solver("heun"), network, problem.schedule, x, ts, enable_grad=True).x
+    assert with_grad.requires_grad
+
+
+HANDLES_ZERO_SIGMA = sorted(name for name in SAMPLERS.names() if get_solver(name).handles_zero_sigma)
+
+
+@pytest.mark.parametrize("name", SAMPLERS.names())
+def test_grids_ending_at_zero_sigma(name):
+    """`edm:sigma_min=0` used to give NaN states from rk4, dpmpp_2m, unipc_bh2 and dpmpp_2m_sde
+    with no error. Solvers that divide by σ(t_next) now refuse such a grid; those that declare
+    handles_zero_sigma must return finite states."""
+    schedule = get_schedule("edm:sigma_min=0")
+    problem = GaussianProblem.random(schedule, 3, seed=0)
+    ts = make_grid("edm", schedule, 6)
+    x = _start(problem, ts, n=8)
+    solver = get_solver(name)
+    if solver.handles_zero_sigma:
+        out = sample(solver, problem.denoiser, schedule, x, ts).x
+        assert torch.isfinite(out).all()
+    else:
+        with pytest.raises(ValueError, match="sigma = 0"):
+            sample(solver, problem.denoiser, schedule, x, ts)
+
+
+def test_the_issue_s_four_samplers_do_not_claim_zero_sigma():
+    for name in ("rk4", "dpmpp_2m", "unipc_bh2", "dpmpp_2m_sde"):
+        assert name not in HANDLES_ZERO_SIGMA
+
+
+def test_float32_grids_fit_schedules_with_inexact_end_points():
+    """`make_grid(..., dtype=float32)` built grids that sample() rejected when t_min/t_max are
+    not float32-exact (vp with t_max = 0.3): the 1e-9 slack was below float32 rounding."""
+    schedule = get_schedule("vp:t_max=0.3")
+    problem = vp_problem().to(dtype=torch.float32)
+    problem.schedule = schedule
+    ts = make_grid("logsnr", schedule, 5, dtype=torch.float32)
+    x = problem.sample_marginal(ts[0], 4)
+    assert torch.isfinite(sample(get_solver("heun"), problem.denoiser, schedule, x, ts).x).all()
+
+
+def test_seeds_of_any_size_give_unrelated_streams():
+    """`seed * 7919 + channel` overflowed for seeds ≥ 2.3e15 and made seed 1's channel 0 seed
+    0's channel 7919."""
+    like = torch.zeros(1000, 1, dtype=torch.float64)
+    a = GaussianIncrements(0).normal(0.0, 1.0, like, channel=7919)
+    b = GaussianIncrements(1).normal(0.0, 1.0, like, channel=0)
+    assert not torch.equal(a, b)
+    huge = GaussianIncrements(2**70).normal(0.0, 1.0, like)
+    # n = 1000 standard normals: |mean| < 4/√1000 and |var − 1| < 4√(2/999) (4 SE each)
+    assert abs(float(huge.mean())) < 4 / math.sqrt(1000)
+    assert abs(float(huge.var()) - 1) < 4 * math.sqrt(2 / 999)
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+        GaussianIncrements(-1)
+
+
+class _FixedNoise:
+    """The same standard normal for every draw (to compare two writings of one step)."""
+
+    def __init__(self, z):
+        self.z = z
+
+    def normal(self, t_a, t_b, like, channel=0):
+        return self.z
+
+    def increment(self, t_a, t_b, like, channel=0):
+        return self.z * math.sqrt(abs(float(t_b) - float(t_a)))
+
+
+@pytest.mark.parametrize("eta", [1.0, 0.5, 0.0])
+def test_collected_euler_maruyama_step_is_the_paper_form(eta):
+    """EM collects its update as a x + b x̂₀ + c ΔW (two tensor passes); it must equal
+    x + [f x − ½(1 + η²) g² ∇log p] Δt + η g ΔW written out (Kloeden & Platen 1992, §9.1)."""
+    from sdebench.solvers.context import FiniteMonitor, StepContext
+    from sdebench.solvers.sde import EulerMaruyama
+
+    problem = vp_problem()
+    ts = log_snr_grid(problem.schedule, 3)
+    x = _start(problem, ts)
+    z = torch.randn(x.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(3))
+    noise = _FixedNoise(z)
+    ctx = StepContext(problem.denoiser, problem.schedule, noise, 3, FiniteMonitor("step", ts))
+    num = problem.schedule.numeric
+    t, t_next = ts[0], ts[1]
+    dt = t_next - t
+    score = ctx.score(x, problem.denoiser(x, t), t)
+    paper = (x + (num.f(t) * x - 0.5 * (1 + eta**2) * num.g2(t) * score) * dt
+             + eta * num.g(t) * noise.increment(t, t_next, x))
+    collected, _ = EulerMaruyama(eta).step(ctx, x, t, t_next, None)
+    torch.testing.assert_close(collected, paper, rtol=1e-12, atol=1e-12)
+
+
+def test_collected_reverse_diffusion_step_is_the_paper_form():
+    """Reverse diffusion collects (2 − s/s' + G² c_x) x + G² c_D x̂₀ + G z; Song et al. 2021,
+    eq. 46 writes x_mean = x − (s/s' − 1) x + G² ∇log p_t(x), x' = x_mean + G z."""
+    from sdebench.solvers.context import FiniteMonitor, StepContext
+    from sdebench.solvers.sde import reverse_diffusion_update
+
+    problem = vp_problem()
+    ts = log_snr_grid(problem.schedule, 3)
+    x = _start(problem, ts)
+    z = torch.randn(x.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(4))
+    ctx = StepContext(problem.denoiser, problem.schedule, None, 3, FiniteMonitor("step", ts))
+    num = problem.schedule.numeric
+    t, t_next = ts[1], ts[2]
+    g_squared = num.s(t) ** 2 * (num.sigma(t) ** 2 - num.sigma(t_next) ** 2)
+    x_mean = x - (num.s(t) / num.s(t_next) - 1) * x + g_squared * ctx.score(
+        x, problem.denoiser(x, t), t)
+    paper = x_mean + torch.sqrt(g_squared) * z
+    torch.testing.assert_close(reverse_diffusion_update(ctx, x, t, t_next, z), paper,
+                               rtol=1e-12, atol=1e-12)

@@ -12,7 +12,7 @@ import pytest
 from sdebench.experiments import peers, speed
 from sdebench.solvers.catalogue import get_solver
 
-TOY = ["--dim", "16", "--batch", "8", "--steps", "3", "--repeat", "1"]
+TOY = ["--dim", "16", "--batch", "8", "--steps", "3", "--repeat", "1", "--quiet"]
 
 
 def test_speed_table_accounts_nfe_noise_and_bandwidth():
@@ -39,7 +39,7 @@ def test_peers_table_runs_every_scheduler_of_both_libraries():
     libraries = table["library"].str.split(" ").str[0]
     assert (libraries == "diffusers").sum() == len(peers.DIFFUSERS_SAMPLERS)
     sdebench = table[libraries == "sdebench"].set_index("sampler")
-    assert len(sdebench) == len(peers.SDEBENCH_SAMPLERS) + 1  # + the Brownian-tree run
+    assert len(sdebench) == len(peers.SDEBENCH_SAMPLERS) + 3  # + grid, tree and torchsde paths
     for name in peers.SDEBENCH_SAMPLERS:
         solver = get_solver(name)
         assert sdebench.loc[name, "stochastic"] == solver.stochastic
@@ -63,3 +63,34 @@ def _peers_args():
 @pytest.mark.skipif(sys.platform != "linux", reason="mallopt is glibc's (Linux only)")
 def test_malloc_tuning_applies_on_linux():
     assert speed.tune_glibc_malloc().startswith("glibc malloc")
+
+
+@pytest.mark.parametrize("bad", [["--repeat", "0"], ["--copy-mb", "0"], ["--dim", "-3"],
+                                 ["--peak-gbps", "0"], ["--samplers", "euler,nope"],
+                                 ["--device", "tpu"]], ids=" ".join)
+def test_speed_validates_its_options(bad, capsys):
+    """`--repeat 0` and `--copy-mb 0` used to end in ZeroDivisionError after minutes."""
+    with pytest.raises(SystemExit) as exit_info:
+        speed.main([*TOY, *bad])
+    assert exit_info.value.code == 2 and "error" in capsys.readouterr().err
+
+
+def test_speed_check_fails_when_a_sampler_is_over_target(monkeypatch, capsys):
+    """`--check` turns "over target" into exit status 1 (it used to exit 0 regardless)."""
+    import pandas as pd
+
+    over = pd.DataFrame([{"sampler": "euler", "within_target": False, "spread": 1.0},
+                         {"sampler": "heun", "within_target": True, "spread": 1.0}])
+    monkeypatch.setattr(speed, "speed_table", lambda args: (over, "header"))
+    assert speed.main([*TOY, "--check"]) == 1
+    assert "over target: euler" in capsys.readouterr().err
+    assert speed.main(TOY) == 0
+
+
+def test_noisy_timings_are_flagged(monkeypatch, capsys):
+    import pandas as pd
+
+    noisy = pd.DataFrame([{"sampler": "euler", "within_target": True, "spread": 3.0}])
+    monkeypatch.setattr(speed, "speed_table", lambda args: (noisy, "header"))
+    speed.main(TOY)
+    assert "timings of euler varied by more than" in capsys.readouterr().err

@@ -51,17 +51,24 @@ def test_duplicate_samplers_run_and_fit_once():
 
 
 def test_resume_neither_recomputes_nor_duplicates(tmp_path, monkeypatch):
+    """Adding a step count runs only the new units — except pathwise ones (strong error): all
+    step counts of a study share one Brownian path on the union of their grids, so a new step
+    count is a new path, and their rows are recomputed rather than mixed across paths."""
     run_study(_config(steps=[16, 32]), ResultStore(tmp_path), progress=False, trajectories=False)
     calls = []
     original = convergence.run_unit
-    monkeypatch.setattr(convergence, "run_unit",
-                        lambda config, unit: calls.append(unit.steps) or original(config, unit))
+    monkeypatch.setattr(convergence, "run_unit", lambda config, unit: calls.append(
+        (unit.sampler, unit.steps)) or original(config, unit))
     resumed = run_study(_config(steps=[16, 32, 64]), ResultStore(tmp_path), progress=False,
                         trajectories=False)
-    assert calls == [64, 64]  # one new step count × two samplers
-    on_disk = pd.read_csv(tmp_path / "results.csv")
-    assert len(on_disk) == len(on_disk.drop_duplicates(["sampler", "steps", "metric"]))
-    assert len(resumed.results) == len(on_disk)
+    assert sorted(calls) == [("euler", 64), ("euler_maruyama", 16), ("euler_maruyama", 32),
+                             ("euler_maruyama", 64)]
+    assert resumed.results.unit_id.nunique() == 6
+    assert len(resumed.results) == len(resumed.results.drop_duplicates(["sampler", "steps", "metric"]))
+    calls.clear()
+    again = run_study(_config(steps=[16, 32, 64]), ResultStore(tmp_path), progress=False,
+                      trajectories=False)
+    assert calls == [] and again.results.equals(resumed.results)
 
 
 def test_a_different_configuration_in_the_same_store_is_computed_and_kept_apart(tmp_path):
@@ -139,7 +146,8 @@ BAD_ARGUMENTS = [["--sde", "nope"], ["--samplers", "euler,nope"], ["--steps", "0
                  ["--steps", "a"], ["--steps", "2000000"], ["--dim", "0"], ["--batch", "1"],
                  ["--device", "tpu"], ["--seed", "-1"], ["--sde", "vp:beta_max=nan"],
                  ["--samplers", "heun:bogus=1"], ["--problem", "gmm", "--metrics", "w2"],
-                 ["--grid", "edm:rho=-1"], ["--plugin", "no_such_module"]]
+                 ["--grid", "edm:rho=-1"], ["--plugin", "no_such_module"],
+                 ["--samplers", "heun", "--metrics", "strong_error"]]
 if not torch.cuda.is_available():
     BAD_ARGUMENTS.append(["--device", "cuda"])
 

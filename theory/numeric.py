@@ -50,6 +50,18 @@ def _heaviside(x, value_at_zero):
     return torch.heaviside(x, value_at_zero)
 
 
+def _where(condition, if_true, if_false):
+    """torch.where with Python-number branches cast to the dtype of the tensor branch, or to
+    float64 when both are numbers (``torch.where(c, 1, 1.41)`` would be float32, torch's default
+    dtype; :func:`lambdify` casts the final result to the input's dtype)."""
+    reference = next((a for a in (if_true, if_false) if isinstance(a, torch.Tensor)), None)
+    dtype = reference.dtype if reference is not None else torch.float64
+    if_true, if_false = (a if isinstance(a, torch.Tensor)
+                         else torch.as_tensor(a, dtype=dtype, device=condition.device)
+                         for a in (if_true, if_false))
+    return torch.where(condition, if_true, if_false)
+
+
 def _gamma(x):
     """Γ(x) = sign · exp(log|Γ(x)|); torch has only the logarithm."""
     sign = torch.where((x > 0) | (torch.floor(x) % 2 == 0), 1.0, -1.0).to(x.dtype)
@@ -57,11 +69,12 @@ def _gamma(x):
 
 
 _TORCH_HELPERS = {"_maximum": _maximum, "_minimum": _minimum, "_heaviside": _heaviside,
-                  "_gamma": _gamma}
+                  "_gamma": _gamma, "_where": _where}
 
 
 class _Printer(TorchPrinter):
-    """SymPy's torch printer plus expm1/log1p/erfc/gamma and Python-number-safe Max/Min."""
+    """SymPy's torch printer plus expm1/log1p/erfc/gamma, and Max/Min/Heaviside/Piecewise safe
+    for Python-number arguments (a Piecewise outside all its conditions is NaN)."""
 
     mapping = {
         **TorchPrinter.mapping,
@@ -73,6 +86,11 @@ class _Printer(TorchPrinter):
         sympy.Min: "_minimum",
     }
     _print_gamma = TorchPrinter._print_Function
+
+    def _print_Piecewise(self, expr):
+        value, condition = expr.args[0].args
+        otherwise = sympy.Piecewise(*expr.args[1:]) if len(expr.args) > 1 else sympy.nan
+        return f"_where({self._print(condition)}, {self._print(value)}, {self._print(otherwise)})"
 
     def _print_Heaviside(self, expr):
         value_at_zero = expr.args[1] if len(expr.args) > 1 else sympy.Rational(1, 2)

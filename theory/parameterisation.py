@@ -6,7 +6,8 @@ under the kernel x_t = s x_0 + s σ ε:
 * ``x0``:    x_0                                   (EDM's denoiser D, Karras et al. 2022)
 * ``eps``:   ε                                     (Ho et al. 2020)
 * ``v``:     (ε − σ x_0)/√(1+σ²)                   (Salimans & Ho 2022, §4; equals α ε − σ_t x_0
-                                                    for VP, and EDM's F-target with σ_data = 1)
+                                                    for VP, and *minus* EDM's F-target with
+                                                    σ_data = 1: Karras et al. 2022, eq. 8)
 * ``score``: −ε/(s σ)                              (Tweedie / Vincent 2011: ∇log p_t = −E[ε|x_t]/(sσ);
                                                     proven in :mod:`theory.claims.tweedie`)
 

@@ -8,7 +8,7 @@ import sympy
 from sdebench.theory.claims import tweedie
 from sdebench.theory.claims.common import MU, V0, X
 from sdebench.theory.kernel import T
-from sdebench.theory.parameterisation import KINDS
+from sdebench.theory.parameterisation import KINDS, prediction_target
 from sdebench.theory.testing import assert_vanishes, kernel_named, midpoint_time
 from sdebench.theory.verify import is_nonzero_somewhere
 
@@ -46,3 +46,26 @@ def test_dsm_equals_esm_plus_model_independent_constant(kernel):
         point = {T: midpoint_time(kernel), MU: 0.3, V0: 0.5}
         # the constant is ≈ v₀/(2 s²σ⁴) at large σ, tiny but far above 50-digit round-off
         assert is_nonzero_somewhere(difference.subs({a: 0, b: 0}), point, threshold=1e-30)
+
+
+def test_dsm_minus_esm_is_its_derived_constant(kernel):
+    """The constant is ½E‖∇log p(x_t|x₀)‖² − ½E‖∇log p_t‖² = ½/(s²σ²) − ½/(s²(v₀ + σ²))
+    = v₀/(2 s² σ² (v₀ + σ²)) per dimension (d λ/(2s²σ²(λ+σ²)) for d dimensions of variance λ)."""
+    difference, (a, b) = tweedie.dsm_minus_esm(kernel)
+    s, sigma = kernel.s, kernel.sigma
+    assert_vanishes(difference - V0 / (2 * s**2 * sigma**2 * (V0 + sigma**2)), kernel,
+                    extra_ranges={a: (-2.0, 2.0), b: (-2.0, 2.0)})
+
+
+def test_v_prediction_is_minus_the_edm_training_target():
+    """EDM trains F on F_target = (x₀ − c_skip (x₀ + n))/c_out with n = σε, c_skip = 1/(σ² + 1),
+    c_out = σ/√(σ² + 1) for σ_data = 1 and s = 1 (Karras et al. 2022, eq. 8, Table 1); the v of
+    Salimans & Ho is −F_target (theory/parameterisation.py said +F before)."""
+    sigma = sympy.Symbol("sigma", positive=True)
+    x0, eps = sympy.symbols("x_0 epsilon", real=True)
+    c_skip, c_out = 1 / (sigma**2 + 1), sigma / sympy.sqrt(sigma**2 + 1)
+    f_target = (x0 - c_skip * (x0 + sigma * eps)) / c_out
+    v = prediction_target("v", sympy.Integer(1), sigma).subs(
+        {sympy.Symbol("x_0", real=True): x0, sympy.Symbol("epsilon", real=True): eps})
+    assert sympy.simplify(v + f_target) == 0
+    assert sympy.simplify(v - f_target) != 0
