@@ -7,7 +7,7 @@ from sdebench.problems.gaussian import GaussianProblem
 from sdebench.solvers.catalogue import SAMPLERS, get_solver
 from sdebench.solvers.grids import log_snr_grid
 from sdebench.solvers.loop import sample
-from sdebench.solvers.noise import BrownianTree, GaussianIncrements
+from sdebench.solvers.noise import BrownianGrid, BrownianTree, GaussianIncrements
 from sdebench.studies.config import StudyConfig
 from sdebench.studies.convergence import run_study
 from sdebench.theory import get_schedule, vp_linear
@@ -36,6 +36,34 @@ class SamplerSpeed:
     def peakmem_sample(self, name):
         sample(self.solver, self.problem.denoiser, self.problem.schedule, self.x, self.ts,
                noise=GaussianIncrements(0))
+
+
+class BrownianPaths:
+    """reverse_diffusion, 4 log-SNR steps, 1024 × 3072 float32 (the sizes of issue 18), driven by
+    plain increments, by a BrownianGrid on its grid, and by a BrownianTree: the grid should cost
+    about what plain increments cost (one normal per step), the tree up to 24 per new time."""
+
+    params = ["plain", "grid", "tree"]
+    param_names = ["noise"]
+
+    def setup(self, noise):
+        schedule = get_schedule("vp")
+        self.problem = GaussianProblem.random(schedule, 3072, seed=0).to(dtype=torch.float32)
+        self.ts = log_snr_grid(schedule, 4)
+        self.x = self.problem.sample_marginal(self.ts[0].float(), 1024)
+        self.solver = get_solver("reverse_diffusion")
+        span = (float(schedule.t_min), float(schedule.t_max))
+        self.make_noise = {"plain": lambda: GaussianIncrements(0),
+                           "grid": lambda: BrownianGrid(self.ts, seed=0),
+                           "tree": lambda: BrownianTree(*span, seed=0)}[noise]
+
+    def time_reverse_diffusion(self, noise):
+        sample(self.solver, self.problem.denoiser, self.problem.schedule, self.x, self.ts,
+               noise=self.make_noise())
+
+    def peakmem_reverse_diffusion(self, noise):
+        sample(self.solver, self.problem.denoiser, self.problem.schedule, self.x, self.ts,
+               noise=self.make_noise())
 
 
 class BrownianTreeQueries:

@@ -236,7 +236,8 @@ def _section(config_id: str, frames: StudyFrames) -> str:
     for metric, rows in ok.groupby("metric", sort=False):
         description = f"{metric} versus NFE"
         if rows.floor.notna().any():
-            description += "; grey band: below the floor, values there are not discretisation error"
+            description += ("; grey band: below the floor, values there are not discretisation "
+                            "error (a Monte Carlo floor dominates values up to 3× it)")
         part.append(f"<figure>{metric_figure(rows, metric)}<figcaption>{html.escape(description)}"
                     "; dashed lines: stochastic samplers; thin dashed: reference slopes."
                     "</figcaption></figure>")

@@ -85,20 +85,25 @@ class BrownianGrid(NoiseSource):
                          f"({len(self.times)} times); use BrownianTree for unplanned queries")
 
     def _draw(self, like, channel: int) -> torch.Tensor:
+        """W at every declared time: (K + 1, *like.shape), built in place (one normal per
+        interval, one scaling and one cumulative-sum pass)."""
         steps = len(self.times) - 1
+        path = torch.empty((steps + 1, *like.shape), dtype=like.dtype, device=like.device)
+        path[0].zero_()
         if self.seeds is None:
-            z = torch.randn((steps, *like.shape), dtype=like.dtype, device=like.device,
-                            generator=generator(self.seed, "brownian_grid", channel, device=like.device))
+            torch.randn((steps, *like.shape), dtype=like.dtype, device=like.device, out=path[1:],
+                        generator=generator(self.seed, "brownian_grid", channel, device=like.device))
         else:
             if like.shape[0] != len(self.seeds):
                 raise ValueError(f"{len(self.seeds)} seeds for a batch of {like.shape[0]}")
-            z = torch.stack([torch.randn((steps, *like.shape[1:]), dtype=like.dtype, device=like.device,
-                                         generator=generator(seed, "brownian_grid", channel,
-                                                             device=like.device))
-                             for seed in self.seeds], dim=1)
+            for row, seed in enumerate(self.seeds):
+                path[1:, row] = torch.randn(
+                    (steps, *like.shape[1:]), dtype=like.dtype, device=like.device,
+                    generator=generator(seed, "brownian_grid", channel, device=like.device))
         dt = (self.times[1:] - self.times[:-1]).to(dtype=like.dtype, device=like.device)
-        increments = z * dt.sqrt().reshape(steps, *([1] * like.ndim))
-        return torch.cat([torch.zeros_like(increments[:1]), increments.cumsum(0)])
+        path[1:].mul_(dt.sqrt().reshape(steps, *([1] * like.ndim)))
+        path[1:].cumsum_(0)
+        return path
 
     def _path(self, like, channel: int) -> torch.Tensor:
         key = (channel, tuple(like.shape), like.dtype, str(like.device))

@@ -2,9 +2,13 @@
 t-based 95 % confidence interval on the slope, and a verdict that says why.
 
 Which points: rows of one configuration (``config_id``), sampler and metric, with a finite
-positive value above the row's floor (round-off or Monte Carlo, stated per metric in
-:mod:`sdebench.studies.metrics`) and above three standard errors; of those the ``FIT_POINTS``
-largest step counts (the asymptotic end).
+positive value above the row's floor (stated per metric in :mod:`sdebench.studies.metrics`)
+and above three standard errors; of those the ``FIT_POINTS`` largest step counts (the
+asymptotic end). A round-off floor is already a bound with a safety factor, so a value above it
+counts; a Monte Carlo floor F is the level that sampling noise alone reaches, and noise adds to
+the discretisation error roughly in quadrature (√(D² + F²)), so a value counts only above
+``MONTE_CARLO_MULTIPLE`` · F = 3F, where the noise makes less than 6 % of it (a sliced-W₂
+point at 1.2 F once gave a sampler a FAIL from noise alone).
 
 Verdicts:
 
@@ -32,6 +36,7 @@ MIN_ALLOWANCE = 0.1
 MAX_HALF_WIDTH = 0.25
 FIT_POINTS = 3
 STDERR_MULTIPLE = 3
+MONTE_CARLO_MULTIPLE = 3
 ORDER_COLUMNS = {"order": "declared_order", "strong_order": "declared_strong_order"}
 
 
@@ -73,26 +78,30 @@ def verdict(measured: float, half_width: float, declared: float | None) -> str:
     return "PASS" if half_width <= MAX_HALF_WIDTH else "INCONCLUSIVE"
 
 
-def usable_points(group: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """The rows an order may be fitted on, and why the others were dropped ("256: at floor")."""
-    reasons = []
+def usable_points(group: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[int]]]:
+    """The rows an order may be fitted on, and the step counts dropped for each reason."""
+    dropped: dict[str, list[int]] = {}
     keep = []
     for _, row in group.sort_values("steps").iterrows():
         value, floor, stderr = row["value"], row.get("floor", math.nan), row.get("stderr", math.nan)
         if row["status"] != "ok" or not math.isfinite(value) or value <= 0:
-            reasons.append(f"{row['steps']}: {row['status'] if row['status'] != 'ok' else 'no error'}")
-        elif not math.isnan(floor) and value <= floor:
-            reasons.append(f"{row['steps']}: at the {row.get('floor_kind', 'error')} floor")
+            reason = row["status"] if row["status"] != "ok" else "no error"
+        elif not math.isnan(floor) and value <= floor * (
+                MONTE_CARLO_MULTIPLE if row.get("floor_kind") == "Monte Carlo" else 1):
+            reason = f"at the {row.get('floor_kind') or 'error'} floor"
         elif not math.isnan(stderr) and value <= STDERR_MULTIPLE * stderr:
-            reasons.append(f"{row['steps']}: within {STDERR_MULTIPLE} standard errors of 0")
+            reason = f"within {STDERR_MULTIPLE} standard errors of 0"
         else:
             keep.append(row)
-    return pd.DataFrame(keep), reasons
+            continue
+        dropped.setdefault(reason, []).append(int(row["steps"]))
+    return pd.DataFrame(keep), dropped
 
 
-def _inconclusive_reason(usable: pd.DataFrame, dropped: list[str], half_width: float) -> str:
+def _inconclusive_reason(usable: pd.DataFrame, dropped: dict[str, list[int]],
+                         half_width: float) -> str:
     if len(usable) < FIT_POINTS:
-        floors = sum("floor" in reason for reason in dropped)
+        floors = sum(len(steps) for reason, steps in dropped.items() if "floor" in reason)
         reason = f"{len(usable)} usable step count{'s' * (len(usable) != 1)}"
         return reason + (f"; {floors} at the error floor" if floors else "")
     return f"CI ±{half_width:.2g} > ±{MAX_HALF_WIDTH}"
@@ -127,7 +136,8 @@ def order_table(results: pd.DataFrame) -> pd.DataFrame:
             "declared_order": declared,
             "verdict": result,
             "reason": reason,
-            "dropped": "; ".join(dropped),
+            "dropped": "; ".join(f"{', '.join(map(str, steps))}: {reason}"
+                                 for reason, steps in dropped.items()),
             "note": group.order_note.iloc[0] if declared is None else "",
         })
     return pd.DataFrame(rows)

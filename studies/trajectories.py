@@ -33,5 +33,5 @@ def trajectory_frame(schedule_spec: str, seed: int = 0, paths: int = 24,
         rows.extend({"kind": kind, "path": p, "t": float(ts[0]), "x": float(v)}
                     for p, v in enumerate(start[:, 0].tolist()))
         sample(get_solver(solver), problem.denoiser, schedule, start, ts,
-               noise=GaussianIncrements(derive_seed(seed, "trajectory_noise") >> 1), callback=record)
+               noise=GaussianIncrements(derive_seed(seed, "trajectory_noise")), callback=record)
     return pd.DataFrame(rows)

@@ -322,18 +322,19 @@ def test_float32_grids_fit_schedules_with_inexact_end_points():
 
 
 def test_seeds_of_any_size_give_unrelated_streams():
-    """`seed * 7919 + channel` overflowed for seeds ≥ 2.3e15 and made seed 1's channel 0 seed
-    0's channel 7919."""
+    """`seed * 7919 + channel` overflowed for seeds ≥ 2.3e15 (mid-study) and made seed 1's
+    channel 0 seed 0's channel 7919; every seed in [0, 2⁶⁴) now works, others are refused."""
     like = torch.zeros(1000, 1, dtype=torch.float64)
     a = GaussianIncrements(0).normal(0.0, 1.0, like, channel=7919)
     b = GaussianIncrements(1).normal(0.0, 1.0, like, channel=0)
     assert not torch.equal(a, b)
-    huge = GaussianIncrements(2**70).normal(0.0, 1.0, like)
+    huge = GaussianIncrements(2**64 - 1).normal(0.0, 1.0, like)
     # n = 1000 standard normals: |mean| < 4/√1000 and |var − 1| < 4√(2/999) (4 SE each)
     assert abs(float(huge.mean())) < 4 / math.sqrt(1000)
     assert abs(float(huge.var()) - 1) < 4 * math.sqrt(2 / 999)
-    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
-        GaussianIncrements(-1)
+    for bad in (-1, 2**64, 1.5, True):
+        with pytest.raises(ValueError, match="seed must be an integer >= 0 and < 2\\*\\*64"):
+            GaussianIncrements(bad)
 
 
 class _FixedNoise:

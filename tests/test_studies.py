@@ -144,7 +144,8 @@ def _cli(*args, cwd, script="convergence.py"):
 
 BAD_ARGUMENTS = [["--sde", "nope"], ["--samplers", "euler,nope"], ["--steps", "0,4"],
                  ["--steps", "a"], ["--steps", "2000000"], ["--dim", "0"], ["--batch", "1"],
-                 ["--device", "tpu"], ["--seed", "-1"], ["--sde", "vp:beta_max=nan"],
+                 ["--device", "tpu"], ["--seed", "-1"], ["--seed", str(2**64)],
+                 ["--sde", "vp:beta_max=nan"],
                  ["--samplers", "heun:bogus=1"], ["--problem", "gmm", "--metrics", "w2"],
                  ["--grid", "edm:rho=-1"], ["--plugin", "no_such_module"],
                  ["--samplers", "heun", "--metrics", "strong_error"]]
