@@ -33,7 +33,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Run samplers over step counts on a problem with exact answers, fit the "
-                    "convergence order (log-log least squares, 95%% CI) and compare it with each "
+                    "convergence order (log-log least squares, 95% CI) and compare it with each "
                     "sampler's declared order. Each finished unit is saved at once; re-running "
                     "the same command resumes. A spec is a name with optional parameters "
                     "(vp:beta_max=10, ddim:eta=0.3) or module:attribute of user code.",
@@ -44,9 +44,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--samplers", default="all", metavar="SPECS",
                         help=f"comma-separated sampler specs, or 'all' (known: "
                              f"{', '.join(names['samplers'])})")
-    parser.add_argument("--steps", default="16,32,64,128,256",
-                        help=f"comma-separated step counts in [1, {MAX_STEPS}] "
-                             "(default: 16,32,64,128,256)")
+    parser.add_argument("--steps", default="4,8,16,32,64,128,256",
+                        help=f"comma-separated step counts in [1, {MAX_STEPS}]; orders are fitted "
+                             "on the 3 largest above the error floor, the error-at-NFE table reads "
+                             "all (default: 4,8,16,32,64,128,256)")
     parser.add_argument("--problem", default="gaussian", metavar="SPEC",
                         help=f"problem spec (known: {', '.join(names['problems'])}); gaussian has "
                              "the exact output law (W2, KL, no Monte Carlo noise), gmm Monte Carlo "
@@ -66,6 +67,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed (>= 0) of data, start points and noise (default: 0)")
+    parser.add_argument("--timing-repeats", type=int, default=1,
+                        help="timed repetitions of each batch run (median and min–max drawn in "
+                             "the work–precision diagram; default: 1, after a warm-up run)")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                         help="import a module (or .py file) that registers samplers, schedules, "
                              "problems or metrics; repeatable")
@@ -124,7 +128,7 @@ def parse_args(argv=None, prog: str | None = None):
             samplers=_specs(args.samplers, names["samplers"], "samplers", parser),
             steps=steps, problem=args.problem, dim=args.dim, batch=args.batch, grid=args.grid,
             dtype=args.dtype, device=args.device, seed=args.seed,
-            metrics=None if args.metrics is None else
+            timing_repeats=args.timing_repeats, metrics=None if args.metrics is None else
             _specs(args.metrics, names["metrics"], "metrics", parser))
         if not resolve_units(config, resolve_sections(config)):
             parser.error(f"no requested metric applies to problem {config.problem!r} with "
@@ -149,6 +153,27 @@ def _print_table(table) -> None:
     with pd.option_context("display.width", 220, "display.max_colwidth", 60,
                            "display.max_rows", 1000):
         print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def _print_error_at_nfe(results) -> None:
+    """Per configuration and error metric: each sampler's error at NFE ≈ 10, 20, 50, 100
+    (≈: interpolated in log–log between two runs; *: the best; blank: outside its runs)."""
+    from sdebench.studies.precision import error_at_nfe
+
+    table = error_at_nfe(results)
+    if table.empty:
+        return
+    schedules = results.drop_duplicates("config_id").set_index("config_id").schedule
+    for (config_id, metric), part in table.groupby(["config_id", "metric"], sort=False):
+        cells = part.assign(text=[
+            "" if value != value else f"{'≈' if interpolated else ''}{value:.3g}{'*' if best else ''}"
+            for value, interpolated, best in zip(part.value, part.interpolated, part.best,
+                                                 strict=True)])
+        grid = cells.pivot(index="sampler", columns="nfe", values="text")
+        grid = grid.loc[list(dict.fromkeys(part.sampler))]
+        grid.columns = [f"NFE {n}" for n in grid.columns]
+        print(f"{metric} at a given cost — {schedules[config_id]} (≈ interpolated, * best):")
+        print(grid.to_string())
 
 
 def main(argv=None, prog: str | None = None) -> int:
@@ -181,6 +206,7 @@ def main(argv=None, prog: str | None = None) -> int:
     for _, row in failed.iterrows():
         print(f"FAILED {row.schedule} {row.sampler} {row.steps} steps: {row.error}", file=sys.stderr)
     table = study.orders
+    _print_error_at_nfe(study.results)
     if not table.empty:
         _print_table(table)
         counts = table.verdict.value_counts().to_dict()
@@ -189,7 +215,7 @@ def main(argv=None, prog: str | None = None) -> int:
     if not args.no_report:
         from sdebench.experiments.report import render_directory
 
-        print(f"report: {render_directory(store.directory)}")
+        print(f"report: {render_directory(store.directory, progress=not args.quiet)}")
     return 1 if (not failed.empty or (not table.empty and (table.verdict == "FAIL").any())) else 0
 
 

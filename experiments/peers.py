@@ -16,6 +16,8 @@ import inspect
 import sys
 import warnings
 
+from tqdm.auto import tqdm
+
 from sdebench.experiments.speed import add_size_arguments, check_device, print_table
 
 # (label, scheduler class, constructor options, stochastic)
@@ -101,31 +103,32 @@ def run_diffusers(scheduler, model, x_start, steps: int, seed: int):
     return x
 
 
-def diffusers_rows(problem, x_start, steps: int, device: str, repeat: int):
+def diffusers_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False):
     import diffusers
 
-    from sdebench.experiments.speed import floor_time, spread, timings
+    from sdebench.experiments.speed import floor_times, median, spread, timings
 
     rows = []
-    for label, class_name, options, stochastic in DIFFUSERS_SAMPLERS:
+    for label, class_name, options, stochastic in tqdm(DIFFUSERS_SAMPLERS, desc="diffusers",
+                                                       disable=quiet):
         scheduler = getattr(diffusers, class_name)(**options)
         model = CountingModel(epsilon_model(problem, scheduler.alphas_cumprod))
-        floor = floor_time(lambda model=model: model.model(x_start, 500), device, repeat)
+        floor = median(floor_times(lambda model=model: model.model(x_start, 500), device, repeat))
 
         def run(scheduler=scheduler, model=model):
             model.calls = 0
             run_diffusers(scheduler, model, x_start, steps, seed=0)
 
         times = timings(run, device, repeat)
-        wall = min(times)
+        wall = median(times)
         rows.append({"library": f"diffusers {diffusers.__version__}", "sampler": label,
                      "stochastic": stochastic, "nfe": model.calls, "wall_s": wall,
                      "spread": spread(times), "floor_ratio": wall / (model.calls * floor)})
     return rows
 
 
-def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int):
-    from sdebench.experiments.speed import floor_time, spread, timings
+def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False):
+    from sdebench.experiments.speed import floor_times, median, spread, timings
     from sdebench.solvers.catalogue import get_solver
     from sdebench.solvers.grids import log_snr_grid
     from sdebench.solvers.loop import sample
@@ -133,14 +136,14 @@ def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int):
 
     schedule = problem.schedule
     ts = log_snr_grid(schedule, steps, device=device)
-    floor = floor_time(lambda: problem.denoiser(x_start, ts[steps // 2]), device, repeat)
+    floor = median(floor_times(lambda: problem.denoiser(x_start, ts[steps // 2]), device, repeat))
     runs = [(name, GaussianIncrements) for name in SDEBENCH_SAMPLERS]
     span = (float(schedule.t_min), float(schedule.t_max))
     runs += [("reverse_diffusion (Brownian grid)", lambda: BrownianGrid(ts.cpu(), seed=0)),
              ("reverse_diffusion (Brownian tree)", lambda: BrownianTree(*span, seed=0)),
              ("reverse_diffusion (torchsde BrownianInterval)", lambda: TorchsdeInterval(*span, 0))]
     rows = []
-    for label, make_noise in runs:
+    for label, make_noise in tqdm(runs, desc="sdebench", disable=quiet):
         solver = get_solver(label.split(" ")[0])
         result = {}
 
@@ -149,7 +152,7 @@ def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int):
                                    noise=make_noise()).nfe
 
         times = timings(run, device, repeat)
-        wall = min(times)
+        wall = median(times)
         rows.append({"library": "sdebench", "sampler": label, "stochastic": solver.stochastic,
                      "nfe": result["nfe"], "wall_s": wall, "spread": spread(times),
                      "floor_ratio": wall / (result["nfe"] * floor)})
@@ -171,7 +174,7 @@ def peers_table(args: argparse.Namespace):
     generator = torch.Generator(device=args.device).manual_seed(1)
     x_start = torch.randn(args.batch, args.dim, generator=generator, device=args.device,
                           dtype=getattr(torch, args.dtype))
-    sizes = (problem, x_start, args.steps, args.device, args.repeat)
+    sizes = (problem, x_start, args.steps, args.device, args.repeat, args.quiet)
     header = (f"d={args.dim} batch={args.batch} {args.dtype} {args.device} steps={args.steps} "
               f"{args.covariance} covariance; floor_ratio = wall / (NFE × one model call)")
     return pd.DataFrame(sdebench_rows(*sizes) + diffusers_rows(*sizes)), header

@@ -10,10 +10,12 @@ import argparse
 from pathlib import Path
 
 
-def render_directory(directory: str | Path, output: str | Path | None = None) -> Path:
+def render_directory(directory: str | Path, output: str | Path | None = None,
+                     progress: bool = False) -> Path:
     """Write the report of the study stored in ``directory`` (default: its report.html)."""
     from sdebench.reports.html import StudyFrames, write_report
     from sdebench.studies.order import order_table
+    from sdebench.studies.precision import error_at_nfe
     from sdebench.studies.store import ResultStore, StoreError
 
     store = ResultStore(directory)
@@ -22,9 +24,10 @@ def render_directory(directory: str | Path, output: str | Path | None = None) ->
         legacy = " (it holds a results.csv of the pre-0.2 format: re-run the study)" \
             if (Path(directory) / "results.csv").exists() else ""
         raise StoreError(f"no stored results in {directory}{legacy}")
-    frames = StudyFrames(results, order_table(results), samples, store.trajectories(),
-                         store.sections())
-    return write_report(frames, Path(directory) / "report.html" if output is None else output)
+    frames = StudyFrames(results, order_table(results), error_at_nfe(results), samples,
+                         store.trajectories(), store.sections())
+    return write_report(frames, Path(directory) / "report.html" if output is None else output,
+                        progress)
 
 
 def _check_output(parser, directory: Path, output: str | None) -> Path | None:
@@ -48,13 +51,14 @@ def main(argv=None, prog: str | None = None) -> int:
     parser.add_argument("directory", help="the study's --out directory")
     parser.add_argument("--output", help="report path, an .html file (default: report.html in "
                                          "the study directory)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     directory = Path(args.directory)
     if not directory.is_dir():
         parser.error(f"{args.directory!r} is not a study directory")
     output = _check_output(parser, directory, args.output)
     try:
-        print(f"report: {render_directory(directory, output)}")
+        print(f"report: {render_directory(directory, output, progress=not args.quiet)}")
     except StoreError as error:
         parser.error(str(error))
     return 0

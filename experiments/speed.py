@@ -13,8 +13,9 @@ what the run moved: every model evaluation reads and writes at least one state (
 bandwidth (a large tensor copy, read + write, the attainable peak) or of ``--peak-gbps`` when
 given (the datasheet peak, e.g. 3350 GB/s for an H100 SXM). ``--check-finite end`` removes the
 per-step host sync (:func:`sdebench.solvers.loop.sample`); use it on accelerators. Each timing is
-the best of ``--repeat`` runs after a warm-up; the ``spread`` column (median/best) flags a busy
-machine. ``--check`` makes a sampler over its target an exit status of 1.
+the median of ``--repeat`` runs after a warm-up, printed with the fastest and slowest; the
+``spread`` column (slowest/fastest, also for the floor) flags a busy machine. ``--check`` makes
+a sampler over its target an exit status of 1.
 
 CPU hygiene: glibc serves large allocations with fresh mmap'd pages and returns them on free, so
 every new 12 MB temporary page-faults; memory-bound timings then swing 2–4× between runs (the
@@ -68,24 +69,24 @@ def timings(fn, device: str, repeat: int = 3) -> list[float]:
     return times
 
 
-def timed(fn, device: str, repeat: int = 3) -> float:
-    """The best of :func:`timings` (the least disturbed run)."""
-    return min(timings(fn, device, repeat))
+def median(times: list[float]) -> float:
+    ordered = sorted(times)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else 0.5 * (ordered[middle - 1] + ordered[middle])
 
 
 def spread(times: list[float]) -> float:
-    """Median over best of repeated timings: 1 on a quiet machine; above
+    """Slowest over fastest of repeated timings: 1 on a quiet machine; above
     :data:`NOISY_SPREAD` the machine was busy and ratios are not to be trusted."""
-    ordered = sorted(times)
-    return ordered[len(ordered) // 2] / ordered[0]
+    return max(times) / min(times)
 
 
 NOISY_SPREAD = 1.5
 
 
-def floor_time(call, device: str, repeat: int = 3, calls: int = 8) -> float:
-    """One model evaluation: the best of ``repeat`` timings of ``calls`` back-to-back calls."""
-    return timed(lambda: [call() for _ in range(calls)], device, repeat) / calls
+def floor_times(call, device: str, repeat: int = 3, calls: int = 8) -> list[float]:
+    """One model evaluation: ``repeat`` timings of ``calls`` back-to-back calls, per call."""
+    return [t / calls for t in timings(lambda: [call() for _ in range(calls)], device, repeat)]
 
 
 def copy_bandwidth(device: str, dtype, megabytes: int = 512, repeat: int = 3) -> float:
@@ -96,8 +97,8 @@ def copy_bandwidth(device: str, dtype, megabytes: int = 512, repeat: int = 3) ->
     source = torch.ones(count, dtype=dtype, device=device)
     target = torch.empty_like(source)
     target.copy_(source)
-    return 2 * source.numel() * source.element_size() / timed(lambda: target.copy_(source),
-                                                                device, repeat)
+    return 2 * source.numel() * source.element_size() / min(
+        timings(lambda: target.copy_(source), device, repeat))
 
 
 class CountingNoise:
@@ -160,8 +161,8 @@ def add_size_arguments(parser: argparse.ArgumentParser) -> None:
                         help="precision (default float32)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     parser.add_argument("--repeat", type=_positive_int, default=5,
-                        help="timed repetitions per measurement after one warm-up; the best is "
-                             "kept and the spread median/best reported (default 5)")
+                        help="timed repetitions per measurement after one warm-up: the median "
+                             "is reported with the fastest and slowest (default 5)")
     parser.add_argument("--covariance", default="full", choices=COVARIANCES,
                         help="full: the denoiser is two d×d products (a network's role); "
                              "diagonal: cheap, so a sampler's own overhead shows (default full)")
@@ -215,12 +216,13 @@ def speed_table(args: argparse.Namespace):
     ts = log_snr_grid(schedule, args.steps, device=args.device)
     x = problem.sample_marginal(ts[0].to(dtype), args.batch)
     t_mid = ts[args.steps // 2]
-    floor = floor_time(lambda: problem.denoiser(x, t_mid), args.device, args.repeat)
+    floor_repeats = floor_times(lambda: problem.denoiser(x, t_mid), args.device, args.repeat)
+    floor = median(floor_repeats)
     measured_peak = copy_bandwidth(args.device, dtype, args.copy_mb, args.repeat)
     peak = measured_peak if args.peak_gbps is None else args.peak_gbps * 1e9
     state_bytes = x.numel() * x.element_size()
-    noise_draw = timed(lambda: GaussianIncrements(0).increment(ts[0], ts[1], x), args.device,
-                       args.repeat)
+    noise_draw = median(timings(lambda: GaussianIncrements(0).increment(ts[0], ts[1], x),
+                                args.device, args.repeat))
     rows = []
     for name in tqdm(split_specs(args.samplers), desc="samplers", disable=args.quiet):
         solver = get_solver(name)
@@ -233,20 +235,24 @@ def speed_table(args: argparse.Namespace):
                                    check_finite=args.check_finite).nfe
 
         times = timings(run, args.device, args.repeat)
-        wall = min(times)
+        wall = median(times)
         work = result["nfe"] * floor
         allowed = 2 * work + noise.draws * noise_draw if solver.stochastic else 1.2 * work
         min_traffic = 2 * state_bytes * result["nfe"] / wall
         rows.append({"sampler": name, "stochastic": solver.stochastic, "nfe": result["nfe"],
-                     "noise_draws": noise.draws, "wall_s": wall, "spread": spread(times),
+                     "noise_draws": noise.draws, "wall_s": wall, "wall_min": min(times),
+                     "wall_max": max(times), "spread": spread(times),
                      "floor_ratio": wall / work, "allowed_ratio": allowed / work,
                      "within_target": wall <= allowed, "samples_per_s": args.batch / wall,
                      "min_traffic_GBps": min_traffic / 1e9, "fraction_of_peak": min_traffic / peak})
-    header = (f"denoiser (floor) {floor * 1e3:.1f} ms; one noise draw {noise_draw * 1e3:.1f} ms; "
+    header = (f"denoiser (floor) {floor * 1e3:.1f} ms (spread {spread(floor_repeats):.2f}); "
+              f"one noise draw {noise_draw * 1e3:.1f} ms; "
               f"d={args.dim} batch={args.batch} {args.dtype} {args.device} steps={args.steps} "
               f"{args.covariance} covariance; copy bandwidth {measured_peak / 1e9:.1f} GB/s"
               + ("" if args.peak_gbps is None else f", datasheet peak {args.peak_gbps:g} GB/s"))
-    return pd.DataFrame(rows), header
+    table = pd.DataFrame(rows)
+    table.attrs["floor_spread"] = spread(floor_repeats)
+    return table, header
 
 
 def print_table(make_table, args: argparse.Namespace) -> object:
@@ -256,11 +262,13 @@ def print_table(make_table, args: argparse.Namespace) -> object:
     table, header = make_table(args)
     print(header + (f"; {malloc}" if malloc else ""))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    noisy = table[table["spread"] > NOISY_SPREAD] if "spread" in table else table.iloc[:0]
-    if not noisy.empty:
-        print(f"warning: timings of {', '.join(noisy.sampler)} varied by more than "
-              f"{NOISY_SPREAD}x between repetitions (median/best): the machine was busy, "
-              "so these ratios are not reliable; re-run on a quiet machine", file=sys.stderr)
+    noisy = list(table[table["spread"] > NOISY_SPREAD].sampler) if "spread" in table else []
+    if table.attrs.get("floor_spread", 1.0) > NOISY_SPREAD:
+        noisy.append("the floor")
+    if noisy:
+        print(f"warning: timings of {', '.join(noisy)} varied by more than {NOISY_SPREAD}x between "
+              "repetitions (slowest/fastest): the machine was busy, so these ratios are not "
+              "reliable; re-run on a quiet machine", file=sys.stderr)
     return table
 
 

@@ -24,6 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
 
 from sdebench.studies.order import VERDICT_LEGEND  # noqa: E402
 
@@ -34,7 +35,7 @@ table{border-collapse:collapse;font-size:.85em;margin:1em 0}
 td,th{border:1px solid #ccc;padding:.25em .5em;text-align:right}th{background:#f3f3f3}
 td.note,td.reason,td.dropped,td.error,td.value{text-align:left;max-width:420px}
 .PASS{background:#dff5df}.FAIL{background:#f8d7d7}.ABOVE{background:#fff4cc}
-.INCONCLUSIVE{background:#e8e8f4}
+.INCONCLUSIVE{background:#e8e8f4}td.best{background:#dff5df;font-weight:bold}
 figure{margin:1em 0}figcaption{font-size:.85em;color:#555}
 code{background:#f5f5f5;padding:0 .2em}
 """
@@ -47,10 +48,12 @@ _SECTION_KEYS = ("schedule", "schedule_params", "problem", "problem_params", "di
 @dataclass
 class StudyFrames:
     """What a report shows: ``results`` (one row per measurement), ``orders`` (fits),
+    ``at_nfe`` (errors at target NFEs, :func:`sdebench.studies.precision.error_at_nfe`),
     ``samples`` (2-D points), ``trajectories``, ``sections`` (config_id → {config, commands})."""
 
     results: pd.DataFrame
     orders: pd.DataFrame
+    at_nfe: pd.DataFrame = field(default_factory=pd.DataFrame)
     samples: pd.DataFrame = field(default_factory=pd.DataFrame)
     trajectories: pd.DataFrame = field(default_factory=pd.DataFrame)
     sections: dict = field(default_factory=dict)
@@ -86,7 +89,9 @@ def metric_figure(frame: pd.DataFrame, metric: str) -> str:
     positive = frame[(frame.value > 0) & np.isfinite(frame.value)]
     for sampler, group in positive.groupby("sampler", sort=False):
         group = group.sort_values("nfe")
-        axis.plot(group.nfe, group.value, markersize=4, label=sampler, **styles[sampler])
+        stderr = group.stderr if "stderr" in group and group.stderr.notna().any() else None
+        axis.errorbar(group.nfe, group.value, yerr=None if stderr is None else 2 * stderr,
+                      markersize=4, capsize=2, label=sampler, **styles[sampler])
     axis.set_xscale("log")
     if positive.empty:
         axis.text(0.5, 0.5, "no finite values to draw", transform=axis.transAxes, ha="center")
@@ -137,13 +142,20 @@ def _reference_slopes(axis, frame: pd.DataFrame) -> None:
 
 
 def work_precision_figure(frame: pd.DataFrame, metric: str) -> str:
-    """Error against wall time of a batch run (work–precision diagram)."""
+    """Error against the median wall time of a batch run, bars from the fastest to the slowest
+    of its repeated timings (work–precision diagram)."""
     figure, axis = plt.subplots(figsize=(8, 5))
     styles = _styles(frame)
     frame = frame[(frame.value > 0) & np.isfinite(frame.value) & (frame.wall_time > 0)]
     for sampler, group in frame.groupby("sampler", sort=False):
         group = group.sort_values("wall_time")
-        axis.loglog(group.wall_time, group.value, markersize=4, label=sampler, **styles[sampler])
+        spread = None
+        if "wall_time_min" in group and (group.wall_time_max > group.wall_time_min).any():
+            spread = [group.wall_time - group.wall_time_min, group.wall_time_max - group.wall_time]
+        axis.errorbar(group.wall_time, group.value, xerr=spread, markersize=4, capsize=2,
+                      label=sampler, **styles[sampler])
+    axis.set_xscale("log")
+    axis.set_yscale("log")
     axis.set_xlabel("wall time of one batch run [s]")
     axis.set_ylabel(metric)
     axis.grid(True, which="both", alpha=0.3)
@@ -152,7 +164,13 @@ def work_precision_figure(frame: pd.DataFrame, metric: str) -> str:
 
 
 def scatter_figure(samples: pd.DataFrame) -> str:
-    """Output points per sampler (rows) at up to three step counts (columns)."""
+    """Output points per sampler (rows) at up to three step counts (columns), as SVG."""
+    return _svg(scatter_panels(samples))
+
+
+def scatter_panels(samples: pd.DataFrame):
+    """The matplotlib figure of :func:`scatter_figure` (constrained layout: titles never run
+    into the tick labels of the row above)."""
     samplers = list(dict.fromkeys(samples.sampler))
     all_steps = sorted(samples.steps.unique())
     steps = sorted({all_steps[0], all_steps[len(all_steps) // 2], all_steps[-1]})
@@ -174,7 +192,7 @@ def scatter_figure(samples: pd.DataFrame) -> str:
             axis.set_xlim(*limits[0])
             axis.set_ylim(*limits[1])
             axis.set_title(f"{sampler}, {n} steps", fontsize=8)
-    return _svg(figure)
+    return figure
 
 
 def trajectory_figure(trajectories: pd.DataFrame) -> str:
@@ -215,6 +233,32 @@ def _table(frame: pd.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def _error_at_nfe_tables(at_nfe: pd.DataFrame) -> str:
+    """Samplers × NFE ≈ 10, 20, 50, 100 per error metric: ≈ marks a value interpolated in
+    log–log between two runs, the best of each column is highlighted, blank is outside a
+    sampler's runs (never extrapolated)."""
+    parts = []
+    for metric, part in at_nfe.groupby("metric", sort=False):
+        targets = sorted(part.nfe.unique())
+        head = "".join(f"<th>NFE {n}</th>" for n in targets)
+        rows = []
+        for sampler, cells in part.groupby("sampler", sort=False):
+            cells = cells.set_index("nfe")
+            row = []
+            for n in targets:
+                value, best = cells.value[n], bool(cells.best[n])
+                text = "" if value != value else ("≈" if cells.interpolated[n] else "") + f"{value:.3g}"
+                css = ' class="best"' if best else ""
+                row.append(f"<td{css}>{html.escape(text)}</td>")
+            rows.append(f"<tr><th>{html.escape(sampler)}</th>{''.join(row)}</tr>")
+        parts.append(f"<h4>{html.escape(metric)}</h4><table><thead><tr><th>sampler</th>{head}"
+                     f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    return ("<h3>Error at a given cost</h3><p>Which sampler at NFE ≈ 10, 20, 50, 100: read off "
+            "each sampler's measured curve; ≈ marks a value interpolated in log–log between its "
+            "two nearest runs, the best of each column is highlighted, a blank lies outside its "
+            "runs (never extrapolated).</p>" + "".join(parts))
+
+
 def _section_header(config_id: str, section: dict, frame: pd.DataFrame) -> str:
     config = section.get("config") or {key: frame[key].iloc[0] for key in _SECTION_KEYS if key in frame}
     shown = {key: config[key] for key in _SECTION_KEYS if key in config}
@@ -233,6 +277,10 @@ def _section(config_id: str, frames: StudyFrames) -> str:
     frame = frames.results[frames.results.config_id == config_id]
     ok = frame[frame.status == "ok"]
     part = [_section_header(config_id, frames.sections.get(config_id, {}), frame)]
+    at_nfe = frames.at_nfe[frames.at_nfe.config_id == config_id] if not frames.at_nfe.empty \
+        else frames.at_nfe
+    if not at_nfe.empty:
+        part.append(_error_at_nfe_tables(at_nfe))
     for metric, rows in ok.groupby("metric", sort=False):
         description = f"{metric} versus NFE"
         if rows.floor.notna().any():
@@ -246,8 +294,12 @@ def _section(config_id: str, frames: StudyFrames) -> str:
         part.append("<h3>Measured versus declared order</h3>"
                     + _table(orders.drop(columns=["config_id", "schedule", "problem"])))
         first = orders.metric.iloc[0]
+        repeats = (frames.sections.get(config_id, {}).get("config") or {}).get("timing_repeats", 1)
+        timing = (f"the median of {repeats} timings, bars from the fastest to the slowest"
+                  if repeats > 1 else "one timing after a warm-up run (--timing-repeats for more)")
         part.append(f"<figure>{work_precision_figure(ok[ok.metric == first], first)}<figcaption>"
-                    "Work–precision: error versus wall time of a batch run.</figcaption></figure>")
+                    f"Work–precision: error versus wall time of a batch run ({timing})."
+                    "</figcaption></figure>")
     samples = frames.samples
     if not samples.empty and (samples.config_id == config_id).any():
         part.append(f"<figure>{scatter_figure(samples[samples.config_id == config_id])}<figcaption>"
@@ -287,12 +339,13 @@ def _environment(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"item": list(items), "value": list(items.values())})
 
 
-def render_report(frames: StudyFrames) -> str:
+def render_report(frames: StudyFrames, progress: bool = False) -> str:
     """The HTML text of the report: one section per configuration in ``frames.results``."""
     if frames.results.empty:
         raise ValueError("cannot render a report without results")
+    config_ids = list(dict.fromkeys(frames.results.config_id))
     sections = [_section(config_id, frames)
-                for config_id in dict.fromkeys(frames.results.config_id)]
+                for config_id in tqdm(config_ids, desc="report", unit="section", disable=not progress)]
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>sdebench report</title>"
         f"<style>{_STYLE}</style></head><body><h1>sdebench convergence report</h1>"
@@ -304,10 +357,10 @@ def render_report(frames: StudyFrames) -> str:
     )
 
 
-def write_report(frames: StudyFrames, path: str | Path) -> Path:
+def write_report(frames: StudyFrames, path: str | Path, progress: bool = False) -> Path:
     """Write the report atomically and return its path."""
     from sdebench.studies.store import atomic_write_text
 
     path = Path(path)
-    atomic_write_text(path, render_report(frames))
+    atomic_write_text(path, render_report(frames, progress))
     return path

@@ -63,6 +63,7 @@ class StudyConfig:
     seed: int = 0
     metrics: tuple[str, ...] | None = None
     strong_reference_factor: int = 8
+    timing_repeats: int = 1
 
     def __post_init__(self):
         def put(name, value):
@@ -82,7 +83,8 @@ class StudyConfig:
         put("grid", canonical(self.grid))
         if self.metrics is not None:
             put("metrics", _unique(canonical(m) for m in self.metrics))
-        for name, low in (("dim", 1), ("batch", 2), ("strong_reference_factor", 2)):
+        for name, low in (("dim", 1), ("batch", 2), ("strong_reference_factor", 2),
+                          ("timing_repeats", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -165,6 +167,7 @@ def resolve_sections(config: StudyConfig) -> list[Section]:
             "grid_source": source_fingerprint(GRIDS.factory(parse_spec(config.grid).target)),
             "dtype": config.dtype, "device": config.device, "seed": config.seed,
             "strong_reference_factor": config.strong_reference_factor,
+            "timing_repeats": config.timing_repeats,
             **code_provenance(),
         }
         sections.append(Section(spec, problem, description, digest(description)))

@@ -17,7 +17,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from sdebench.problems.protocol import SAMPLES
+from sdebench.seeding import generator
 from sdebench.solvers.context import NonFiniteError
+from sdebench.solvers.grids import make_grid
+from sdebench.solvers.loop import sample
+from sdebench.solvers.noise import GaussianIncrements
 from sdebench.studies.config import StudyConfig, Unit, resolve_sections, resolve_units
 from sdebench.studies.metrics import UnitRun
 from sdebench.studies.order import order_table
@@ -71,12 +75,13 @@ def run_unit(config: StudyConfig, unit: Unit) -> tuple[list[dict], list[dict]]:
     run = UnitRun(unit.section.problem, unit.solver, unit.steps, grid=config.grid,
                   batch=config.batch, seed=config.seed,
                   strong_reference_factor=config.strong_reference_factor,
-                  path_times=unit.path_times)
+                  path_times=unit.path_times, timing_repeats=config.timing_repeats)
     base = _unit_columns(unit)
     try:
         batch = run.batch_run
         base.update(nfe=batch.nfe, step_size=float((run.ts[:-1] - run.ts[1:]).abs().max()),
-                    wall_time=batch.wall_time)
+                    wall_time=batch.wall_time, wall_time_min=min(batch.timings),
+                    wall_time_max=max(batch.timings))
         rows = []
         for metric in unit.metrics:
             measurement = metric(run)
@@ -98,10 +103,30 @@ def run_unit(config: StudyConfig, unit: Unit) -> tuple[list[dict], list[dict]]:
 
 
 def _outcome_rows(base: dict, unit: Unit, status: str, error: str, value: float) -> list[dict]:
-    base = {"nfe": math.nan, "step_size": math.nan, "wall_time": math.nan, **base}
+    base = {"nfe": math.nan, "step_size": math.nan, "wall_time": math.nan,
+            "wall_time_min": math.nan, "wall_time_max": math.nan, **base}
     return [{**base, "metric": metric.name, "metric_order": metric.order or "", "status": status,
              "error": error, "value": value, "stderr": math.nan, "floor": math.nan,
              "floor_kind": "", "reference": math.nan} for metric in unit.metrics]
+
+
+def warm_up(units: list[Unit]) -> None:
+    """Run each section's first sampler once on two samples, untimed: the first run of a process
+    pays for lazy initialisation (torch, lambdified schedule functions, caches), 10–100× a
+    later run's cost, which would show as a false spike in work–precision diagrams."""
+    seen = set()
+    for unit in units:
+        if unit.section.config_id in seen:
+            continue
+        seen.add(unit.section.config_id)
+        problem = unit.section.problem
+        ts = make_grid(unit.section.config["grid"], problem.schedule, 2, device=problem.device)
+        x = problem.sample_marginal(ts[0], 2, generator(0, "warm_up", device=problem.device))
+        try:
+            sample(unit.solver, problem.denoiser, problem.schedule, x, ts,
+                   noise=GaussianIncrements(0))
+        except Exception:  # noqa: BLE001 - the unit itself records what goes wrong, as a row
+            pass
 
 
 def run_study(config: StudyConfig, store: ResultStore | None = None, *, progress: bool = True,
@@ -120,6 +145,7 @@ def run_study(config: StudyConfig, store: ResultStore | None = None, *, progress
             store.record_section(section.config_id, section.config, command)
         done = store.completed()
         todo = [unit for unit in units if unit.unit_id not in done]
+        warm_up(todo)
         for unit in tqdm(todo, disable=not progress, desc="study", unit="unit"):
             rows, points = run_unit(config, unit)
             store.write_unit(unit.unit_id, rows, points)
@@ -145,6 +171,7 @@ def run_study(config: StudyConfig, store: ResultStore | None = None, *, progress
 
 def _run_in_memory(config, sections, units, progress, trajectories) -> StudyResult:
     rows, points = [], []
+    warm_up(units)
     for unit in tqdm(units, disable=not progress, desc="study", unit="unit"):
         unit_rows, unit_points = run_unit(config, unit)
         rows.extend(unit_rows)

@@ -111,12 +111,19 @@ def get_metric(name: str) -> Metric:
 
 @dataclass
 class BatchRun:
-    """A timed run of ``batch`` samples from exact p_{t_max} draws."""
+    """A timed run of ``batch`` samples from exact p_{t_max} draws: ``wall_time`` is the median
+    of ``timings`` (one per repetition; the output of the first is kept)."""
 
     x_start: torch.Tensor
     x: torch.Tensor
     nfe: int
-    wall_time: float
+    timings: list[float]
+
+    @property
+    def wall_time(self) -> float:
+        ordered = sorted(self.timings)
+        middle = len(ordered) // 2
+        return ordered[middle] if len(ordered) % 2 else 0.5 * (ordered[middle - 1] + ordered[middle])
 
 
 class UnitRun:
@@ -128,11 +135,13 @@ class UnitRun:
     """
 
     def __init__(self, problem, solver, steps: int, *, grid: str, batch: int, seed: int,
-                 strong_reference_factor: int = 8, path_times: torch.Tensor | None = None):
+                 strong_reference_factor: int = 8, path_times: torch.Tensor | None = None,
+                 timing_repeats: int = 1):
         self.problem, self.solver, self.steps = problem, solver, steps
         self.grid, self.batch, self.seed = grid, batch, seed
         self.strong_reference_factor = strong_reference_factor
         self.path_times = path_times
+        self.timing_repeats = timing_repeats
         self.ts = make_grid(grid, problem.schedule, steps, device=problem.device)
 
     def generator(self, purpose: str) -> torch.Generator:
@@ -154,9 +163,12 @@ class UnitRun:
 
     @cached_property
     def batch_run(self) -> BatchRun:
-        noise = GaussianIncrements(self.seed)
-        x, nfe, wall = self.timed_sample(self.start, self.ts, noise)
-        return BatchRun(self.start, x, nfe, wall)
+        """The batch run, timed ``timing_repeats`` times with the same noise (a study warms the
+        process up before its first unit, so no timing includes first-call costs)."""
+        x, nfe, wall = self.timed_sample(self.start, self.ts, GaussianIncrements(self.seed))
+        timings = [wall] + [self.timed_sample(self.start, self.ts, GaussianIncrements(self.seed))[2]
+                            for _ in range(self.timing_repeats - 1)]
+        return BatchRun(self.start, x, nfe, timings)
 
     @cached_property
     def law(self):

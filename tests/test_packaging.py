@@ -3,6 +3,7 @@ console command, and an import graph without cycles whose layers match the desig
 
 import ast
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -26,8 +27,11 @@ ROOT_MODULES = {"registry", "seeding", "state"}  # sdebench/*.py utilities every
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wheel")
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
+    """The wheel built from a copy of the source tree (setuptools writes build/ beside it)."""
+    out, source = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("source") / "sdebench"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "results", "build", "*.egg-info", "__pycache__", ".asv"))
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps",
                              "--no-build-isolation", "-w", str(out)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

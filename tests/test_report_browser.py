@@ -15,6 +15,7 @@ import pytest
 from sdebench.reports.html import StudyFrames, write_report
 from sdebench.studies.config import StudyConfig
 from sdebench.studies.convergence import run_study
+from sdebench.studies.precision import error_at_nfe
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -33,8 +34,8 @@ def report(tmp_path_factory):
     study = run_study(StudyConfig(schedules=["vp", "edm"], samplers=["euler", "heun", "ddim"],
                                   steps=[8, 16, 32], dim=2, batch=16, metrics=["w2"]),
                       progress=False, trajectories=False)
-    frames = StudyFrames(study.results, study.orders, study.samples, study.trajectories,
-                         study.sections)
+    frames = StudyFrames(study.results, study.orders, error_at_nfe(study.results), study.samples,
+                         study.trajectories, study.sections)
     return write_report(frames, tmp_path_factory.mktemp("report") / "report.html")
 
 
@@ -63,3 +64,57 @@ def test_screenshot_is_not_blank(report, tmp_path):
     assert result.returncode == 0 and shot.exists(), result.stderr[-2000:]
     pixels = matplotlib.image.imread(shot)
     assert pixels.shape[0] >= 1000 and pixels.std() > 0.05  # text and plots, not a blank page
+
+
+# Measures the page as laid out at 1400 px: every top-level block's box, the widest content and
+# each figure's box. Injected into a *copy* of the report only (the report itself has no scripts).
+_LAYOUT_PROBE = """<script>
+const box = e => { const r = e.getBoundingClientRect();
+  return {tag: e.tagName, x: r.left + scrollX, y: r.top + scrollY, w: r.width, h: r.height}; };
+const out = document.createElement('pre'); out.id = 'layout';
+out.textContent = JSON.stringify({blocks: [...document.body.children].map(box),
+  figures: [...document.querySelectorAll('figure svg')].map(box),
+  width: document.documentElement.scrollWidth, height: document.documentElement.scrollHeight});
+document.body.appendChild(out);
+</script>"""
+
+
+def _layout(report, tmp_path):
+    probed = tmp_path / "probed.html"
+    probed.write_text(report.read_text().replace("</body>", _LAYOUT_PROBE + "</body>"))
+    result = _chromium(probed, tmp_path, "--window-size=1400,1000", "--dump-dom")
+    assert result.returncode == 0, result.stderr[-2000:]
+    import html
+    import json
+
+    text = re.search(r'<pre id="layout">(.*?)</pre>', result.stdout, re.S).group(1)
+    return json.loads(html.unescape(text))
+
+
+def _overlap(a, b) -> bool:
+    return (a["x"] + 1 < b["x"] + b["w"] and b["x"] + 1 < a["x"] + a["w"]
+            and a["y"] + 1 < b["y"] + b["h"] and b["y"] + 1 < a["y"] + a["h"])
+
+
+def test_layout_at_1400_px_has_no_overlaps_and_no_overflow(report, tmp_path):
+    layout = _layout(report, tmp_path)
+    blocks = [b for b in layout["blocks"] if b["w"] > 0 and b["h"] > 0 and b["tag"] != "PRE"]
+    overlapping = [(a["tag"], b["tag"], a["y"]) for i, a in enumerate(blocks)
+                   for b in blocks[i + 1:] if _overlap(a, b)]
+    assert not overlapping, overlapping
+    assert layout["width"] <= 1400, "content wider than the window: a table or figure overflows"
+
+
+def test_every_figure_is_drawn(report, tmp_path):
+    """Each figure's region of a full-page screenshot holds a drawing (not a blank box)."""
+    layout = _layout(report, tmp_path)
+    shot = tmp_path / "page.png"
+    height = int(layout["height"]) + 10
+    result = _chromium(report, tmp_path, f"--screenshot={shot}", f"--window-size=1400,{height}")
+    assert result.returncode == 0 and shot.exists(), result.stderr[-2000:]
+    pixels = matplotlib.image.imread(shot)
+    assert len(layout["figures"]) == 6
+    for figure in layout["figures"]:
+        x, y, w, h = (int(figure[k]) for k in ("x", "y", "w", "h"))
+        region = pixels[y:y + h, x:x + w]
+        assert region.size and region.std() > 0.05, figure

@@ -10,6 +10,7 @@ from sdebench.experiments.report import render_directory
 from sdebench.reports.html import StudyFrames, render_report
 from sdebench.studies.config import StudyConfig
 from sdebench.studies.convergence import run_study
+from sdebench.studies.precision import error_at_nfe
 from sdebench.studies.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,8 +23,8 @@ def _config(**kwargs):
 
 
 def _frames(result):
-    return StudyFrames(result.results, result.orders, result.samples, result.trajectories,
-                       result.sections)
+    return StudyFrames(result.results, result.orders, error_at_nfe(result.results),
+                       result.samples, result.trajectories, result.sections)
 
 
 def test_report_is_self_contained():
@@ -78,3 +79,23 @@ def test_report_of_an_empty_directory_says_so(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "experiments" / "report.py"), str(tmp_path)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "no stored results" in result.stderr
+
+
+def test_scatter_panel_titles_do_not_run_into_other_panels():
+    """Scatter-panel titles used to overlap the tick labels of the row above."""
+    import matplotlib.pyplot as plt
+
+    from sdebench.reports.html import scatter_panels
+
+    study = run_study(_config(samplers=["euler", "heun", "ddim"], steps=[4, 8, 16], dim=2),
+                      progress=False, trajectories=False)
+    figure = scatter_panels(study.samples)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    axes = figure.axes
+    for axis in axes:
+        title = axis.title.get_window_extent(renderer)
+        for other in axes:
+            if other is not axis:
+                assert not title.overlaps(other.get_tightbbox(renderer)), axis.get_title()
+    plt.close(figure)
