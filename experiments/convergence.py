@@ -157,7 +157,8 @@ def _print_table(table) -> None:
 
 def _print_error_at_nfe(results) -> None:
     """Per configuration and error metric: each sampler's error at NFE ≈ 10, 20, 50, 100
-    (≈: interpolated in log–log between two runs; *: the best; blank: outside its runs)."""
+    (≈: interpolated in log–log between two runs; *: the best; "floor": not above the error
+    floor; blank: outside its runs)."""
     from sdebench.studies.precision import error_at_nfe
 
     table = error_at_nfe(results)
@@ -166,13 +167,15 @@ def _print_error_at_nfe(results) -> None:
     schedules = results.drop_duplicates("config_id").set_index("config_id").schedule
     for (config_id, metric), part in table.groupby(["config_id", "metric"], sort=False):
         cells = part.assign(text=[
-            "" if value != value else f"{'≈' if interpolated else ''}{value:.3g}{'*' if best else ''}"
-            for value, interpolated, best in zip(part.value, part.interpolated, part.best,
-                                                 strict=True)])
+            "" if value != value else "floor" if at_floor else
+            f"{'≈' if interpolated else ''}{value:.3g}{'*' if best else ''}"
+            for value, interpolated, at_floor, best in zip(
+                part.value, part.interpolated, part.at_floor, part.best, strict=True)])
         grid = cells.pivot(index="sampler", columns="nfe", values="text")
         grid = grid.loc[list(dict.fromkeys(part.sampler))]
         grid.columns = [f"NFE {n}" for n in grid.columns]
-        print(f"{metric} at a given cost — {schedules[config_id]} (≈ interpolated, * best):")
+        print(f"{metric} at a given cost — {schedules[config_id]} "
+              "(≈ interpolated, * best, floor: not above the error floor):")
         print(grid.to_string())
 
 

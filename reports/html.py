@@ -35,7 +35,7 @@ table{border-collapse:collapse;font-size:.85em;margin:1em 0}
 td,th{border:1px solid #ccc;padding:.25em .5em;text-align:right}th{background:#f3f3f3}
 td.note,td.reason,td.dropped,td.error,td.value{text-align:left;max-width:420px}
 .PASS{background:#dff5df}.FAIL{background:#f8d7d7}.ABOVE{background:#fff4cc}
-.INCONCLUSIVE{background:#e8e8f4}td.best{background:#dff5df;font-weight:bold}
+.INCONCLUSIVE{background:#e8e8f4}td.best{background:#dff5df;font-weight:bold}td.floor{color:#999}
 figure{margin:1em 0}figcaption{font-size:.85em;color:#555}
 code{background:#f5f5f5;padding:0 .2em}
 """
@@ -123,12 +123,16 @@ def _legend(axis) -> None:
 
 
 def _reference_slopes(axis, frame: pd.DataFrame) -> None:
-    """Dashed slopes −p for each declared order p of the samplers drawn, starting at the
-    largest value at the smallest NFE and labelled inside the axes."""
+    """Dashed slopes −p for each order p declared for this metric (the order or the strong
+    order) by the samplers drawn, starting at the largest value at the smallest NFE and
+    labelled inside the axes; none for diagnostics."""
     if frame.empty or axis.get_yscale() != "log" or frame.nfe.nunique() < 2:
         return
-    declared = sorted({float(v) for v in frame.declared_order.dropna()}) \
-        if "declared_order" in frame else []
+    column = {"order": "declared_order", "strong_order": "declared_strong_order"}.get(
+        frame.metric_order.iloc[0] if "metric_order" in frame else "")
+    if column is None or column not in frame:  # a diagnostic (e.g. KL): no declared slope
+        return
+    declared = sorted({float(v) for v in frame[column].dropna()})
     nfe = np.array([frame.nfe.min(), frame.nfe.max()], float)
     start = frame[frame.nfe == frame.nfe.min()].value.max()
     low = frame.value.min()
@@ -137,8 +141,9 @@ def _reference_slopes(axis, frame: pd.DataFrame) -> None:
         end = nfe[1] if values[1] >= low else nfe[0] * (start / low) ** (1 / order)
         axis.plot([nfe[0], end], [start, start * (end / nfe[0]) ** (-order)], "k--",
                   linewidth=0.6, alpha=0.5)
-        axis.annotate(f"slope −{order:g}", (end, start * (end / nfe[0]) ** (-order)), fontsize=7,
-                      alpha=0.7, xytext=(-30, 4), textcoords="offset points")
+        label_at = nfe[0] * (end / nfe[0]) ** 0.6  # 60 % along: slopes part, labels do not meet
+        axis.annotate(f"slope −{order:g}", (label_at, start * (label_at / nfe[0]) ** (-order)),
+                      fontsize=7, alpha=0.7, xytext=(3, 3), textcoords="offset points")
 
 
 def work_precision_figure(frame: pd.DataFrame, metric: str) -> str:
@@ -246,17 +251,18 @@ def _error_at_nfe_tables(at_nfe: pd.DataFrame) -> str:
             cells = cells.set_index("nfe")
             row = []
             for n in targets:
-                value, best = cells.value[n], bool(cells.best[n])
+                value, best, at_floor = cells.value[n], bool(cells.best[n]), bool(cells.at_floor[n])
                 text = "" if value != value else ("≈" if cells.interpolated[n] else "") + f"{value:.3g}"
-                css = ' class="best"' if best else ""
+                css = ' class="best"' if best else ' class="floor"' if at_floor else ""
                 row.append(f"<td{css}>{html.escape(text)}</td>")
             rows.append(f"<tr><th>{html.escape(sampler)}</th>{''.join(row)}</tr>")
         parts.append(f"<h4>{html.escape(metric)}</h4><table><thead><tr><th>sampler</th>{head}"
                      f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
     return ("<h3>Error at a given cost</h3><p>Which sampler at NFE ≈ 10, 20, 50, 100: read off "
             "each sampler's measured curve; ≈ marks a value interpolated in log–log between its "
-            "two nearest runs, the best of each column is highlighted, a blank lies outside its "
-            "runs (never extrapolated).</p>" + "".join(parts))
+            "two nearest runs, the best of each column is highlighted, grey values are not above "
+            "the error floor (noise or round-off, not a ranking), a blank lies outside its runs "
+            "(never extrapolated).</p>" + "".join(parts))
 
 
 def _section_header(config_id: str, section: dict, frame: pd.DataFrame) -> str:

@@ -99,3 +99,29 @@ def test_scatter_panel_titles_do_not_run_into_other_panels():
             if other is not axis:
                 assert not title.overlaps(other.get_tightbbox(renderer)), axis.get_title()
     plt.close(figure)
+
+
+def test_error_at_nfe_interpolates_marks_and_ranks_above_the_floor():
+    """NFE targets are read off each curve (log–log interpolation, never extrapolated); a value
+    at the error floor is marked and never 'best'."""
+    import numpy as np
+    import pandas as pd
+
+    from sdebench.studies.precision import error_at_nfe
+
+    def rows(sampler, nfe, values, floor):
+        return pd.DataFrame({"config_id": "c", "metric": "w2", "metric_order": "order",
+                             "sampler": sampler, "nfe": nfe, "value": values, "floor": floor,
+                             "floor_kind": "Monte Carlo", "status": "ok", "reference": np.nan})
+
+    results = pd.concat([rows("a", [8, 16, 32], [0.4, 0.1, 0.025], 0.001),
+                         rows("b", [16, 32, 64], [0.02, 0.01, 0.005], 0.004)])
+    table = error_at_nfe(results).set_index(["sampler", "nfe"])
+    assert table.loc[("a", 10), "value"] == pytest.approx(0.4 * (10 / 8) ** -2)  # slope 2
+    assert table.loc[("a", 20), "interpolated"]
+    assert np.isnan(table.loc[("a", 100), "value"])  # beyond a's last run: not extrapolated
+    assert np.isnan(table.loc[("b", 10), "value"])  # below b's first run
+    assert table.loc[("b", 50), "at_floor"]  # ≈0.0066 < 3 × 0.004 (a Monte Carlo floor)
+    assert table.loc[("a", 10), "best"]  # the only value at NFE 10
+    assert table.loc[("b", 20), "best"] and not table.loc[("a", 20), "best"]  # 0.017 < 0.064
+    assert not table.loc[("b", 50), "best"]  # at the floor: not a ranking
