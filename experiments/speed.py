@@ -82,6 +82,9 @@ def spread(times: list[float]) -> float:
 
 
 NOISY_SPREAD = 1.5
+FLOOR_DRIFT = 1.2
+"""The floor is measured again after the last sampler: if it moved by more than this factor the
+machine's load changed during the run, and ratios against the first floor are not reliable."""
 
 
 def floor_times(call, device: str, repeat: int = 3, calls: int = 8) -> list[float]:
@@ -251,7 +254,9 @@ def speed_table(args: argparse.Namespace):
               f"{args.covariance} covariance; copy bandwidth {measured_peak / 1e9:.1f} GB/s"
               + ("" if args.peak_gbps is None else f", datasheet peak {args.peak_gbps:g} GB/s"))
     table = pd.DataFrame(rows)
+    floor_after = median(floor_times(lambda: problem.denoiser(x, t_mid), args.device, args.repeat))
     table.attrs["floor_spread"] = spread(floor_repeats)
+    table.attrs["floor_drift"] = max(floor, floor_after) / min(floor, floor_after)
     return table, header
 
 
@@ -265,6 +270,11 @@ def print_table(make_table, args: argparse.Namespace) -> object:
     noisy = list(table[table["spread"] > NOISY_SPREAD].sampler) if "spread" in table else []
     if table.attrs.get("floor_spread", 1.0) > NOISY_SPREAD:
         noisy.append("the floor")
+    drift = table.attrs.get("floor_drift", 1.0)
+    if drift > FLOOR_DRIFT:
+        print(f"warning: the floor moved by {drift:.2f}x between the start and the end of the run: "
+              "the machine's load changed, so the ratios are not reliable; re-run on a quiet "
+              "machine", file=sys.stderr)
     if noisy:
         print(f"warning: timings of {', '.join(noisy)} varied by more than {NOISY_SPREAD}x between "
               "repetitions (slowest/fastest): the machine was busy, so these ratios are not "

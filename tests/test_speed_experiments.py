@@ -93,7 +93,9 @@ def test_noisy_timings_are_flagged(monkeypatch, capsys):
     import pandas as pd
 
     noisy = pd.DataFrame([{"sampler": "euler", "within_target": True, "spread": 3.0}])
-    noisy.attrs["floor_spread"] = 2.0
+    noisy.attrs.update(floor_spread=2.0, floor_drift=1.3)
     monkeypatch.setattr(speed, "speed_table", lambda args: (noisy, "header"))
     speed.main(TOY)
-    assert "timings of euler, the floor varied by more than" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "timings of euler, the floor varied by more than" in err
+    assert "the floor moved by 1.30x" in err
