@@ -9,6 +9,8 @@ Exit status: 0 when no verdict is FAIL and no unit failed, 1 otherwise, 2 for ba
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import shlex
 import sys
 import warnings
@@ -70,6 +72,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--timing-repeats", type=int, default=1,
                         help="timed repetitions of each batch run (median and min–max drawn in "
                              "the work–precision diagram; default: 1, after a warm-up run)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="run units on an embedded dask LocalCluster of this many worker "
+                             "processes (needs sdebench[distributed]; default: in this process)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="run units on an existing dask cluster (e.g. tcp://host:8786)")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                         help="import a module (or .py file) that registers samplers, schedules, "
                              "problems or metrics; repeatable")
@@ -118,7 +125,12 @@ def parse_args(argv=None, prog: str | None = None):
         steps = [int(value) for value in args.steps.split(",") if value.strip()]
     except ValueError:
         parser.error(f"--steps must be comma-separated integers, got {args.steps!r}")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
+    if args.workers < 0 or (args.workers and args.scheduler):
+        parser.error("--workers takes a count >= 1, and not together with --scheduler")
+    if (args.workers or args.scheduler) and importlib.util.find_spec("distributed") is None:
+        parser.error("--workers/--scheduler need dask.distributed: "
+                     "pip install 'sdebench[distributed]'")
+    if args.device.startswith("cuda") and not torch.cuda.is_available() and not args.scheduler:
         parser.error("--device cuda requested but no CUDA device is available")
     if not (args.device == "cpu" or args.device.startswith("cuda")):
         parser.error(f"--device must be cpu or cuda[:N], got {args.device!r}")
@@ -179,6 +191,29 @@ def _print_error_at_nfe(results) -> None:
         print(grid.to_string())
 
 
+@contextlib.contextmanager
+def _dask_client(args):
+    """A dask client for --workers (an embedded LocalCluster) or --scheduler; None otherwise."""
+    if not (args.workers or args.scheduler):
+        yield None
+        return
+    import distributed
+
+    from sdebench.studies.distributed import local_cluster
+
+    cluster = None if args.scheduler else local_cluster(
+        args.workers, gpus=int(args.device.startswith("cuda")))
+    client = distributed.Client(args.scheduler or cluster)
+    if not args.quiet:
+        print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
 def main(argv=None, prog: str | None = None) -> int:
     args, config, store = parse_args(argv, prog)
     if args.list:
@@ -194,13 +229,18 @@ def main(argv=None, prog: str | None = None) -> int:
     command = shlex.join([prog or "python experiments/convergence.py", *(
         sys.argv[1:] if argv is None else argv)])
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _dask_client(args) as client:
             warnings.simplefilter("always")
             study = run_study(config, store, progress=not args.quiet, command=command,
-                              trajectories=not args.no_report)
+                              trajectories=not args.no_report, client=client,
+                              plugins=tuple(args.plugin))
     except StoreError as error:  # another process took the directory after our check
         print(f"{prog or 'convergence.py'}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: every finished unit is stored in {store.directory}; run the same "
+              "command again to resume", file=sys.stderr)
+        return 130
     print(f"results: {store.directory} (one file per unit in units/; results.csv, orders.csv)")
     for sampler in sorted(set(config.samplers) - set(study.results.sampler)):
         print(f"note: no requested metric applies to {sampler} (e.g. strong_error needs a "

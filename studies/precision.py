@@ -54,6 +54,14 @@ def _at(nfe: np.ndarray, values: np.ndarray, floors: np.ndarray,
     return value, True, bool(value <= np.fmax(floors[i0], floors[i1]))
 
 
+TABLE_COLUMNS = ["config_id", "metric", "sampler", "nfe", "value", "interpolated", "at_floor",
+                 "best"]
+
+
+def _empty_table() -> pd.DataFrame:
+    return pd.DataFrame(columns=TABLE_COLUMNS)
+
+
 def error_at_nfe(results: pd.DataFrame, targets=NFE_TARGETS) -> pd.DataFrame:
     """One row per (configuration, metric, sampler, target NFE): ``value`` (NaN outside the
     sampler's measured NFE range), ``interpolated`` (False where a run used exactly that NFE),
@@ -61,7 +69,7 @@ def error_at_nfe(results: pd.DataFrame, targets=NFE_TARGETS) -> pd.DataFrame:
     (the lowest value above the floor of its configuration, metric and target)."""
     rows = []
     if results.empty:
-        return pd.DataFrame(rows)
+        return _empty_table()
     for (config_id, metric, sampler), group in _errors(results).groupby(
             ["config_id", "metric", "sampler"], sort=False):
         group = group.sort_values("nfe")
@@ -72,6 +80,8 @@ def error_at_nfe(results: pd.DataFrame, targets=NFE_TARGETS) -> pd.DataFrame:
             rows.append({"config_id": config_id, "metric": metric, "sampler": sampler,
                          "nfe": target, "value": value, "interpolated": interpolated,
                          "at_floor": at_floor})
+    if not rows:  # nothing measured an error (every unit diverged, say)
+        return _empty_table()
     table = pd.DataFrame(rows)
     ranked = table.value.where(~table.at_floor)
     lowest = ranked.groupby([table.config_id, table.metric, table.nfe]).transform("min")

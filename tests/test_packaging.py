@@ -147,3 +147,16 @@ def test_no_import_cycles():
         if module not in state:
             visit(module, [module])
     assert not cycles, cycles
+
+
+def test_optional_engines_are_imported_only_when_asked():
+    """dask is an optional extra: running a serial study (and parsing the CLI) never imports it,
+    so a user without ``sdebench[distributed]`` loses nothing but --workers/--scheduler."""
+    code = ("import sys; import sdebench.cli, sdebench.experiments.convergence as c; "
+            "from sdebench.studies.convergence import run_study; "
+            "from sdebench.studies.config import StudyConfig; "
+            "run_study(StudyConfig(schedules=['vp'], samplers=['euler'], steps=[2], batch=4, metrics=['w2']), "
+            "progress=False, trajectories=False); "
+            "print(sorted(m for m in ('dask', 'distributed') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -1,0 +1,121 @@
+"""Studies on dask.distributed: the same store as a serial run, bit for bit; no unit lost or
+doubled when a worker dies mid-unit; failures recorded; Ctrl-C leaves a valid store."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import distributed
+import pandas as pd
+import pytest
+
+from sdebench.solvers.ode import Euler
+from sdebench.studies.config import StudyConfig
+from sdebench.studies.convergence import run_study
+from sdebench.studies.distributed import local_cluster
+from sdebench.studies.store import ResultStore
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMINGS = ["wall_time", "wall_time_min", "wall_time_max"]
+
+
+class SlowEuler(Euler):
+    """Euler that takes 0.1 s a step: units long enough to be interrupted."""
+
+    def step(self, ctx, x, t_cur, t_next, state):
+        time.sleep(0.1)
+        return super().step(ctx, x, t_cur, t_next, state)
+
+
+@pytest.fixture(scope="module")
+def client():
+    with local_cluster(2) as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+def _frame(directory):
+    results, _ = ResultStore(directory).frames()
+    return results.sort_values(["unit_id", "metric"]).reset_index(drop=True)
+
+
+def test_distributed_store_equals_the_serial_store(tmp_path, client):
+    """Two processes, results arriving out of order: the same rows as a serial run, bit for bit
+    on the CPU (timings aside), and the same views."""
+    config = StudyConfig(schedules=["vp", "ve"], samplers=["heun", "euler_maruyama", "ddim"],
+                         steps=[4, 8, 16], dim=2, batch=32)
+    run_study(config, ResultStore(tmp_path / "serial"), progress=False, trajectories=False)
+    run_study(config, ResultStore(tmp_path / "dask"), progress=False, trajectories=False,
+              client=client)
+    serial, parallel = _frame(tmp_path / "serial"), _frame(tmp_path / "dask")
+    assert len(serial) == len(parallel) == 2 * (3 * 3 * 2 + 3)  # w2, kl each; EM strong error
+    pd.testing.assert_frame_equal(serial.drop(columns=TIMINGS), parallel.drop(columns=TIMINGS))
+    orders = [pd.read_csv(tmp_path / name / "orders.csv") for name in ("serial", "dask")]
+    pd.testing.assert_frame_equal(*orders)
+
+
+def test_a_worker_killed_mid_unit_loses_and_doubles_nothing(tmp_path, client):
+    config = StudyConfig(schedules=["vp"], samplers=["tests.test_distributed:SlowEuler"],
+                         steps=[4, 8, 12, 16, 20, 24], dim=2, batch=8, metrics=["w2"])
+    done = {}
+
+    def study():
+        done["result"] = run_study(config, ResultStore(tmp_path), progress=False,
+                                   trajectories=False, client=client)
+
+    thread = threading.Thread(target=study)
+    thread.start()
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and time.monotonic() < deadline:
+        busy = [worker for worker, keys in client.processing().items() if keys]
+        if busy and (tmp_path / "units").is_dir() and any((tmp_path / "units").glob("*.json")):
+            killed = busy[0]
+            try:  # the worker dies while running a unit; its nanny starts a new one
+                client.run(os._exit, 1, workers=[killed])
+            except Exception:  # noqa: BLE001 - the call cannot return from a dead worker
+                pass
+        time.sleep(0.05)
+    thread.join(timeout=300)
+    assert killed is not None and not thread.is_alive()
+    results = _frame(tmp_path)
+    assert sorted(results.steps) == [4, 8, 12, 16, 20, 24]  # every unit once
+    assert results.status.eq("ok").all()
+    assert len(done["result"].results) == 6
+
+
+def test_a_unit_that_raises_is_a_failed_row_and_the_study_goes_on(tmp_path, client):
+    config = StudyConfig(schedules=["vp"], samplers=["tests.test_studies:BrokenSolver", "euler"],
+                         steps=[4, 8], dim=2, batch=8)
+    result = run_study(config, ResultStore(tmp_path), progress=False, trajectories=False,
+                       client=client)
+    broken = result.results[result.results.sampler.str.endswith("BrokenSolver")]
+    assert broken.status.eq("failed").all() and "this sampler has a bug" in broken.error.iloc[0]
+    assert result.results[result.results.sampler == "euler"].status.eq("ok").all()
+
+
+def test_ctrl_c_leaves_a_valid_store_that_resumes(tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, str(ROOT / "experiments" / "convergence.py"), "--samplers",
+               "tests.test_distributed:SlowEuler", "--steps", "8,16,24,32,40,48", "--metrics",
+               "w2", "--workers", "2", "--quiet", "--no-report", "--out", str(out)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "units").is_dir() or not any((out / "units").glob("*.json")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and "run the same command again to resume" in err, err
+    stored = list((out / "units").glob("*.json"))
+    assert 1 <= len(stored) < 6
+    for path in stored:  # whole, valid units only
+        assert json.loads(path.read_text())["rows"][0]["status"] == "ok"
+    resumed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert len(list((out / "units").glob("*.json"))) == 6
