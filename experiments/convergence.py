@@ -54,6 +54,23 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         help=f"problem spec (known: {', '.join(names['problems'])}); gaussian has "
                              "the exact output law (W2, KL, no Monte Carlo noise), gmm Monte Carlo "
                              "metrics (default: gaussian)")
+    parser.add_argument("--model", default=None, metavar="MODULE:FACTORY",
+                        help="study your own network instead of a problem: FACTORY() returns a "
+                             "network model(x, t) (see --prediction) or an adapter of "
+                             "sdebench.problems.adapters (diffusers, k-diffusion); errors are "
+                             "measured against a reference solve (--reference)")
+    parser.add_argument("--prediction", default=None, choices=["eps", "x0", "v", "score"],
+                        help="what a plain --model network predicts (default: eps)")
+    parser.add_argument("--shape", default=None, metavar="DIMS",
+                        help="one sample's shape for --model, e.g. 3,32,32 (default: the "
+                             "adapter's or the network's sample_shape)")
+    parser.add_argument("--reference", default="rk4", metavar="SOLVER[@STEPS]",
+                        help="reference solve of reference-based metrics (ref_error): a "
+                             "deterministic sampler and an even step count; its own change from "
+                             "half the steps is the error floor (default: rk4 at 8x the largest "
+                             "--steps, a power of two >= 64)")
+    parser.add_argument("--compile", action="store_true",
+                        help="run the --model network through torch.compile")
     parser.add_argument("--dim", type=int, default=4, help="data dimension (default: 4)")
     parser.add_argument("--batch", type=int, default=256,
                         help="samples per run: timing, strong errors, Monte Carlo metrics "
@@ -130,6 +147,13 @@ def parse_args(argv=None, prog: str | None = None):
     if (args.workers or args.scheduler) and importlib.util.find_spec("distributed") is None:
         parser.error("--workers/--scheduler need dask.distributed: "
                      "pip install 'sdebench[distributed]'")
+    if args.model is not None and args.problem != "gaussian":
+        parser.error("--model replaces --problem: give one of them")
+    try:
+        shape = None if args.shape is None else tuple(
+            int(value) for value in args.shape.split(",") if value.strip())
+    except ValueError:
+        parser.error(f"--shape must be comma-separated integers, got {args.shape!r}")
     if args.device.startswith("cuda") and not torch.cuda.is_available() and not args.scheduler:
         parser.error("--device cuda requested but no CUDA device is available")
     if not (args.device == "cpu" or args.device.startswith("cuda")):
@@ -141,11 +165,13 @@ def parse_args(argv=None, prog: str | None = None):
             steps=steps, problem=args.problem, dim=args.dim, batch=args.batch, grid=args.grid,
             dtype=args.dtype, device=args.device, seed=args.seed,
             timing_repeats=args.timing_repeats, metrics=None if args.metrics is None else
-            _specs(args.metrics, names["metrics"], "metrics", parser))
+            _specs(args.metrics, names["metrics"], "metrics", parser),
+            reference=args.reference, model=args.model, prediction=args.prediction,
+            shape=shape, compile=args.compile)
         if not resolve_units(config, resolve_sections(config)):
             parser.error(f"no requested metric applies to problem {config.problem!r} with "
                          "these samplers (e.g. strong_error needs a declared strong order)")
-    except (ValueError, TypeError, SpecError) as error:
+    except (ValueError, TypeError, SpecError, ImportError, AttributeError) as error:
         parser.error(str(error))
     out = config.default_out() if args.out is None else args.out
     try:
@@ -224,6 +250,7 @@ def main(argv=None, prog: str | None = None) -> int:
         return 0
     from sdebench.studies.convergence import run_study
     from sdebench.studies.order import VERDICT_LEGEND
+    from sdebench.studies.reference import reference_summary
     from sdebench.studies.store import StoreError
 
     command = shlex.join([prog or "python experiments/convergence.py", *(
@@ -253,6 +280,8 @@ def main(argv=None, prog: str | None = None) -> int:
     if not table.empty:
         _print_table(table)
         counts = table.verdict.value_counts().to_dict()
+        for line in reference_summary(table):
+            print(line)
         print("verdicts:", ", ".join(f"{k} {v}" for k, v in counts.items()))
         print(VERDICT_LEGEND)
     if not args.no_report:

@@ -4,15 +4,18 @@ analytic solution). Studies choose metrics by what a problem can answer, never b
 Every problem has
 
 * ``schedule`` (a :class:`~sdebench.theory.schedule.Schedule`), ``dim``, ``device``, ``dtype``;
-* ``denoiser(x, t)``: the exact x̂₀ = E[x₀ | x_t = x] for a batch x of shape (batch, dim);
-* ``sample_marginal(t, n, generator)``: n exact samples of p_t;
+* ``denoiser(x, t)``: x̂₀ = E[x₀ | x_t = x] for a batch x of shape (batch, dim) — exact for the
+  built-in problems, the network's estimate for a model problem;
+* ``sample_marginal(t, n, generator)``: n exact samples of p_t (a model problem: its start law,
+  at t_max only);
 * ``to(dtype=None, device=None)``: the same problem in another precision or on another device;
 * ``capabilities``: a frozenset of what else it answers —
 
   ``"exact_law"``    the exact law of a sampler's output: ``marginal_law(t)`` (a state object for
                      :mod:`sdebench.state` whose arithmetic is exact), ``w2(law, t)``, ``kl(law, t)``;
   ``"log_density"``  ``log_density(x, t)`` = log p_t(x);
-  ``"samples"``      exact samples (every problem);
+  ``"samples"``      exact samples of p_t at any t (every built-in problem; a model problem,
+                     :mod:`sdebench.problems.model`, draws only its start law at t_max);
   ``"paths"``        tensor states, so samplers can be compared pathwise on shared Brownian paths.
 """
 

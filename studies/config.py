@@ -15,14 +15,17 @@ from dataclasses import asdict, dataclass, field
 import sympy
 import torch
 
+from sdebench.problems.adapters import load_model, network_digest, sample_shape
 from sdebench.problems.catalogue import PROBLEMS, get_problem
+from sdebench.problems.model import ModelProblem
 from sdebench.problems.protocol import PATHS
-from sdebench.registry import parse_spec
+from sdebench.registry import import_object, parse_spec
 from sdebench.seeding import check_seed
 from sdebench.solvers.catalogue import SAMPLERS, get_solver
 from sdebench.solvers.grids import GRIDS, make_grid
 from sdebench.studies.metrics import METRICS, Metric, get_metric
 from sdebench.studies.provenance import code_provenance, digest, source_fingerprint
+from sdebench.studies.reference import DEFAULT_REFERENCE, resolve_reference
 from sdebench.theory.catalogue import SCHEDULES, get_schedule
 from sdebench.theory.schedule import exact_number
 
@@ -64,6 +67,11 @@ class StudyConfig:
     metrics: tuple[str, ...] | None = None
     strong_reference_factor: int = 8
     timing_repeats: int = 1
+    reference: str = DEFAULT_REFERENCE
+    model: str | None = None
+    prediction: str | None = None
+    shape: tuple[int, ...] | None = None
+    compile: bool = False
 
     def __post_init__(self):
         def put(name, value):
@@ -88,6 +96,13 @@ class StudyConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.model is not None:
+            put("problem", "model")
+            if self.shape is not None:
+                put("shape", tuple(int(n) for n in self.shape))
+        elif self.prediction is not None or self.shape is not None or self.compile:
+            raise ValueError("prediction, shape and compile describe a model: give model too")
+        resolve_reference(self.reference, self.steps)  # a bad reference fails before any unit
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
         check_seed(self.seed)
@@ -131,6 +146,7 @@ class Unit:
     config: dict = field(repr=False)
     unit_id: str = ""
     path_times: torch.Tensor | None = field(default=None, repr=False)
+    reference: str = ""
 
 
 def _exact_parameters(params: dict) -> dict:
@@ -144,23 +160,42 @@ def _schedule_description(schedule) -> dict:
             "t_max": str(schedule.t_max)}
 
 
+def _problem_description(config: StudyConfig, schedule) -> tuple[object, dict]:
+    """The section's problem (in the study's dtype, on its device) and what defines it."""
+    if config.model is None:
+        problem = get_problem(config.problem, schedule, dim=config.dim, seed=config.seed)
+        return problem.to(dtype=config.torch_dtype, device=config.device), {
+            "problem": config.problem,
+            "problem_params": PROBLEMS.parameters(config.problem, schedule=schedule,
+                                                  dim=config.dim, seed=config.seed),
+            "problem_source": source_fingerprint(PROBLEMS.factory(parse_spec(config.problem).target)),
+            "dim": config.dim}
+    adapter = load_model(config.model, config.prediction)
+    shape = sample_shape(adapter, config.shape)
+    weights = network_digest(adapter.network)  # before the study's dtype changes them
+    problem = ModelProblem(adapter, schedule, shape, compile=config.compile).to(
+        dtype=config.torch_dtype, device=config.device)
+    return problem, {
+        "problem": "model",
+        "problem_params": {"model": config.model, "convention": adapter.convention,
+                           "shape": list(shape), "weights": weights, "compile": config.compile},
+        "problem_source": source_fingerprint(import_object(config.model)),
+        "dim": problem.dim}
+
+
 def resolve_sections(config: StudyConfig) -> list[Section]:
     """Build each schedule's problem (moved to the study's dtype/device) and describe it."""
     sections = []
     for spec in config.schedules:
         schedule = get_schedule(spec)
         make_grid(config.grid, schedule, 1)  # a bad grid spec fails here, before any unit runs
-        problem = get_problem(config.problem, schedule, dim=config.dim, seed=config.seed)
-        problem = problem.to(dtype=config.torch_dtype, device=config.device)
+        problem, problem_description = _problem_description(config, schedule)
         description = {
             "schedule": spec,
             "schedule_params": _exact_parameters(SCHEDULES.parameters(spec)),
             "schedule_definition": _schedule_description(schedule),
-            "problem": config.problem,
-            "problem_params": PROBLEMS.parameters(config.problem, schedule=schedule,
-                                                  dim=config.dim, seed=config.seed),
-            "problem_source": source_fingerprint(PROBLEMS.factory(parse_spec(config.problem).target)),
-            "dim": config.dim, "batch": config.batch,
+            **problem_description,
+            "batch": config.batch,
             "grid": config.grid,
             "grid_params": GRIDS.parameters(config.grid, schedule=schedule, steps=1,
                                             dtype=config.torch_dtype, device=config.device),
@@ -203,7 +238,7 @@ def brownian_times(config: StudyConfig, section: Section, steps: int) -> torch.T
     :data:`PATH_MEMORY_BUDGET`; then the union of this unit's two grids."""
     schedule = section.problem.schedule
     times = _grid_times(config, schedule, config.steps)
-    state_bytes = config.batch * config.dim * torch.finfo(config.torch_dtype).bits // 8
+    state_bytes = config.batch * section.problem.dim * torch.finfo(config.torch_dtype).bits // 8
     if times.numel() * state_bytes > PATH_MEMORY_BUDGET:
         times = _grid_times(config, schedule, [steps])
     return times
@@ -229,15 +264,19 @@ def resolve_units(config: StudyConfig, sections: list[Section]) -> list[Unit]:
                 "metric_sources": [source_fingerprint(metric.fn) for metric in metrics],
             }
             pathwise = any(PATHS in metric.requires for metric in metrics)
+            reference = resolve_reference(config.reference, config.steps) if any(
+                metric.reference_based for metric in metrics) else ""
             for steps in config.steps:
                 path_times = brownian_times(config, section, steps) if pathwise else None
                 unit_config = {**description, "steps": steps}
                 if path_times is not None:
                     unit_config["brownian_path"] = digest(path_times.tolist())
+                if reference:
+                    unit_config["reference"] = reference
                 unit_id = digest(unit_config, 16)
                 unit_config["sampler_index"] = config.samplers.index(sampler)  # display order only
                 units.append(Unit(section, sampler, get_solver(sampler), steps, metrics,
-                                  unit_config, unit_id, path_times))
+                                  unit_config, unit_id, path_times, reference))
     return units
 
 

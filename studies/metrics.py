@@ -11,11 +11,18 @@ pathwise runs — so each is computed once however many metrics use it. Registra
   only for solvers that declare one;
 * ``monte_carlo``: the metric estimates from samples what the exact output law gives without
   noise (sample NLL, sliced W₂): by default it is skipped on problems with an exact law;
+* ``reference_based``: it measures against a reference solve, not the truth
+  (:mod:`sdebench.studies.reference`): by default computed only on problems with neither an
+  exact law nor exact samples (a user's network);
+* ``samplers``: ``"all"``, or ``"deterministic"`` / ``"stochastic"`` for a metric that applies
+  to ODE or SDE samplers only (e.g. the error of a deterministic map);
 * ``description``: one line for reports.
 
 A :class:`Measurement` carries its value, its Monte Carlo standard error (NaN when exact), the
-floor below which the value is not discretisation error (round-off or Monte Carlo; NaN when
-none) and, for diagnostics, a reference value (e.g. the same statistic of exact samples).
+floor below which the value is not discretisation error (round-off, Monte Carlo or the reference
+solve's own error; NaN when none), for diagnostics a reference value (e.g. the same statistic of
+exact samples), and ``against``: what the value was measured against (``exact`` or the
+reference solve, e.g. ``rk4@1024``).
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ class Measurement:
     floor: float = math.nan
     floor_kind: str = ""
     reference: float = math.nan
+    against: str = "exact"
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,8 @@ class Metric:
     order: str | None
     description: str
     monte_carlo: bool = False
+    reference_based: bool = False
+    samplers: str = "all"
 
     def __call__(self, run: UnitRun) -> Measurement:
         return self.fn(run)
@@ -74,10 +84,15 @@ class Metric:
         """Whether the metric can be computed for this problem and solver."""
         if not self.requires <= problem.capabilities:
             return False
+        if self.samplers != "all" and solver.stochastic != (self.samplers == "stochastic"):
+            return False
         return self.order != "strong_order" or getattr(solver, "strong_order", None) is not None
 
     def default_for(self, problem, solver) -> bool:
         """Whether a study computes it when no metrics are named."""
+        if self.reference_based:
+            return self.applies_to(problem, solver) and not (
+                {EXACT_LAW, SAMPLES} & problem.capabilities)
         return self.applies_to(problem, solver) and not (
             self.monte_carlo and EXACT_LAW in problem.capabilities)
 
@@ -86,16 +101,20 @@ METRICS = Registry("metric")
 
 
 def register_metric(name: str, *, requires=(), order: str | None = None, description: str = "",
-                    monte_carlo: bool = False):
+                    monte_carlo: bool = False, reference_based: bool = False,
+                    samplers: str = "all"):
     """Decorator: register ``fn(run) -> Measurement`` as metric ``name`` (see module docstring)."""
     if order not in (None, "order", "strong_order"):
         raise ValueError(f"metric {name!r}: order must be None, 'order' or 'strong_order', "
                          f"got {order!r}")
+    if samplers not in ("all", "deterministic", "stochastic"):
+        raise ValueError(f"metric {name!r}: samplers must be 'all', 'deterministic' or "
+                         f"'stochastic', got {samplers!r}")
 
     def add(fn: Callable) -> Callable:
         METRICS.register(name, Metric(name, fn, frozenset(requires), order,
                                       description or (fn.__doc__ or "").strip().split("\n")[0],
-                                      monte_carlo))
+                                      monte_carlo, reference_based, samplers))
         return fn
 
     return add
@@ -136,12 +155,13 @@ class UnitRun:
 
     def __init__(self, problem, solver, steps: int, *, grid: str, batch: int, seed: int,
                  strong_reference_factor: int = 8, path_times: torch.Tensor | None = None,
-                 timing_repeats: int = 1):
+                 timing_repeats: int = 1, reference: str = ""):
         self.problem, self.solver, self.steps = problem, solver, steps
         self.grid, self.batch, self.seed = grid, batch, seed
         self.strong_reference_factor = strong_reference_factor
         self.path_times = path_times
         self.timing_repeats = timing_repeats
+        self.reference = reference
         self.ts = make_grid(grid, problem.schedule, steps, device=problem.device)
 
     def generator(self, purpose: str) -> torch.Generator:
@@ -182,10 +202,13 @@ class UnitRun:
 
     @cached_property
     def target_scale(self) -> float:
-        """√E‖x‖² of p_{t_min}: the size of the state that round-off is relative to."""
+        """√E‖x‖² of p_{t_min} (of the output, for problems without exact samples): the size of
+        the state that round-off is relative to."""
         if EXACT_LAW in self.problem.capabilities:
             return float(mean_square_norm(self.problem.marginal_law(self.ts[-1]))) ** 0.5
-        return float(mean_square_norm(self.exact_samples())) ** 0.5
+        if SAMPLES in self.problem.capabilities:
+            return float(mean_square_norm(self.exact_samples())) ** 0.5
+        return float(mean_square_norm(self.batch_run.x)) ** 0.5
 
     def roundoff_floor(self, scale: float | None = None) -> float:
         """:data:`ROUNDOFF_SAFETY` · u · √NFE · scale for this unit's dtype."""
@@ -227,7 +250,9 @@ def strong_error(run: UnitRun) -> Measurement:
     reference, _, _ = run.timed_sample(run.start, fine_ts, path)
     errors = (coarse - reference).flatten(1).norm(dim=1)
     return Measurement(float(errors.mean()), float(errors.std() / math.sqrt(errors.numel())),
-                       floor=run.roundoff_floor(), floor_kind="round-off")
+                       floor=run.roundoff_floor(), floor_kind="round-off",
+                       against=f"same sampler, {run.strong_reference_factor}x steps, same "
+                               "Brownian path")
 
 
 @register_metric("nll", requires=(LOG_DENSITY, SAMPLES), monte_carlo=True,
@@ -240,7 +265,15 @@ def nll(run: UnitRun) -> Measurement:
     exact = -run.problem.log_density(run.exact_samples(), t_min)
     root_n = math.sqrt(run.batch)
     return Measurement(float(output.mean()), float(output.std() / root_n),
-                       reference=float(exact.mean()))
+                       reference=float(exact.mean()), against="exact density")
+
+
+def slicing_directions(run: UnitRun) -> torch.Tensor:
+    """:data:`SLICING_DIRECTIONS` unit vectors (columns), float64 on the CPU, from the study's
+    seed: every unit of a study projects on the same directions."""
+    directions = torch.randn(run.problem.dim, SLICING_DIRECTIONS, dtype=torch.float64,
+                             generator=generator(run.seed, "slicing"))
+    return directions / directions.norm(dim=0)
 
 
 def sliced_w2_distance(a: torch.Tensor, b: torch.Tensor, directions: torch.Tensor) -> float:
@@ -257,10 +290,8 @@ def sliced_w2(run: UnitRun) -> Measurement:
     """Sliced W₂ (64 random directions) between the output and ``batch`` exact samples of
     p_{t_min}; its floor is the same distance between two independent exact sample sets, the
     Monte Carlo level below which differences are sampling noise."""
-    directions = torch.randn(run.problem.dim, SLICING_DIRECTIONS, dtype=torch.float64,
-                             generator=generator(run.seed, "slicing"))
-    directions = (directions / directions.norm(dim=0)).to(run.batch_run.x)
+    directions = slicing_directions(run).to(run.batch_run.x)
     exact = run.exact_samples()
     floor = sliced_w2_distance(run.exact_samples("exact_2"), exact, directions)
     return Measurement(sliced_w2_distance(run.batch_run.x, exact, directions), floor=floor,
-                       floor_kind="Monte Carlo")
+                       floor_kind="Monte Carlo", against="exact samples")

@@ -109,7 +109,8 @@ def _inconclusive_reason(usable: pd.DataFrame, dropped: dict[str, list[int]],
 
 def order_table(results: pd.DataFrame) -> pd.DataFrame:
     """One row per (configuration, sampler, fitted metric): points used, measured order with its
-    CI, declared order and verdict with its reason. A metric is fitted when its rows name the
+    CI, declared order and verdict with its reason, what the errors were measured against and,
+    for a reference solve, its margin. A metric is fitted when its rows name the
     declaration its error follows (column ``metric_order``: ``order`` or ``strong_order``)."""
     rows = []
     if results.empty:
@@ -139,5 +140,24 @@ def order_table(results: pd.DataFrame) -> pd.DataFrame:
             "dropped": "; ".join(f"{', '.join(map(str, steps))}: {reason}"
                                  for reason, steps in dropped.items()),
             "note": group.order_note.iloc[0] if declared is None else "",
+            "against": _against(group),
+            "reference_margin": _reference_margin(usable),
         })
     return pd.DataFrame(rows)
+
+
+def _against(group: pd.DataFrame) -> str:
+    """What the errors were measured against (``exact``, or a reference solve)."""
+    if "against" not in group:
+        return "exact"
+    named = group.against.dropna()
+    named = named[named != ""]
+    return named.iloc[0] if len(named) else ""
+
+
+def _reference_margin(usable: pd.DataFrame) -> float:
+    """For errors against a reference solve: the smallest fitted error over the reference's own
+    change δ (its floor); how far the reference is below what it judges. NaN otherwise."""
+    if usable.empty or "floor_kind" not in usable or not usable.floor_kind.eq("reference").all():
+        return math.nan
+    return float(usable.value.min() / usable.floor.max())

@@ -41,7 +41,7 @@ def outcome_rows(base: dict, unit: Unit, status: str, error: str, value: float) 
             "wall_time_min": math.nan, "wall_time_max": math.nan, **base}
     return [{**base, "metric": metric.name, "metric_order": metric.order or "", "status": status,
              "error": error, "value": value, "stderr": math.nan, "floor": math.nan,
-             "floor_kind": "", "reference": math.nan} for metric in unit.metrics]
+             "floor_kind": "", "reference": math.nan, "against": ""} for metric in unit.metrics]
 
 
 def failed_rows(unit: Unit, error: BaseException, base: dict | None = None) -> list[dict]:

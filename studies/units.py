@@ -26,7 +26,8 @@ def run_unit(config: StudyConfig, unit: Unit) -> tuple[list[dict], list[dict]]:
     run = UnitRun(unit.section.problem, unit.solver, unit.steps, grid=config.grid,
                   batch=config.batch, seed=config.seed,
                   strong_reference_factor=config.strong_reference_factor,
-                  path_times=unit.path_times, timing_repeats=config.timing_repeats)
+                  path_times=unit.path_times, timing_repeats=config.timing_repeats,
+                  reference=unit.reference)
     base = unit_columns(unit)
     try:
         batch = run.batch_run

@@ -155,7 +155,8 @@ def test_optional_engines_are_imported_only_when_asked():
     code = ("import sys; import sdebench.cli, sdebench.experiments.convergence as c; "
             "from sdebench.studies.convergence import run_study; "
             "from sdebench.studies.config import StudyConfig; "
-            "run_study(StudyConfig(schedules=['vp'], samplers=['euler'], steps=[2], batch=4, metrics=['w2']), "
+            "run_study(StudyConfig(schedules=['vp'], samplers=['euler'], steps=[2], batch=4, "
+            "metrics=['w2']), "
             "progress=False, trajectories=False); "
             "print(sorted(m for m in ('dask', 'distributed') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -5,13 +5,13 @@ import math
 import pytest
 import torch
 
+from sdebench.problems.adapters import as_denoiser, from_denoiser, guided
 from sdebench.problems.gaussian import GaussianProblem
 from sdebench.problems.mixture import GaussianMixtureProblem
 from sdebench.solvers.catalogue import SAMPLERS, get_solver
 from sdebench.solvers.grids import GRIDS, log_snr_grid, make_grid
 from sdebench.solvers.likelihood import pf_ode_log_likelihood
 from sdebench.solvers.loop import sample
-from sdebench.solvers.models import as_denoiser, from_denoiser, guided
 from sdebench.solvers.noise import BrownianTree, GaussianIncrements, PerSampleIncrements
 from sdebench.theory import get_schedule
 from tests.helpers import fitted_order, vp_problem

@@ -137,6 +137,9 @@ def test_diverging_and_failing_units_are_recorded_and_the_study_goes_on(tmp_path
     assert len(store.completed()) == 4  # diverged is an outcome; failed units run again
 
 
+OWN_MODEL = str(ROOT / "examples" / "own_model.py") + ":tiny_eps_mlp"
+
+
 def _cli(*args, cwd, script="convergence.py"):
     return subprocess.run([sys.executable, str(ROOT / "experiments" / script), *args],
                           capture_output=True, text=True, cwd=cwd, timeout=300)
@@ -148,7 +151,11 @@ BAD_ARGUMENTS = [["--sde", "nope"], ["--samplers", "euler,nope"], ["--steps", "0
                  ["--sde", "vp:beta_max=nan"],
                  ["--samplers", "heun:bogus=1"], ["--problem", "gmm", "--metrics", "w2"],
                  ["--grid", "edm:rho=-1"], ["--plugin", "no_such_module"],
-                 ["--samplers", "heun", "--metrics", "strong_error"]]
+                 ["--samplers", "heun", "--metrics", "strong_error"],
+                 ["--model", OWN_MODEL, "--problem", "gmm"], ["--model", OWN_MODEL, "--shape", "3,x"],
+                 ["--model", "no_such_module:factory"], ["--model", OWN_MODEL[:-len("mlp")]],
+                 ["--prediction", "eps"], ["--reference", "euler_maruyama"],
+                 ["--reference", "rk4@7"]]
 if not torch.cuda.is_available():
     BAD_ARGUMENTS.append(["--device", "cuda"])
 

@@ -1,0 +1,257 @@
+"""Adapters from a network's convention to the denoiser contract D(x, t) = x̂₀ of the samplers.
+
+The state is x_t = s(t)(x₀ + σ(t) ε) on the schedule the samplers integrate; each adapter feeds
+the network the input scaling of its own convention, so one network serves any schedule whose
+noise levels it was trained on. Conversions between parameterisations come from
+:mod:`sdebench.theory.parameterisation` through the schedule's numeric twin; no formula is
+retyped here.
+
+* :func:`as_denoiser` / :func:`from_denoiser` — an ε, x₀, v or score model(x, t) ↔ a denoiser;
+* :func:`continuous_time` — a network ``model(x, t)`` on the schedule itself (Song et al. 2021);
+* :func:`karras_denoiser` — k-diffusion's ``model(x, sigma) = x̂₀`` on x₀ + σε (Karras et al.
+  2022, eq. 7: D(x; σ));
+* :func:`discrete_time` — diffusers' ``model(x, timestep).sample`` on √ᾱ x₀ + √(1−ᾱ) ε with its
+  ``alphas_cumprod`` table (Ho et al. 2020): σ_k = √((1−ᾱ_k)/ᾱ_k), and a continuous time maps to
+  the fractional timestep at which log σ, linearly interpolated between the table's entries,
+  equals log σ(t) — k-diffusion's ``DiscreteSchedule.sigma_to_t`` convention;
+* :func:`load_model` — ``module:factory`` → an adapter (what ``--model`` names).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from sdebench.registry import import_object
+from sdebench.theory.parameterisation import KINDS
+from sdebench.theory.schedule import Schedule
+
+
+def as_denoiser(model: Callable, kind: str, schedule: Schedule) -> Callable:
+    """Wrap a ``kind`` model (``"x0"``, ``"eps"``, ``"v"`` or ``"score"``) as a denoiser."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown prediction kind {kind!r}; expected one of {KINDS}")
+    if kind == "x0":
+        return model
+    convert = schedule.numeric.conversion(kind, "x0")
+
+    def denoiser(x, t):
+        return convert(x, model(x, t), t)
+
+    return denoiser
+
+
+def from_denoiser(denoiser: Callable, kind: str, schedule: Schedule) -> Callable:
+    """The inverse adapter: a ``kind`` model from a denoiser (useful for tests and problems)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown prediction kind {kind!r}; expected one of {KINDS}")
+    if kind == "x0":
+        return denoiser
+    convert = schedule.numeric.conversion("x0", kind)
+
+    def model(x, t):
+        return convert(x, denoiser(x, t), t)
+
+    return model
+
+
+def guided(denoiser: Callable, likelihood_score: Callable, schedule: Schedule,
+           scale: float = 1.0) -> Callable:
+    """Conditional denoiser from ∇log p_t(x|y) = ∇log p_t(x) + scale · ∇ₓ log p_t(y|x)
+    (Song et al. 2021, eq. 14; scale ≠ 1 is classifier guidance, Dhariwal & Nichol 2021).
+
+    ``likelihood_score(x, t)`` must be the *time-t* likelihood score (theory/claims/conditional.py).
+    """
+    to_score = schedule.numeric.conversion("x0", "score")
+    to_x0 = schedule.numeric.conversion("score", "x0")
+
+    def conditional(x, t):
+        score = to_score(x, denoiser(x, t), t) + scale * likelihood_score(x, t)
+        return to_x0(x, score, t)
+
+    return conditional
+
+
+def _per_sample(value: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A scalar (or per-sample) time or noise level as a (batch,) tensor on x's device."""
+    return torch.as_tensor(value, dtype=x.dtype, device=x.device).expand(x.shape[0])
+
+
+def _broadcast(value: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A (batch,) or scalar tensor shaped to multiply a (batch, *shape) state."""
+    value = torch.as_tensor(value, dtype=x.dtype, device=x.device)
+    return value.reshape(value.shape + (1,) * (x.ndim - value.ndim)) if value.ndim else value
+
+
+def _output(result) -> torch.Tensor:
+    """A network's tensor output: diffusers models return an object with ``.sample``."""
+    return result.sample if hasattr(result, "sample") else result
+
+
+@dataclass(frozen=True)
+class ModelAdapter:
+    """A user's network with its convention: ``make(network, schedule)`` returns the denoiser
+    D(x, t) = x̂₀ on ``schedule``; ``shape`` is one sample's shape when the adapter knows it."""
+
+    network: Callable
+    convention: str
+    make: Callable[[Callable, Schedule], Callable]
+    shape: tuple[int, ...] | None = None
+
+    def denoiser_for(self, schedule: Schedule, compile: bool = False) -> Callable:
+        """The denoiser on ``schedule``; with ``compile``, the network call goes through
+        ``torch.compile`` (the conversions around it stay eager)."""
+        network = torch.compile(self.network) if compile else self.network
+        return self.make(network, schedule)
+
+
+def continuous_time(model: Callable, prediction: str, shape=None) -> ModelAdapter:
+    """``model(x, t)`` with t the schedule's own time (a (batch,) tensor), predicting
+    ``prediction`` ∈ {eps, x0, v, score} of x_t itself."""
+    if prediction not in KINDS:
+        raise ValueError(f"unknown prediction {prediction!r}; expected one of {KINDS}")
+
+    def make(network, schedule):
+        def predict(x, t):
+            return _output(network(x, _per_sample(t, x)))
+
+        return as_denoiser(predict, prediction, schedule)
+
+    return ModelAdapter(model, f"continuous_time(prediction={prediction})", make, shape)
+
+
+def karras_denoiser(model: Callable, shape=None) -> ModelAdapter:
+    """k-diffusion's denoiser ``model(y, sigma) = x̂₀`` with y = x₀ + σε (Karras et al. 2022,
+    eq. 7), sigma a (batch,) tensor: D(x, t) = model(x / s(t), σ(t))."""
+
+    def make(network, schedule):
+        numeric = schedule.numeric
+
+        def denoiser(x, t):
+            y = x / _broadcast(numeric.s(t), x)
+            return _output(network(y, _per_sample(numeric.sigma(t), x)))
+
+        return denoiser
+
+    return ModelAdapter(model, "karras_denoiser", make, shape)
+
+
+def discrete_time(model: Callable, alphas_cumprod, prediction: str = "eps",
+                  shape=None) -> ModelAdapter:
+    """diffusers' ``model(x, timestep).sample`` trained on the discrete chain with
+    ``alphas_cumprod`` (ᾱ_0 … ᾱ_{N−1}, decreasing), predicting ``eps``, ``v`` (Salimans & Ho
+    2022: v = √ᾱ ε − √(1−ᾱ) x₀) or ``x0`` ("sample" in diffusers) of its input
+    x = √ᾱ x₀ + √(1−ᾱ) ε.
+
+    For the schedule (s, σ) the samplers integrate: y = x/s(t), the network's input is
+    y/√(1+σ²) (ᾱ = 1/(1+σ²)), its timestep the fractional index τ(σ) of
+    :func:`fractional_timestep`. The schedule's σ range must lie within the table's."""
+    alphas_cumprod = torch.as_tensor(alphas_cumprod, dtype=torch.float64)
+    if alphas_cumprod.ndim != 1 or alphas_cumprod.numel() < 2:
+        raise ValueError("alphas_cumprod must be a 1-D table of at least 2 entries")
+    if not (torch.all(alphas_cumprod > 0) and torch.all(alphas_cumprod < 1)
+            and torch.all(alphas_cumprod[1:] < alphas_cumprod[:-1])):
+        raise ValueError("alphas_cumprod must decrease strictly inside (0, 1)")
+    if prediction not in ("eps", "v", "x0"):
+        raise ValueError(f"prediction must be 'eps', 'v' or 'x0' for a discrete-time model, "
+                         f"got {prediction!r}")
+    log_sigmas = 0.5 * torch.log((1 - alphas_cumprod) / alphas_cumprod)
+
+    def make(network, schedule):
+        check_sigma_range(schedule, log_sigmas)
+        numeric = schedule.numeric
+        tables: dict = {}
+
+        def table(x):
+            key = (x.dtype, x.device)
+            if key not in tables:
+                tables[key] = log_sigmas.to(dtype=x.dtype, device=x.device)
+            return tables[key]
+
+        def denoiser(x, t):
+            sigma = _per_sample(numeric.sigma(t), x)
+            root_alpha = _broadcast(torch.rsqrt(1 + sigma**2), x)  # √ᾱ
+            root_one_minus = _broadcast(sigma, x) * root_alpha  # √(1 − ᾱ)
+            x_model = x / _broadcast(numeric.s(t), x) * root_alpha
+            out = _output(network(x_model, fractional_timestep(torch.log(sigma), table(x))))
+            if prediction == "eps":
+                return (x_model - root_one_minus * out) / root_alpha
+            if prediction == "v":
+                return root_alpha * x_model - root_one_minus * out
+            return out
+
+        return denoiser
+
+    return ModelAdapter(model, f"discrete_time(prediction={prediction}, "
+                               f"steps={alphas_cumprod.numel()})", make, shape)
+
+
+def fractional_timestep(log_sigma: torch.Tensor, log_sigmas: torch.Tensor) -> torch.Tensor:
+    """τ with log σ linear in τ between the table's entries: for log σ_k ≤ log σ ≤ log σ_{k+1},
+    τ = k + (log σ − log σ_k)/(log σ_{k+1} − log σ_k). Values outside the table are clamped
+    (:func:`check_sigma_range` refuses schedules that need them). No host synchronisation."""
+    k = torch.searchsorted(log_sigmas, log_sigma.contiguous()).clamp(1, log_sigmas.numel() - 1) - 1
+    low, high = log_sigmas[k], log_sigmas[k + 1]
+    weight = ((log_sigma - low) / (high - low)).clamp(0, 1)
+    return k.to(log_sigma.dtype) + weight
+
+
+def check_sigma_range(schedule: Schedule, log_sigmas: torch.Tensor) -> None:
+    """Raise ValueError unless σ(t_min) … σ(t_max) lies within the table's σ range (relative
+    slack 1e-6 for the round-off of √((1−ᾱ)/ᾱ))."""
+    numeric = schedule.numeric
+    low, high = (float(numeric.sigma(torch.tensor(t, dtype=torch.float64)))
+                 for t in (numeric.t_min, numeric.t_max))
+    table_low, table_high = math.exp(float(log_sigmas[0])), math.exp(float(log_sigmas[-1]))
+    if low < table_low * (1 - 1e-6) or high > table_high * (1 + 1e-6):
+        raise ValueError(
+            f"schedule {schedule.name!r} spans σ ∈ [{low:.6g}, {high:.6g}], outside the model's "
+            f"table σ ∈ [{table_low:.6g}, {table_high:.6g}]; choose a schedule inside it, e.g. "
+            f"edm:sigma_min={table_low:.6g},sigma_max={table_high:.6g} (or a vp t-range)")
+
+
+def load_model(spec: str, prediction: str | None = None) -> ModelAdapter:
+    """``module:factory`` (or ``path/file.py:factory``) → ``factory()``, which returns either a
+    :class:`ModelAdapter` (from one of the adapters above; it carries its own convention) or a
+    plain network ``model(x, t)``, wrapped by :func:`continuous_time` with ``prediction``
+    (default ``eps``)."""
+    factory = import_object(spec)
+    if not callable(factory):
+        raise TypeError(f"model {spec!r} must name a factory function, got "
+                        f"{type(factory).__name__}")
+    made = factory()
+    if isinstance(made, ModelAdapter):
+        if prediction is not None and f"prediction={prediction}" not in made.convention:
+            raise ValueError(f"model {spec!r} returns an adapter with its own convention "
+                             f"({made.convention}); --prediction {prediction} contradicts it")
+        return made
+    if not callable(made):
+        raise TypeError(f"model factory {spec!r} returned {type(made).__name__}, expected a "
+                        "network model(x, t) or a sdebench.problems.model adapter")
+    return continuous_time(made, prediction or "eps")
+
+
+def sample_shape(adapter: ModelAdapter, shape=None) -> tuple[int, ...]:
+    """One sample's shape: ``shape`` if given, else the adapter's, else the network's
+    ``sample_shape`` attribute."""
+    shape = shape or adapter.shape or getattr(adapter.network, "sample_shape", None)
+    if not shape:
+        raise ValueError("the model's sample shape is unknown: pass --shape (e.g. 3,32,32) or "
+                         "give the adapter (or the network's sample_shape) a shape")
+    return tuple(int(n) for n in shape)
+
+
+def network_digest(network) -> str:
+    """A hash of a module's parameters and buffers (names, dtypes, shapes, values), so results
+    are reused only for the same weights; ``"unhashed"`` for a plain function."""
+    if not isinstance(network, torch.nn.Module):
+        return "unhashed"
+    digest = hashlib.sha256()
+    for name, tensor in sorted(network.state_dict().items()):
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,67 @@
+"""A trained network as a problem: no exact answer, so studies measure against a reference solve.
+
+A :class:`ModelProblem` wraps the denoiser an adapter (:mod:`sdebench.problems.adapters`) builds
+from the user's network on the schedule the samplers integrate. It answers ``"paths"`` only:
+states are tensors of shape (batch, *shape), so samplers are compared pathwise from shared start
+points (reference-based convergence, :mod:`sdebench.studies.reference`) and on shared Brownian
+paths.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from sdebench.problems.adapters import ModelAdapter
+from sdebench.problems.protocol import PATHS
+from sdebench.theory.schedule import Schedule
+
+
+class ModelProblem:
+    """A network's denoiser on ``schedule`` for states of shape (batch, *shape): no exact answer
+    (capabilities: ``paths``). ``sample_marginal`` draws the start law only, at t_max:
+    N(0, s(T)²(1 + σ(T)²) I) — the Gaussian with the marginal variance of unit-variance data,
+    diffusers' N(0, I) for VP schedules and ≈ k-diffusion's σ_max·N(0, I) for EDM.
+
+    ``to`` moves an ``nn.Module`` network in place (modules move in place), so every problem
+    built on one network shares its dtype and device."""
+
+    capabilities = frozenset({PATHS})
+
+    def __init__(self, adapter: ModelAdapter, schedule: Schedule, shape: tuple[int, ...], *,
+                 dtype=torch.float64, device="cpu", compile: bool = False):
+        shape = tuple(int(n) for n in shape)
+        if not shape or any(n < 1 for n in shape):
+            raise ValueError(f"shape must be positive integers, got {shape!r}")
+        self.adapter, self.schedule, self.shape, self.compile = adapter, schedule, shape, compile
+        self.dim = math.prod(shape)
+        self._dtype, self._device = dtype, torch.device(device)
+        self.denoiser = adapter.denoiser_for(schedule, compile=compile)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    def sample_marginal(self, t, n: int, generator: torch.Generator | None = None):
+        numeric = self.schedule.numeric
+        if abs(float(t) - numeric.t_max) > 1e-12 * max(1.0, abs(numeric.t_max)):
+            raise ValueError(f"a model problem knows p_t only at t_max = {numeric.t_max} (its "
+                             f"start law), not at t = {float(t)}")
+        t_max = torch.tensor(numeric.t_max, dtype=torch.float64)
+        s, sigma = float(numeric.s(t_max)), float(numeric.sigma(t_max))
+        noise = torch.randn((n, *self.shape), generator=generator, dtype=self.dtype,
+                            device=self.device)
+        return noise * (s * math.sqrt(1 + sigma**2))
+
+    def to(self, dtype=None, device=None) -> ModelProblem:
+        dtype = dtype or self.dtype
+        device = torch.device(device) if device is not None else self.device
+        if isinstance(self.adapter.network, torch.nn.Module):
+            self.adapter.network.to(dtype=dtype, device=device)
+        return ModelProblem(self.adapter, self.schedule, self.shape, dtype=dtype, device=device,
+                            compile=self.compile)
