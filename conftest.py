@@ -1,5 +1,5 @@
-"""Hypothesis profiles: ``ci`` (the default: 8 examples per property, derandomized — the same
-examples every run, so CI's outcome never depends on chance) and ``nightly``
+"""Hypothesis profiles for theory/ and tests/: ``ci`` (the default: 8 examples per property,
+derandomized — the same examples every run, so CI's outcome never depends on chance) and ``nightly``
 (HYPOTHESIS_PROFILE=nightly: 200 fresh examples per property; what it finds is kept in the tests
 as ``@example``)."""
 
