@@ -50,10 +50,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         help=f"comma-separated step counts in [1, {MAX_STEPS}]; orders are fitted "
                              "on the 3 largest above the error floor, the error-at-NFE table reads "
                              "all (default: 4,8,16,32,64,128,256)")
-    parser.add_argument("--problem", default="gaussian", metavar="SPEC",
+    parser.add_argument("--problem", default=None, metavar="SPEC",
                         help=f"problem spec (known: {', '.join(names['problems'])}); gaussian has "
                              "the exact output law (W2, KL, no Monte Carlo noise), gmm Monte Carlo "
-                             "metrics (default: gaussian)")
+                             "metrics (default: gaussian). With --model: the network's learned "
+                             "score on this problem's truth, beside the exact score")
     parser.add_argument("--model", default=None, metavar="MODULE:FACTORY",
                         help="study your own network instead of a problem: FACTORY() returns a "
                              "network model(x, t) (see --prediction) or an adapter of "
@@ -147,8 +148,6 @@ def parse_args(argv=None, prog: str | None = None):
     if (args.workers or args.scheduler) and importlib.util.find_spec("distributed") is None:
         parser.error("--workers/--scheduler need dask.distributed: "
                      "pip install 'sdebench[distributed]'")
-    if args.model is not None and args.problem != "gaussian":
-        parser.error("--model replaces --problem: give one of them")
     try:
         shape = None if args.shape is None else tuple(
             int(value) for value in args.shape.split(",") if value.strip())
@@ -186,11 +185,27 @@ def parse_args(argv=None, prog: str | None = None):
 def _print_table(table) -> None:
     import pandas as pd
 
-    columns = ["schedule", "sampler", "metric", "points", "fit_steps", "measured_order", "ci95",
-               "declared_order", "verdict", "reason", "note"]
+    columns = ["schedule", *(["score"] if table.score.ne("").any() else []), "sampler", "metric",
+               "points", "fit_steps", "measured_order", "ci95", "declared_order", "verdict",
+               "reason", "note"]
     with pd.option_context("display.width", 220, "display.max_colwidth", 60,
                            "display.max_rows", 1000):
         print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def _print_score_errors(study) -> None:
+    """The score-error floor of each learned-score section (sdebench.studies.learned)."""
+    from sdebench.studies.learned import SCORE_ERROR_NOTE
+
+    if study.score_errors.empty:
+        return
+    for config_id, frame in study.score_errors.groupby("config_id", sort=False):
+        schedule = study.sections[config_id]["config"]["schedule"]
+        worst = frame.loc[frame.score_error.idxmax()]
+        print(f"learned score on {schedule}: ½∫g² e(t) dt = {frame.bound.iloc[0]:.4g} ± "
+              f"{frame.bound_stderr.iloc[0]:.2g} (the KL bound's right side for the reverse SDE; "
+              f"e(t) = E‖s_θ − ∇log p_t‖² ranges {frame.score_error.min():.3g}–"
+              f"{worst.score_error:.3g}, largest at σ = {worst.sigma:.3g}; {SCORE_ERROR_NOTE})")
 
 
 def _print_error_at_nfe(results) -> None:
@@ -202,7 +217,8 @@ def _print_error_at_nfe(results) -> None:
     table = error_at_nfe(results)
     if table.empty:
         return
-    schedules = results.drop_duplicates("config_id").set_index("config_id").schedule
+    firsts = results.drop_duplicates("config_id").set_index("config_id")
+    schedules = firsts.schedule + (" (" + firsts.score + " score)" if "score" in firsts else "")
     for (config_id, metric), part in table.groupby(["config_id", "metric"], sort=False):
         cells = part.assign(text=[
             "" if value != value else "floor" if at_floor else
@@ -282,6 +298,7 @@ def main(argv=None, prog: str | None = None) -> int:
         counts = table.verdict.value_counts().to_dict()
         for line in reference_summary(table):
             print(line)
+        _print_score_errors(study)
         print("verdicts:", ", ".join(f"{k} {v}" for k, v in counts.items()))
         print(VERDICT_LEGEND)
     if not args.no_report:

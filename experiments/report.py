@@ -25,7 +25,8 @@ def render_directory(directory: str | Path, output: str | Path | None = None,
             if (Path(directory) / "results.csv").exists() else ""
         raise StoreError(f"no stored results in {directory}{legacy}")
     frames = StudyFrames(results, order_table(results), error_at_nfe(results), samples,
-                         store.trajectories(), store.sections())
+                         store.section_frames("trajectories"), store.sections(),
+                         store.section_frames("score_error"))
     return write_report(frames, Path(directory) / "report.html" if output is None else output,
                         progress)
 

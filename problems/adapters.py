@@ -19,6 +19,7 @@ retyped here.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Callable
@@ -101,6 +102,9 @@ class ModelAdapter:
     convention: str
     make: Callable[[Callable, Schedule], Callable]
     shape: tuple[int, ...] | None = None
+    schedule: str | None = None
+    """The schedule spec a continuous-time network was trained on (its t is that schedule's
+    time), when known; None for conventions that carry their own noise level."""
 
     def denoiser_for(self, schedule: Schedule, compile: bool = False) -> Callable:
         """The denoiser on ``schedule``; with ``compile``, the network call goes through
@@ -218,7 +222,9 @@ def load_model(spec: str, prediction: str | None = None) -> ModelAdapter:
     """``module:factory`` (or ``path/file.py:factory``) → ``factory()``, which returns either a
     :class:`ModelAdapter` (from one of the adapters above; it carries its own convention) or a
     plain network ``model(x, t)``, wrapped by :func:`continuous_time` with ``prediction``
-    (default ``eps``)."""
+    (default ``eps``). A path ending in ``.pt`` is a checkpoint of ``experiments/train.py``."""
+    if spec.endswith(".pt"):
+        return _load_checkpoint(spec, prediction)
     factory = import_object(spec)
     if not callable(factory):
         raise TypeError(f"model {spec!r} must name a factory function, got "
@@ -233,6 +239,25 @@ def load_model(spec: str, prediction: str | None = None) -> ModelAdapter:
         raise TypeError(f"model factory {spec!r} returned {type(made).__name__}, expected a "
                         "network model(x, t) or a sdebench.problems.model adapter")
     return continuous_time(made, prediction or "eps")
+
+
+def _load_checkpoint(path: str, prediction: str | None) -> ModelAdapter:
+    """A training checkpoint (sdebench.training.trainer): its network class rebuilt with its
+    arguments and weights, in its own prediction convention."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"model checkpoint {path!r} does not exist") from None
+    if not str(payload.get("format", "")).startswith("sdebench.training/"):
+        raise ValueError(f"{path!r} is not an sdebench training checkpoint")
+    if prediction is not None and prediction != payload["prediction"]:
+        raise ValueError(f"checkpoint {path!r} predicts {payload['prediction']!r}; "
+                         f"--prediction {prediction} contradicts it")
+    network = import_object(payload["network"]["class"])(**payload["network"]["kwargs"])
+    network.load_state_dict(payload["network"]["state"])
+    network.eval()
+    adapter = continuous_time(network, payload["prediction"], tuple(payload["sample_shape"]))
+    return dataclasses.replace(adapter, schedule=payload["config"]["schedule"])
 
 
 def sample_shape(adapter: ModelAdapter, shape=None) -> tuple[int, ...]:

@@ -14,8 +14,15 @@ import math
 import torch
 
 from sdebench.problems.adapters import ModelAdapter
-from sdebench.problems.protocol import PATHS
+from sdebench.problems.protocol import EXACT_LAW, PATHS
 from sdebench.theory.schedule import Schedule
+
+
+def _move(network, dtype, device) -> None:
+    """Move an ``nn.Module`` network in place (modules move in place, so every problem built on
+    one network shares its dtype and device); other callables are the user's to place."""
+    if isinstance(network, torch.nn.Module):
+        network.to(dtype=dtype, device=device)
 
 
 class ModelProblem:
@@ -24,8 +31,7 @@ class ModelProblem:
     N(0, s(T)²(1 + σ(T)²) I) — the Gaussian with the marginal variance of unit-variance data,
     diffusers' N(0, I) for VP schedules and ≈ k-diffusion's σ_max·N(0, I) for EDM.
 
-    ``to`` moves an ``nn.Module`` network in place (modules move in place), so every problem
-    built on one network shares its dtype and device."""
+    The network is moved to the problem's dtype and device (:func:`_move`)."""
 
     capabilities = frozenset({PATHS})
 
@@ -37,6 +43,7 @@ class ModelProblem:
         self.adapter, self.schedule, self.shape, self.compile = adapter, schedule, shape, compile
         self.dim = math.prod(shape)
         self._dtype, self._device = dtype, torch.device(device)
+        _move(adapter.network, dtype, self._device)
         self.denoiser = adapter.denoiser_for(schedule, compile=compile)
 
     @property
@@ -61,7 +68,36 @@ class ModelProblem:
     def to(self, dtype=None, device=None) -> ModelProblem:
         dtype = dtype or self.dtype
         device = torch.device(device) if device is not None else self.device
-        if isinstance(self.adapter.network, torch.nn.Module):
-            self.adapter.network.to(dtype=dtype, device=device)
         return ModelProblem(self.adapter, self.schedule, self.shape, dtype=dtype, device=device,
                             compile=self.compile)
+
+
+class LearnedScoreProblem:
+    """A network's denoiser on a problem whose truth is known (a learned score of its data):
+    samplers run on the network, metrics measure against the problem's exact samples and
+    density. It answers what the problem answers except ``exact_law`` (a learned score's output
+    law is not the exact Gaussian propagation)."""
+
+    def __init__(self, truth, adapter: ModelAdapter, *, compile: bool = False):
+        self.truth, self.adapter, self.compile = truth, adapter, compile
+        self.schedule, self.dim = truth.schedule, truth.dim
+        self.capabilities = frozenset(truth.capabilities) - {EXACT_LAW}
+        _move(adapter.network, truth.dtype, truth.device)
+        self.denoiser = adapter.denoiser_for(truth.schedule, compile=compile)
+        if hasattr(truth, "log_density"):
+            self.log_density = truth.log_density
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.truth.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.truth.device
+
+    def sample_marginal(self, t, n: int, generator: torch.Generator | None = None):
+        return self.truth.sample_marginal(t, n, generator)
+
+    def to(self, dtype=None, device=None) -> LearnedScoreProblem:
+        return LearnedScoreProblem(self.truth.to(dtype=dtype, device=device), self.adapter,
+                                   compile=self.compile)

@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from sdebench.studies.learned import SCORE_ERROR_NOTE  # noqa: E402
 from sdebench.studies.order import VERDICT_LEGEND  # noqa: E402
 
 _STYLE = """
@@ -40,16 +41,17 @@ figure{margin:1em 0}figcaption{font-size:.85em;color:#555}
 code{background:#f5f5f5;padding:0 .2em}
 """
 _MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "*", "h", "p", "d", "8", "H", "1", "2")
-_SECTION_KEYS = ("schedule", "schedule_params", "problem", "problem_params", "dim", "batch", "grid",
-                 "grid_params", "dtype", "device", "seed", "sdebench_version", "code",
-                 "torch_version")
+_SECTION_KEYS = ("schedule", "schedule_params", "problem", "problem_params", "score", "model_params",
+                 "dim", "batch", "grid", "grid_params", "dtype", "device", "seed",
+                 "sdebench_version", "code", "torch_version")
 
 
 @dataclass
 class StudyFrames:
     """What a report shows: ``results`` (one row per measurement), ``orders`` (fits),
     ``at_nfe`` (errors at target NFEs, :func:`sdebench.studies.precision.error_at_nfe`),
-    ``samples`` (2-D points), ``trajectories``, ``sections`` (config_id → {config, commands})."""
+    ``samples`` (2-D points), ``trajectories``, ``sections`` (config_id → {config, commands}),
+    ``score_errors`` (e(t) of learned-score sections, :mod:`sdebench.studies.learned`)."""
 
     results: pd.DataFrame
     orders: pd.DataFrame
@@ -57,6 +59,7 @@ class StudyFrames:
     samples: pd.DataFrame = field(default_factory=pd.DataFrame)
     trajectories: pd.DataFrame = field(default_factory=pd.DataFrame)
     sections: dict = field(default_factory=dict)
+    score_errors: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _svg(figure) -> str:
@@ -200,6 +203,24 @@ def scatter_panels(samples: pd.DataFrame):
     return figure
 
 
+def score_error_figure(frame: pd.DataFrame) -> str:
+    """e(t) = E‖s_θ − ∇log p_t‖² against σ(t) (log–log) with ±2 standard errors, and g²(t) e(t),
+    the integrand of the KL bound's loss term."""
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    band = 2 * frame.score_error_stderr
+    for axis, values, label in ((axes[0], frame.score_error, "e(t) = E‖s_θ − ∇log p_t‖²"),
+                                (axes[1], frame.g2 * frame.score_error, "g²(t) e(t)")):
+        scale = values / frame.score_error.where(frame.score_error > 0)
+        axis.plot(frame.sigma, values, marker="o", markersize=3, color="tab:blue")
+        axis.fill_between(frame.sigma, (values - band * scale).clip(lower=1e-300),
+                          values + band * scale, color="tab:blue", alpha=0.2, linewidth=0)
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("σ(t)")
+        axis.set_title(label, fontsize=9)
+    return _svg(figure)
+
+
 def trajectory_figure(trajectories: pd.DataFrame) -> str:
     """Paths from noise (left) to data (right): reverse SDE versus PF-ODE, same starts."""
     kinds = list(dict.fromkeys(trajectories.kind))
@@ -268,8 +289,10 @@ def _error_at_nfe_tables(at_nfe: pd.DataFrame) -> str:
 def _section_header(config_id: str, section: dict, frame: pd.DataFrame) -> str:
     config = section.get("config") or {key: frame[key].iloc[0] for key in _SECTION_KEYS if key in frame}
     shown = {key: config[key] for key in _SECTION_KEYS if key in config}
-    title = (f"{config.get('schedule', '?')} — {config.get('problem', '?')}, d = {config.get('dim')}, "
-             f"{config.get('dtype')}, grid {config.get('grid')}, seed {config.get('seed')}")
+    score = f" ({config['score']} score)" if isinstance(config.get("score"), str) else ""
+    title = (f"{config.get('schedule', '?')} — {config.get('problem', '?')}{score}, "
+             f"d = {config.get('dim')}, {config.get('dtype')}, grid {config.get('grid')}, "
+             f"seed {config.get('seed')}")
     table = pd.DataFrame({"setting": list(shown),
                           "value": [json.dumps(v, default=str) if isinstance(v, dict) else v
                                     for v in shown.values()]})
@@ -310,6 +333,17 @@ def _section(config_id: str, frames: StudyFrames) -> str:
     if not samples.empty and (samples.config_id == config_id).any():
         part.append(f"<figure>{scatter_figure(samples[samples.config_id == config_id])}<figcaption>"
                     "Output samples per sampler and step count.</figcaption></figure>")
+    score_errors = frames.score_errors
+    if not score_errors.empty and (score_errors.config_id == config_id).any():
+        errors = score_errors[score_errors.config_id == config_id]
+        bound, stderr = errors.bound.iloc[0], errors.bound_stderr.iloc[0]
+        part.append(f"<figure>{score_error_figure(errors)}<figcaption>The score-error floor: "
+                    f"e(t) of the learned score against the exact one, ±2 standard errors "
+                    f"({SCORE_ERROR_NOTE}). ½∫g²(t) e(t) dt = {bound:.4g} ± {stderr:.2g}: the "
+                    "right side of note 001's KL bound for the reverse SDE on this score (its "
+                    "starts are exact p_T samples, so KL(p_T‖π) = 0); no step count brings the "
+                    "errors below what the learned score allows — compare the exact-score "
+                    "section.</figcaption></figure>")
     paths = frames.trajectories
     if not paths.empty and (paths.config_id == config_id).any():
         part.append(f"<figure>{trajectory_figure(paths[paths.config_id == config_id])}"

@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "report": "render the HTML report of a saved study",
     "speed": "wall time per NFE relative to one model evaluation (the floor)",
     "peers": "the same floor ratio for diffusers' schedulers beside sdebench's",
+    "train": "denoising score matching for a small network (its checkpoint is a --model)",
 }
 
 

@@ -17,9 +17,9 @@ import torch
 
 from sdebench.problems.adapters import load_model, network_digest, sample_shape
 from sdebench.problems.catalogue import PROBLEMS, get_problem
-from sdebench.problems.model import ModelProblem
+from sdebench.problems.model import LearnedScoreProblem, ModelProblem
 from sdebench.problems.protocol import PATHS
-from sdebench.registry import import_object, parse_spec
+from sdebench.registry import parse_spec
 from sdebench.seeding import check_seed
 from sdebench.solvers.catalogue import SAMPLERS, get_solver
 from sdebench.solvers.grids import GRIDS, make_grid
@@ -57,7 +57,7 @@ class StudyConfig:
     schedules: tuple[str, ...]
     samplers: tuple[str, ...]
     steps: tuple[int, ...]
-    problem: str = "gaussian"
+    problem: str | None = None
     dim: int = 4
     batch: int = 256
     grid: str = "logsnr"
@@ -87,7 +87,11 @@ class StudyConfig:
             if isinstance(n, bool) or int(n) != n or not 1 <= n <= MAX_STEPS:
                 raise ValueError(f"steps must be integers in [1, {MAX_STEPS}], got {n!r}")
         put("steps", tuple(sorted({int(n) for n in steps})))
+        if self.problem is None:  # the network alone, or the Gaussian problem
+            put("problem", "model" if self.model is not None else "gaussian")
         put("problem", canonical(self.problem))
+        if self.problem == "model" and self.model is None:
+            raise ValueError("problem 'model' needs a model (--model)")
         put("grid", canonical(self.grid))
         if self.metrics is not None:
             put("metrics", _unique(canonical(m) for m in self.metrics))
@@ -97,7 +101,6 @@ class StudyConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if self.model is not None:
-            put("problem", "model")
             if self.shape is not None:
                 put("shape", tuple(int(n) for n in self.shape))
         elif self.prediction is not None or self.shape is not None or self.compile:
@@ -160,27 +163,50 @@ def _schedule_description(schedule) -> dict:
             "t_max": str(schedule.t_max)}
 
 
-def _problem_description(config: StudyConfig, schedule) -> tuple[object, dict]:
-    """The section's problem (in the study's dtype, on its device) and what defines it."""
-    if config.model is None:
-        problem = get_problem(config.problem, schedule, dim=config.dim, seed=config.seed)
-        return problem.to(dtype=config.torch_dtype, device=config.device), {
-            "problem": config.problem,
-            "problem_params": PROBLEMS.parameters(config.problem, schedule=schedule,
-                                                  dim=config.dim, seed=config.seed),
-            "problem_source": source_fingerprint(PROBLEMS.factory(parse_spec(config.problem).target)),
-            "dim": config.dim}
+def _truth(config: StudyConfig, schedule) -> tuple[object, dict]:
+    """The catalogue problem (in the study's dtype, on its device) and what defines it."""
+    problem = get_problem(config.problem, schedule, dim=config.dim, seed=config.seed)
+    return problem.to(dtype=config.torch_dtype, device=config.device), {
+        "problem": config.problem,
+        "problem_params": PROBLEMS.parameters(config.problem, schedule=schedule, dim=config.dim,
+                                              seed=config.seed),
+        "problem_source": source_fingerprint(PROBLEMS.factory(parse_spec(config.problem).target)),
+        "dim": config.dim}
+
+
+def _network(config: StudyConfig, spec: str):
+    """The --model adapter, its sample shape and what defines it (weights hashed before the
+    study's dtype changes them); a network trained on another schedule is refused."""
     adapter = load_model(config.model, config.prediction)
+    if adapter.schedule is not None and canonical(adapter.schedule) != spec:
+        raise ValueError(f"model {config.model!r} was trained on schedule {adapter.schedule!r}; "
+                         f"its time t means nothing on {spec!r} (use --sde {adapter.schedule})")
     shape = sample_shape(adapter, config.shape)
-    weights = network_digest(adapter.network)  # before the study's dtype changes them
-    problem = ModelProblem(adapter, schedule, shape, compile=config.compile).to(
-        dtype=config.torch_dtype, device=config.device)
-    return problem, {
-        "problem": "model",
-        "problem_params": {"model": config.model, "convention": adapter.convention,
-                           "shape": list(shape), "weights": weights, "compile": config.compile},
-        "problem_source": source_fingerprint(import_object(config.model)),
-        "dim": problem.dim}
+    network = adapter.network
+    source = type(network) if isinstance(network, torch.nn.Module) else network
+    return adapter, shape, {"model": config.model, "convention": adapter.convention,
+                            "shape": list(shape), "weights": network_digest(network),
+                            "compile": config.compile, "model_source": source_fingerprint(source)}
+
+
+def _problems(config: StudyConfig, spec: str, schedule) -> list[tuple[object, dict]]:
+    """The section problems of one schedule: the catalogue problem; or the user's network
+    alone (reference-based); or, with both, the network on the problem's truth (``score:
+    learned``) beside the exact score (``score: exact``)."""
+    if config.model is None:
+        return [_truth(config, schedule)]
+    adapter, shape, model = _network(config, spec)
+    if config.problem == "model":
+        problem = ModelProblem(adapter, schedule, shape, compile=config.compile).to(
+            dtype=config.torch_dtype, device=config.device)
+        return [(problem, {"problem": "model", "problem_params": model, "dim": problem.dim})]
+    truth, description = _truth(config, schedule)
+    if shape != (truth.dim,):
+        raise ValueError(f"model {config.model!r} makes samples of shape {shape}; problem "
+                         f"{config.problem!r} has shape ({truth.dim},) (check --dim)")
+    learned = LearnedScoreProblem(truth, adapter, compile=config.compile)
+    return [(learned, {**description, "score": "learned", "model_params": model}),
+            (truth, {**description, "score": "exact"})]
 
 
 def resolve_sections(config: StudyConfig) -> list[Section]:
@@ -189,24 +215,28 @@ def resolve_sections(config: StudyConfig) -> list[Section]:
     for spec in config.schedules:
         schedule = get_schedule(spec)
         make_grid(config.grid, schedule, 1)  # a bad grid spec fails here, before any unit runs
-        problem, problem_description = _problem_description(config, schedule)
-        description = {
-            "schedule": spec,
-            "schedule_params": _exact_parameters(SCHEDULES.parameters(spec)),
-            "schedule_definition": _schedule_description(schedule),
-            **problem_description,
-            "batch": config.batch,
-            "grid": config.grid,
-            "grid_params": GRIDS.parameters(config.grid, schedule=schedule, steps=1,
-                                            dtype=config.torch_dtype, device=config.device),
-            "grid_source": source_fingerprint(GRIDS.factory(parse_spec(config.grid).target)),
-            "dtype": config.dtype, "device": config.device, "seed": config.seed,
-            "strong_reference_factor": config.strong_reference_factor,
-            "timing_repeats": config.timing_repeats,
-            **code_provenance(),
-        }
-        sections.append(Section(spec, problem, description, digest(description)))
+        for problem, problem_description in _problems(config, spec, schedule):
+            sections.append(_section(config, spec, schedule, problem, problem_description))
     return sections
+
+
+def _section(config: StudyConfig, spec: str, schedule, problem, problem_description) -> Section:
+    description = {
+        "schedule": spec,
+        "schedule_params": _exact_parameters(SCHEDULES.parameters(spec)),
+        "schedule_definition": _schedule_description(schedule),
+        **problem_description,
+        "batch": config.batch,
+        "grid": config.grid,
+        "grid_params": GRIDS.parameters(config.grid, schedule=schedule, steps=1,
+                                        dtype=config.torch_dtype, device=config.device),
+        "grid_source": source_fingerprint(GRIDS.factory(parse_spec(config.grid).target)),
+        "dtype": config.dtype, "device": config.device, "seed": config.seed,
+        "strong_reference_factor": config.strong_reference_factor,
+        "timing_repeats": config.timing_repeats,
+        **code_provenance(),
+    }
+    return Section(spec, problem, description, digest(description))
 
 
 def _metrics_for(config: StudyConfig, problem, solver) -> tuple[Metric, ...]:

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 from tqdm.auto import tqdm
 
+from sdebench.problems.model import LearnedScoreProblem
 from sdebench.studies.config import StudyConfig, Unit, resolve_sections, resolve_units
+from sdebench.studies.learned import score_error_frame
 from sdebench.studies.order import order_table
 from sdebench.studies.store import ResultStore
 from sdebench.studies.trajectories import trajectory_frame
@@ -23,14 +25,16 @@ from sdebench.studies.units import run_unit, warm_up
 @dataclass
 class StudyResult:
     """What a study produced: ``results`` (rows of this study's units), ``orders`` (their fits),
-    ``samples`` (2-D output points), ``trajectories``, and ``sections`` (config_id → the
-    configuration and the commands that ran it)."""
+    ``samples`` (2-D output points), ``trajectories``, ``sections`` (config_id → the
+    configuration and the commands that ran it) and ``score_errors`` (e(t) of learned-score
+    sections, :mod:`sdebench.studies.learned`)."""
 
     results: pd.DataFrame
     orders: pd.DataFrame
     samples: pd.DataFrame = field(default_factory=pd.DataFrame)
     trajectories: pd.DataFrame = field(default_factory=pd.DataFrame)
     sections: dict = field(default_factory=dict)
+    score_errors: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _execute(config: StudyConfig, units: list[Unit], on_result, progress: bool, client,
@@ -69,24 +73,39 @@ def run_study(config: StudyConfig, store: ResultStore | None = None, *, progress
         done = store.completed()
         _execute(config, [unit for unit in units if unit.unit_id not in done], store.write_unit,
                  progress, client, plugins)
-        if trajectories:
-            stored = store.trajectories()
+        for kind, make in _section_frame_makers(config, trajectories).items():
+            stored = store.section_frames(kind)
             for section in sections:
-                if stored.empty or section.config_id not in set(stored.config_id):
-                    store.write_trajectories(section.config_id,
-                                             trajectory_frame(section.schedule_spec, config.seed))
+                frame = None if not stored.empty and section.config_id in set(stored.config_id) \
+                    else make(section)
+                if frame is not None:
+                    store.write_section_frame(kind, section.config_id, frame)
         results, samples = store.frames()
-        paths = store.trajectories()
+        paths, score_errors = store.section_frames("trajectories"), store.section_frames(
+            "score_error")
         store.write_views({"results": results, "orders": order_table(results), "samples": samples,
-                           "trajectories": paths})
+                           "trajectories": paths, "score_error": score_errors})
         sections_on_disk = store.sections()
     ours = {unit.unit_id for unit in units}
     config_ids = {section.config_id for section in sections}
     results = results[results.unit_id.isin(ours)].reset_index(drop=True)
     samples = samples[samples.unit_id.isin(ours)].reset_index(drop=True) if not samples.empty else samples
-    paths = paths[paths.config_id.isin(config_ids)].reset_index(drop=True) if not paths.empty else paths
+    paths, score_errors = (frame[frame.config_id.isin(config_ids)].reset_index(drop=True)
+                           if not frame.empty else frame for frame in (paths, score_errors))
     return StudyResult(results, order_table(results), samples, paths,
-                       {key: value for key, value in sections_on_disk.items() if key in config_ids})
+                       {key: value for key, value in sections_on_disk.items() if key in config_ids},
+                       score_errors)
+
+
+def _section_frame_makers(config: StudyConfig, trajectories: bool) -> dict:
+    """kind → fn(section) returning the section's frame of that kind, or None if it has none:
+    SDE-versus-ODE trajectories (if asked) and, for a learned score, its score error e(t)."""
+    makers = {"score_error": lambda section: score_error_frame(section.problem, config.seed)
+              if isinstance(section.problem, LearnedScoreProblem) else None}
+    if trajectories:
+        makers["trajectories"] = lambda section: trajectory_frame(section.schedule_spec,
+                                                                  config.seed)
+    return makers
 
 
 def _run_in_memory(config, sections, units, progress, trajectories, client,
@@ -102,8 +121,13 @@ def _run_in_memory(config, sections, units, progress, trajectories, client,
     rows.sort(key=lambda row: order[row["unit_id"]])
     points.sort(key=lambda point: (order[point["unit_id"]], point["point"]))
     results = pd.DataFrame(rows)
-    paths = pd.concat([trajectory_frame(section.schedule_spec, config.seed).assign(
-        config_id=section.config_id) for section in sections], ignore_index=True) \
-        if trajectories else pd.DataFrame()
-    return StudyResult(results, order_table(results), pd.DataFrame(points), paths,
-                       {s.config_id: {"config": s.config, "commands": []} for s in sections})
+    frames = {}
+    for kind, make in _section_frame_makers(config, trajectories).items():
+        made = [(section.config_id, make(section)) for section in sections]
+        made = [frame.assign(config_id=config_id) for config_id, frame in made
+                if frame is not None]
+        frames[kind] = pd.concat(made, ignore_index=True) if made else pd.DataFrame()
+    return StudyResult(results, order_table(results), pd.DataFrame(points),
+                       frames.get("trajectories", pd.DataFrame()),
+                       {s.config_id: {"config": s.config, "commands": []} for s in sections},
+                       frames["score_error"])

@@ -140,6 +140,8 @@ def order_table(results: pd.DataFrame) -> pd.DataFrame:
             "dropped": "; ".join(f"{', '.join(map(str, steps))}: {reason}"
                                  for reason, steps in dropped.items()),
             "note": group.order_note.iloc[0] if declared is None else "",
+            "score": group.score.iloc[0] if "score" in group and isinstance(
+                group.score.iloc[0], str) else "",
             "against": _against(group),
             "reference_margin": _reference_margin(usable),
         })

@@ -160,9 +160,10 @@ class ResultStore:
             entry["commands"].append(command)
         atomic_write_text(self.directory / "sections.json", _json_text(sections))
 
-    def write_trajectories(self, config_id: str, frame: pd.DataFrame) -> None:
+    def write_section_frame(self, kind: str, config_id: str, frame: pd.DataFrame) -> None:
+        """A frame that belongs to a whole section (``trajectories``, ``score_error``)."""
         self._require_lock()
-        atomic_write_text(self.directory / "trajectories" / f"{config_id}.json",
+        atomic_write_text(self.directory / kind / f"{config_id}.json",
                           frame.to_json(orient="records"))
 
     def write_views(self, frames: dict[str, pd.DataFrame]) -> None:
@@ -220,8 +221,9 @@ class ResultStore:
         return {unit_id for unit_id, record in self.records().items()
                 if all(row["status"] != "failed" for row in record["rows"])}
 
-    def trajectories(self) -> pd.DataFrame:
-        directory = self.directory / "trajectories"
+    def section_frames(self, kind: str) -> pd.DataFrame:
+        """Every section's frame of ``kind``, with its ``config_id``."""
+        directory = self.directory / kind
         frames = [pd.read_json(path, orient="records").assign(config_id=path.stem)
                   for path in sorted(directory.glob("*.json"))] if directory.is_dir() else []
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

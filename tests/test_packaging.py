@@ -20,7 +20,8 @@ LAYERS = {  # subpackage → the sdebench subpackages it may import
     "problems": {"theory"},
     "studies": {"theory", "solvers", "problems"},
     "reports": {"studies"},
-    "experiments": {"theory", "solvers", "problems", "studies", "reports"},
+    "training": {"theory", "problems"},
+    "experiments": {"theory", "solvers", "problems", "studies", "reports", "training"},
 }
 ROOT_MODULES = {"registry", "seeding", "state"}  # sdebench/*.py utilities every layer may use
 
@@ -78,7 +79,7 @@ def test_console_command_lists_and_dispatches_subcommands():
     command = str(Path(sys.executable).with_name("sdebench"))
     usage = subprocess.run([command, "--help"], capture_output=True, text=True, timeout=300)
     assert usage.returncode == 0
-    for name in ("convergence", "report", "speed", "peers"):
+    for name in ("convergence", "report", "speed", "peers", "train"):
         assert name in usage.stdout
         help_text = subprocess.run([command, name, "--help"], capture_output=True, text=True,
                                    timeout=300)
