@@ -13,9 +13,12 @@ what the run moved: every model evaluation reads and writes at least one state (
 bandwidth (a large tensor copy, read + write, the attainable peak) or of ``--peak-gbps`` when
 given (the datasheet peak, e.g. 3350 GB/s for an H100 SXM). ``--check-finite end`` removes the
 per-step host sync (:func:`sdebench.solvers.loop.sample`); use it on accelerators. Each timing is
-the median of ``--repeat`` runs after a warm-up, printed with the fastest and slowest; the
-``spread`` column (slowest/fastest, also for the floor) flags a busy machine. ``--check`` makes
-a sampler over its target an exit status of 1.
+the median of ``--repeat`` rounds after a warm-up round, printed with the fastest and slowest; the
+``spread`` column (slowest/fastest, also for the floor) flags a busy machine. Rounds interleave:
+each round times the floor and every sampler once, in turn (:func:`interleaved_timings`), so a
+change of the machine's load during the run falls on all of them alike instead of on whichever
+sampler was being timed, and each ratio to the floor is taken within its round. ``--check``
+makes a sampler over its target an exit status of 1.
 
 CPU hygiene: glibc serves large allocations with fresh mmap'd pages and returns them on free, so
 every new 12 MB temporary page-faults; memory-bound timings then swing 2–4× between runs (the
@@ -69,6 +72,24 @@ def timings(fn, device: str, repeat: int = 3) -> list[float]:
     return times
 
 
+def interleaved_timings(calls: dict, device: str, repeat: int = 3) -> dict[str, list[float]]:
+    """name → wall times of ``calls[name]()`` in ``repeat`` rounds, each round calling every
+    function once in turn, after one untimed warm-up round (CUDA synchronised around each)."""
+    import torch
+
+    synchronize = torch.cuda.synchronize if device.startswith("cuda") else lambda: None
+    times = {name: [] for name in calls}
+    for round_index in range(repeat + 1):
+        for name, fn in calls.items():
+            synchronize()
+            start = time.perf_counter()
+            fn()
+            synchronize()
+            if round_index:  # round 0 warms up
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
 def median(times: list[float]) -> float:
     ordered = sorted(times)
     middle = len(ordered) // 2
@@ -83,11 +104,13 @@ def spread(times: list[float]) -> float:
 
 NOISY_SPREAD = 1.5
 FLOOR_DRIFT = 1.2
-"""The floor is measured again after the last sampler: if it moved by more than this factor the
-machine's load changed during the run, and ratios against the first floor are not reliable."""
+"""If the floor of the last round differs from the first round's by more than this factor the
+machine's load changed during the run (ratios are taken per round, but timings are not)."""
+FLOOR_CALLS = 8
+"""A floor timing is this many back-to-back model evaluations, per call."""
 
 
-def floor_times(call, device: str, repeat: int = 3, calls: int = 8) -> list[float]:
+def floor_times(call, device: str, repeat: int = 3, calls: int = FLOOR_CALLS) -> list[float]:
     """One model evaluation: ``repeat`` timings of ``calls`` back-to-back calls, per call."""
     return [t / calls for t in timings(lambda: [call() for _ in range(calls)], device, repeat)]
 
@@ -219,45 +242,72 @@ def speed_table(args: argparse.Namespace):
     ts = log_snr_grid(schedule, args.steps, device=args.device)
     x = problem.sample_marginal(ts[0].to(dtype), args.batch)
     t_mid = ts[args.steps // 2]
-    floor_repeats = floor_times(lambda: problem.denoiser(x, t_mid), args.device, args.repeat)
-    floor = median(floor_repeats)
     measured_peak = copy_bandwidth(args.device, dtype, args.copy_mb, args.repeat)
     peak = measured_peak if args.peak_gbps is None else args.peak_gbps * 1e9
     state_bytes = x.numel() * x.element_size()
     noise_draw = median(timings(lambda: GaussianIncrements(0).increment(ts[0], ts[1], x),
                                 args.device, args.repeat))
+    names = split_specs(args.samplers)
+    solvers = {name: get_solver(name) for name in names}
+    noises = {name: CountingNoise(GaussianIncrements(1)) for name in names}
+    nfe = {}
+
+    def runner(name):
+        def run():
+            noises[name].draws = 0
+            nfe[name] = sample(solvers[name], problem.denoiser, schedule, x, ts,
+                               noise=noises[name], check_finite=args.check_finite).nfe
+        return run
+
+    calls = {FLOOR: lambda: [problem.denoiser(x, t_mid) for _ in range(FLOOR_CALLS)],
+             **{name: runner(name) for name in names}}
+    bar = tqdm(total=args.repeat + 1, desc="rounds", disable=args.quiet)
+    times = interleaved_timings(_counting(calls, bar), args.device, args.repeat)
+    bar.close()
+    floor_rounds = [t / FLOOR_CALLS for t in times[FLOOR]]
+    floor = median(floor_rounds)
     rows = []
-    for name in tqdm(split_specs(args.samplers), desc="samplers", disable=args.quiet):
-        solver = get_solver(name)
-        noise = CountingNoise(GaussianIncrements(1))
-        result = {}
-
-        def run(solver=solver, result=result, noise=noise):
-            noise.draws = 0
-            result["nfe"] = sample(solver, problem.denoiser, schedule, x, ts, noise=noise,
-                                   check_finite=args.check_finite).nfe
-
-        times = timings(run, args.device, args.repeat)
-        wall = median(times)
-        work = result["nfe"] * floor
-        allowed = 2 * work + noise.draws * noise_draw if solver.stochastic else 1.2 * work
-        min_traffic = 2 * state_bytes * result["nfe"] / wall
-        rows.append({"sampler": name, "stochastic": solver.stochastic, "nfe": result["nfe"],
-                     "noise_draws": noise.draws, "wall_s": wall, "wall_min": min(times),
-                     "wall_max": max(times), "spread": spread(times),
-                     "floor_ratio": wall / work, "allowed_ratio": allowed / work,
-                     "within_target": wall <= allowed, "samples_per_s": args.batch / wall,
+    for name in names:
+        solver, walls = solvers[name], times[name]
+        ratios = [wall / (nfe[name] * f) for wall, f in zip(walls, floor_rounds, strict=True)]
+        wall, ratio = median(walls), median(ratios)
+        allowed = (2 + noises[name].draws * noise_draw / (nfe[name] * floor)) \
+            if solver.stochastic else 1.2
+        min_traffic = 2 * state_bytes * nfe[name] / wall
+        rows.append({"sampler": name, "stochastic": solver.stochastic, "nfe": nfe[name],
+                     "noise_draws": noises[name].draws, "wall_s": wall, "wall_min": min(walls),
+                     "wall_max": max(walls), "spread": spread(walls),
+                     "floor_ratio": ratio, "ratio_min": min(ratios), "ratio_max": max(ratios),
+                     "allowed_ratio": allowed, "within_target": ratio <= allowed,
+                     "samples_per_s": args.batch / wall,
                      "min_traffic_GBps": min_traffic / 1e9, "fraction_of_peak": min_traffic / peak})
-    header = (f"denoiser (floor) {floor * 1e3:.1f} ms (spread {spread(floor_repeats):.2f}); "
+    header = (f"denoiser (floor) {floor * 1e3:.1f} ms (spread {spread(floor_rounds):.2f}); "
               f"one noise draw {noise_draw * 1e3:.1f} ms; "
               f"d={args.dim} batch={args.batch} {args.dtype} {args.device} steps={args.steps} "
               f"{args.covariance} covariance; copy bandwidth {measured_peak / 1e9:.1f} GB/s"
-              + ("" if args.peak_gbps is None else f", datasheet peak {args.peak_gbps:g} GB/s"))
+              + ("" if args.peak_gbps is None else f", datasheet peak {args.peak_gbps:g} GB/s")
+              + f"; {args.repeat} interleaved rounds")
     table = pd.DataFrame(rows)
-    floor_after = median(floor_times(lambda: problem.denoiser(x, t_mid), args.device, args.repeat))
-    table.attrs["floor_spread"] = spread(floor_repeats)
-    table.attrs["floor_drift"] = max(floor, floor_after) / min(floor, floor_after)
+    table.attrs["floor_spread"] = spread(floor_rounds)
+    table.attrs["floor_drift"] = max(floor_rounds[0], floor_rounds[-1]) / min(
+        floor_rounds[0], floor_rounds[-1])
     return table, header
+
+
+FLOOR = "(floor)"
+
+
+def _counting(calls: dict, bar) -> dict:
+    """The same calls, advancing ``bar`` once per round (after the last call of a round)."""
+    last = list(calls)[-1]
+
+    def tick(fn):
+        def call():
+            fn()
+            bar.update()
+        return call
+
+    return {name: tick(fn) if name == last else fn for name, fn in calls.items()}
 
 
 def print_table(make_table, args: argparse.Namespace) -> object:

@@ -99,3 +99,13 @@ def test_noisy_timings_are_flagged(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "timings of euler, the floor varied by more than" in err
     assert "the floor moved by 1.30x" in err
+
+
+def test_timings_interleave_rounds_after_a_warm_up_round():
+    """Each round calls every function once in turn (a load change falls on all alike); the
+    first round is the untimed warm-up."""
+    log = []
+    calls = {name: (lambda name=name: log.append(name)) for name in ("floor", "a", "b")}
+    times = speed.interleaved_timings(calls, "cpu", repeat=2)
+    assert log == ["floor", "a", "b"] * 3
+    assert {name: len(values) for name, values in times.items()} == {"floor": 2, "a": 2, "b": 2}
