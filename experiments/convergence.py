@@ -55,8 +55,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                              "the exact output law (W2, KL, no Monte Carlo noise), gmm Monte Carlo "
                              "metrics (default: gaussian). With --model: the network's learned "
                              "score on this problem's truth, beside the exact score")
-    parser.add_argument("--model", default=None, metavar="MODULE:FACTORY",
-                        help="study your own network instead of a problem: FACTORY() returns a "
+    parser.add_argument("--model", default=None, metavar="MODULE:FACTORY|CKPT.pt",
+                        help="study your own network (or a checkpoint of experiments/train.py, "
+                             "path ending in .pt): FACTORY() returns a "
                              "network model(x, t) (see --prediction) or an adapter of "
                              "sdebench.problems.adapters (diffusers, k-diffusion); errors are "
                              "measured against a reference solve (--reference)")
