@@ -40,7 +40,7 @@ def ddim_eta_half() -> DDIM:
     return DDIM(eta=0.5)
 
 
-for _name, _factory in {
+_BUILTIN = {
     # probability-flow ODE
     "euler": Euler,
     "heun": Heun,
@@ -60,8 +60,12 @@ for _name, _factory in {
     "annealed_langevin": AnnealedLangevin,
     "edm_stochastic": EDMStochastic,
     "dpmpp_2m_sde": DPMSolverPP2MSDE,
-}.items():
+}
+for _name, _factory in _BUILTIN.items():
     register_sampler(_name, _factory)
+
+BUILTIN_SAMPLERS = tuple(_BUILTIN)
+"""sdebench's own samplers (plugins, such as the peers of :mod:`sdebench.peers`, add others)."""
 
 
 def get_solver(spec: str | Spec):

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from sdebench.solvers.context import Denoiser, FiniteMonitor, StepContext
 from sdebench.solvers.grids import check_grid
 from sdebench.solvers.noise import GaussianIncrements
-from sdebench.solvers.solver import check_declarations
+from sdebench.solvers.solver import check_declarations, is_path_sampler
 from sdebench.theory.schedule import Schedule
 
 
@@ -80,6 +80,8 @@ def sample(
     check_grid(ts, schedule)
     monitor = FiniteMonitor(check_finite, ts)
     monitor.check(x, 0, "initial state")
+    if is_path_sampler(solver):
+        return _integrate(solver, model, schedule, x, ts, noise, monitor, enable_grad)
     steps = ts.numel() - 1
     ctx = StepContext(model, schedule, noise if noise is not None else GaussianIncrements(0), steps,
                       monitor, final_sigma_is_zero=check_zero_sigma(solver, schedule, ts))
@@ -95,3 +97,25 @@ def sample(
                 callback(i, t_cur, t_next, x)
     monitor.finish()
     return SampleResult(x, ctx.nfe)
+
+
+class CountingModel:
+    """The model, its calls counted (a path sampler evaluates it inside a peer's own loop)."""
+
+    def __init__(self, model: Denoiser):
+        self.model, self.calls = model, 0
+
+    def __call__(self, x, t):
+        self.calls += 1
+        return self.model(x, t)
+
+
+def _integrate(solver, model, schedule, x, ts, noise, monitor, enable_grad) -> SampleResult:
+    """A path sampler's whole run (its library's loop); only its output is checked for NaN/Inf,
+    reported as the last step's state."""
+    counting = CountingModel(model)
+    with torch.set_grad_enabled(enable_grad):
+        x = solver.integrate(counting, schedule, x, ts, noise)
+    monitor.check(x, ts.numel() - 2, "state")
+    monitor.finish()
+    return SampleResult(x, counting.calls)

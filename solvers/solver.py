@@ -19,6 +19,12 @@ the solver's parameters may be a property, checked on the instance when sampling
 ``nfe_per_step``       model evaluations per step (``nan``: adaptive)
 ``stochastic``         whether the step draws noise
 ``handles_zero_sigma`` whether a step may end where σ = 0 (no division by σ(t_next)); default False
+``precision``          a dtype coarser than the state's that the solver computes in (a peer
+                       library's float32 tables), or None; it sets the round-off floor
+
+A *path sampler* (a peer library's whole loop, :mod:`sdebench.peers`) has no step: it declares
+the same attributes and implements ``integrate(model, schedule, x, ts, noise) -> x_out``, which
+:func:`sdebench.solvers.loop.sample` calls in place of its own loop.
 
 The constructor's parameters must be stored as attributes of the same names, so that
 :meth:`Solver.parameters` can record them with every result.
@@ -29,6 +35,8 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+
+import torch
 
 DECLARATIONS = ("order", "strong_order", "nfe_per_step", "stochastic")
 
@@ -59,13 +67,24 @@ def _declaration_error(owner: str, name: str, value) -> str | None:
     return None
 
 
+def unit_roundoff(solver, dtype: torch.dtype) -> float:
+    """u = eps/2 of what ``solver`` computes with: ``dtype``, or its coarser ``precision``."""
+    precision = getattr(solver, "precision", None) or dtype
+    return max(torch.finfo(dtype).eps, torch.finfo(precision).eps) / 2
+
+
+def is_path_sampler(solver) -> bool:
+    """Whether ``solver`` runs whole trajectories itself (``integrate``) instead of steps."""
+    return callable(getattr(solver, "integrate", None))
+
+
 def check_declarations(solver) -> None:
     """Raise TypeError naming the first missing or invalid declaration of a solver object (any
     object with a ``step`` method, not only :class:`Solver` subclasses)."""
     owner = type(solver).__name__
-    if not callable(getattr(solver, "step", None)):
+    if not callable(getattr(solver, "step", None)) and not is_path_sampler(solver):
         raise TypeError(f"{owner} is not a solver: it has no step(ctx, x, t_cur, t_next, state) "
-                        "method")
+                        "method (nor integrate(model, schedule, x, ts, noise))")
     for name in DECLARATIONS:
         value = getattr(solver, name, UNDECLARED)
         if value is UNDECLARED:

@@ -16,6 +16,8 @@ pathwise runs — so each is computed once however many metrics use it. Registra
   exact law nor exact samples (a user's network);
 * ``samplers``: ``"all"``, or ``"deterministic"`` / ``"stochastic"`` for a metric that applies
   to ODE or SDE samplers only (e.g. the error of a deterministic map);
+* ``condition``: an optional predicate ``(problem, solver) -> bool`` for anything else a metric
+  needs (e.g. a peer sampler with an sdebench twin, :mod:`sdebench.peers.agreement`);
 * ``description``: one line for reports.
 
 A :class:`Measurement` carries its value, its Monte Carlo standard error (NaN when exact), the
@@ -42,6 +44,7 @@ from sdebench.seeding import generator
 from sdebench.solvers.grids import make_grid
 from sdebench.solvers.loop import sample
 from sdebench.solvers.noise import BrownianGrid, GaussianIncrements
+from sdebench.solvers.solver import unit_roundoff
 from sdebench.state import mean_square_norm
 
 ROUNDOFF_SAFETY = 10
@@ -76,6 +79,7 @@ class Metric:
     monte_carlo: bool = False
     reference_based: bool = False
     samplers: str = "all"
+    condition: Callable | None = None
 
     def __call__(self, run: UnitRun) -> Measurement:
         return self.fn(run)
@@ -85,6 +89,8 @@ class Metric:
         if not self.requires <= problem.capabilities:
             return False
         if self.samplers != "all" and solver.stochastic != (self.samplers == "stochastic"):
+            return False
+        if self.condition is not None and not self.condition(problem, solver):
             return False
         return self.order != "strong_order" or getattr(solver, "strong_order", None) is not None
 
@@ -102,7 +108,7 @@ METRICS = Registry("metric")
 
 def register_metric(name: str, *, requires=(), order: str | None = None, description: str = "",
                     monte_carlo: bool = False, reference_based: bool = False,
-                    samplers: str = "all"):
+                    samplers: str = "all", condition: Callable | None = None):
     """Decorator: register ``fn(run) -> Measurement`` as metric ``name`` (see module docstring)."""
     if order not in (None, "order", "strong_order"):
         raise ValueError(f"metric {name!r}: order must be None, 'order' or 'strong_order', "
@@ -114,7 +120,7 @@ def register_metric(name: str, *, requires=(), order: str | None = None, descrip
     def add(fn: Callable) -> Callable:
         METRICS.register(name, Metric(name, fn, frozenset(requires), order,
                                       description or (fn.__doc__ or "").strip().split("\n")[0],
-                                      monte_carlo, reference_based, samplers))
+                                      monte_carlo, reference_based, samplers, condition))
         return fn
 
     return add
@@ -211,10 +217,11 @@ class UnitRun:
         return float(mean_square_norm(self.batch_run.x)) ** 0.5
 
     def roundoff_floor(self, scale: float | None = None) -> float:
-        """:data:`ROUNDOFF_SAFETY` · u · √NFE · scale for this unit's dtype."""
-        unit_roundoff = torch.finfo(self.problem.dtype).eps / 2
+        """:data:`ROUNDOFF_SAFETY` · u · √NFE · scale for this unit's dtype (or the coarser
+        precision its solver declares)."""
         scale = self.target_scale if scale is None else scale
-        return ROUNDOFF_SAFETY * unit_roundoff * math.sqrt(self.batch_run.nfe) * scale
+        return ROUNDOFF_SAFETY * unit_roundoff(self.solver, self.problem.dtype) \
+            * math.sqrt(self.batch_run.nfe) * scale
 
 
 @register_metric("w2", requires=(EXACT_LAW,), order="order",
