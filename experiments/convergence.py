@@ -194,6 +194,27 @@ def _print_table(table) -> None:
         print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
+def _print_conformance(study) -> None:
+    """Per peer sampler: declared and measured order, verdict, agreement with sdebench's twin
+    (sdebench.studies.conformance)."""
+    import pandas as pd
+
+    from sdebench.studies.conformance import conformance_table
+
+    table = conformance_table(study.results, study.orders)
+    if table.empty:
+        return
+    shown = table.assign(order=[
+        "" if m != m else f"{m:.2f} ± {c:.2f}" if c == c and c != float("inf") else f"{m:.2f}"
+        for m, c in zip(table.measured_order, table.ci95, strict=True)],
+        agreement=[f"{a:.2g}" if a == a else "" for a in table.agreement])
+    columns = ["library", "sampler", "declared_order", "order", "verdict", "twin", "agreement",
+               "agrees"]
+    print("peer conformance (declared order: see order_source in results.csv):")
+    with pd.option_context("display.width", 220, "display.max_colwidth", 70):
+        print(shown[columns].to_string(index=False, float_format=lambda v: f"{v:g}"))
+
+
 def _print_score_errors(study) -> None:
     """The score-error floor of each learned-score section (sdebench.studies.learned)."""
     from sdebench.studies.learned import SCORE_ERROR_NOTE
@@ -300,6 +321,7 @@ def main(argv=None, prog: str | None = None) -> int:
         for line in reference_summary(table):
             print(line)
         _print_score_errors(study)
+        _print_conformance(study)
         print("verdicts:", ", ".join(f"{k} {v}" for k, v in counts.items()))
         print(VERDICT_LEGEND)
     if not args.no_report:

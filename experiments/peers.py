@@ -1,12 +1,15 @@
-"""The floor ratio of experiments/speed.py for a peer library (diffusers) beside sdebench's.
+"""The floor ratio of experiments/speed.py for the peer libraries (k-diffusion, diffusers)
+beside sdebench's.
 
-    pip install diffusers torchsde        # optional: not a dependency of sdebench
+    pip install "sdebench[peers]" && pip install --no-deps k-diffusion   # optional peers
     python experiments/peers.py           # d = 3072, batch 1024, float32, CPU, 4 steps
 
-Both libraries sample the same Gaussian problem with the same model cost: diffusers' schedulers
+All libraries sample the same Gaussian problem with the same model cost: diffusers' schedulers
 call an ε-model built on :meth:`sdebench.problems.gaussian.GaussianProblem.denoise_at` with their own
-discrete ᾱ (s = √ᾱ, σ = √((1 − ᾱ)/ᾱ)); each library's floor is one call of the model it sees
-(ε-model for diffusers, denoiser for sdebench), so the ratio is the library's own overhead.
+discrete ᾱ (s = √ᾱ, σ = √((1 − ᾱ)/ᾱ)), k-diffusion's samplers the denoiser D(x̃; σ) of x̃ = x/s;
+each library's floor is one call of the model it sees (ε-model for diffusers, denoiser for
+sdebench and k-diffusion), so the ratio is the library's own overhead. Their accuracy is
+measured by the convergence study (``--samplers kdiffusion.heun,diffusers.…``, README).
 """
 
 from __future__ import annotations
@@ -61,17 +64,6 @@ class TorchsdeInterval:
         return self.increment(t_a, t_b, like, channel) / abs(float(t_b) - float(t_a)) ** 0.5
 
 
-class CountingModel:
-    """Counts calls of a model (NFE as the peer library spends it)."""
-
-    def __init__(self, model):
-        self.model, self.calls = model, 0
-
-    def __call__(self, *args):
-        self.calls += 1
-        return self.model(*args)
-
-
 def epsilon_model(problem, alphas_cumprod):
     """ε(x, t) for diffusers: ᾱ at (possibly fractional) timestep t by linear interpolation."""
     import numpy as np
@@ -107,6 +99,7 @@ def diffusers_rows(problem, x_start, steps: int, device: str, repeat: int, quiet
     import diffusers
 
     from sdebench.experiments.speed import floor_times, median, spread, timings
+    from sdebench.solvers.loop import CountingModel
 
     rows = []
     for label, class_name, options, stochastic in tqdm(DIFFUSERS_SAMPLERS, desc="diffusers",
@@ -123,6 +116,44 @@ def diffusers_rows(problem, x_start, steps: int, device: str, repeat: int, quiet
         wall = median(times)
         rows.append({"library": f"diffusers {diffusers.__version__}", "sampler": label,
                      "stochastic": stochastic, "nfe": model.calls, "wall_s": wall,
+                     "spread": spread(times), "floor_ratio": wall / (model.calls * floor)})
+    return rows
+
+
+KDIFFUSION_SAMPLERS = ["euler", "heun", "dpmpp_2m", "euler_ancestral", "dpmpp_2m_sde", "dpmpp_sde"]
+
+
+def kdiffusion_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False):
+    """k-diffusion's samplers called directly (its own loop and its default Brownian-tree noise)
+    on x̃ = x/s with the denoiser D(x̃; σ) of the same problem; the floor is one call of it."""
+    import importlib.metadata
+
+    from sdebench.experiments.speed import floor_times, median, spread, timings
+    from sdebench.peers.kdiffusion import METHODS, sampling_module
+    from sdebench.solvers.grids import log_snr_grid
+    from sdebench.solvers.loop import CountingModel
+
+    module = sampling_module()
+    numeric = problem.schedule.numeric
+    ts = log_snr_grid(problem.schedule, steps, device=device)
+    sigmas = numeric.sigma(ts).to(x_start)
+    x_tilde = x_start / numeric.s(ts[0])
+    version = importlib.metadata.version("k-diffusion")
+    model = CountingModel(lambda x, sigma: problem.denoise_at(x, 1, sigma[0]))
+    floor = median(floor_times(lambda: model.model(x_tilde, sigmas[steps // 2:][:1]), device,
+                               repeat))
+    rows = []
+    for method in tqdm(KDIFFUSION_SAMPLERS, desc="k-diffusion", disable=quiet):
+        function = getattr(module, METHODS[method].function)
+
+        def run(function=function):
+            model.calls = 0
+            function(model, x_tilde, sigmas, disable=True)
+
+        times = timings(run, device, repeat)
+        wall = median(times)
+        rows.append({"library": f"k-diffusion {version}", "sampler": method,
+                     "stochastic": METHODS[method].stochastic, "nfe": model.calls, "wall_s": wall,
                      "spread": spread(times), "floor_ratio": wall / (model.calls * floor)})
     return rows
 
@@ -160,7 +191,7 @@ def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int, quiet:
 
 
 def peers_table(args: argparse.Namespace):
-    """(tidy DataFrame, header line): sdebench's rows, then diffusers'; needs diffusers+torchsde."""
+    """(tidy DataFrame, header line): sdebench's rows, then k-diffusion's and diffusers'."""
     import pandas as pd
     import torch
 
@@ -177,7 +208,8 @@ def peers_table(args: argparse.Namespace):
     sizes = (problem, x_start, args.steps, args.device, args.repeat, args.quiet)
     header = (f"d={args.dim} batch={args.batch} {args.dtype} {args.device} steps={args.steps} "
               f"{args.covariance} covariance; floor_ratio = wall / (NFE × one model call)")
-    return pd.DataFrame(sdebench_rows(*sizes) + diffusers_rows(*sizes)), header
+    return pd.DataFrame(sdebench_rows(*sizes) + kdiffusion_rows(*sizes)
+                        + diffusers_rows(*sizes)), header
 
 
 def main(argv=None, prog: str | None = None) -> int:
@@ -185,12 +217,16 @@ def main(argv=None, prog: str | None = None) -> int:
     add_size_arguments(parser)
     args = parser.parse_args(argv)
     check_device(parser, args.device)
+    from sdebench.peers.kdiffusion import PeerUnavailable, sampling_module
+
     try:
         import diffusers  # noqa: F401
         import torchsde  # noqa: F401
-    except ImportError as error:
-        print(f"peers.py needs the peer library: pip install diffusers torchsde ({error})",
-              file=sys.stderr)
+
+        sampling_module()
+    except (ImportError, PeerUnavailable) as error:
+        print(f"peers.py needs the peer libraries: pip install 'sdebench[peers]' and pip install "
+              f"--no-deps k-diffusion ({error})", file=sys.stderr)
         return 2
     print_table(peers_table, args)
     return 0

@@ -14,6 +14,7 @@ def render_directory(directory: str | Path, output: str | Path | None = None,
                      progress: bool = False) -> Path:
     """Write the report of the study stored in ``directory`` (default: its report.html)."""
     from sdebench.reports.html import StudyFrames, write_report
+    from sdebench.studies.conformance import conformance_table
     from sdebench.studies.order import order_table
     from sdebench.studies.precision import error_at_nfe
     from sdebench.studies.store import ResultStore, StoreError
@@ -24,9 +25,10 @@ def render_directory(directory: str | Path, output: str | Path | None = None,
         legacy = " (it holds a results.csv of the pre-0.2 format: re-run the study)" \
             if (Path(directory) / "results.csv").exists() else ""
         raise StoreError(f"no stored results in {directory}{legacy}")
-    frames = StudyFrames(results, order_table(results), error_at_nfe(results), samples,
+    orders = order_table(results)
+    frames = StudyFrames(results, orders, error_at_nfe(results), samples,
                          store.section_frames("trajectories"), store.sections(),
-                         store.section_frames("score_error"))
+                         store.section_frames("score_error"), conformance_table(results, orders))
     return write_report(frames, Path(directory) / "report.html" if output is None else output,
                         progress)
 

@@ -51,7 +51,8 @@ class StudyFrames:
     """What a report shows: ``results`` (one row per measurement), ``orders`` (fits),
     ``at_nfe`` (errors at target NFEs, :func:`sdebench.studies.precision.error_at_nfe`),
     ``samples`` (2-D points), ``trajectories``, ``sections`` (config_id → {config, commands}),
-    ``score_errors`` (e(t) of learned-score sections, :mod:`sdebench.studies.learned`)."""
+    ``score_errors`` (e(t) of learned-score sections, :mod:`sdebench.studies.learned`),
+    ``conformance`` (peer samplers, :mod:`sdebench.studies.conformance`)."""
 
     results: pd.DataFrame
     orders: pd.DataFrame
@@ -60,6 +61,7 @@ class StudyFrames:
     trajectories: pd.DataFrame = field(default_factory=pd.DataFrame)
     sections: dict = field(default_factory=dict)
     score_errors: pd.DataFrame = field(default_factory=pd.DataFrame)
+    conformance: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _svg(figure) -> str:
@@ -286,6 +288,34 @@ def _error_at_nfe_tables(at_nfe: pd.DataFrame) -> str:
             "(never extrapolated).</p>" + "".join(parts))
 
 
+def _conformance(rows: pd.DataFrame, commands: list[str]) -> str:
+    """The peer conformance table and, for each FAIL or unexplained disagreement, a finding
+    with the numbers and the command that reproduces it."""
+    shown = rows.assign(measured=[
+        "" if m != m else f"{m:.3f} ± {c:.3f}" if np.isfinite(c) else f"{m:.3f}"
+        for m, c in zip(rows.measured_order, rows.ci95, strict=True)])
+    table = _table(shown[["library", "sampler", "declared_order", "order_source", "measured",
+                          "fit_steps", "verdict", "twin", "agreement", "agrees"]])
+    command = commands[0] if commands else "(the command of this section)"
+    findings = []
+    for _, row in rows.iterrows():
+        if row.verdict == "FAIL":
+            findings.append(f"{row.sampler}: measured order {row.measured_order:.3f} ± "
+                            f"{row.ci95:.3f} at steps {row.fit_steps}, declared "
+                            f"{row.declared_order:g} ({row.order_source})")
+        if "a finding" in row.agrees:
+            findings.append(f"{row.sampler}: differs from sdebench's {row.twin} by up to "
+                            f"{row.agreement:.3g} (round-off {row.agreement_floor:.2g})")
+    notes = "".join(f"<li>{html.escape(text)}; reproduce: <code>{html.escape(command)}</code>"
+                    "</li>" for text in findings)
+    return ("<h3>Peer conformance</h3><p>Each peer library's sampler, run in its own loop on "
+            "this problem: its declared order and where it is stated, the measured order, and "
+            "its agreement with sdebench's implementation of the same method on the grid the "
+            "peer steps on (largest difference of the exact output laws over the step counts; "
+            "round-off is the floor of the precision the library computes in).</p>" + table
+            + (f"<p>Findings:</p><ul>{notes}</ul>" if notes else ""))
+
+
 def _section_header(config_id: str, section: dict, frame: pd.DataFrame) -> str:
     config = section.get("config") or {key: frame[key].iloc[0] for key in _SECTION_KEYS if key in frame}
     shown = {key: config[key] for key in _SECTION_KEYS if key in config}
@@ -322,6 +352,10 @@ def _section(config_id: str, frames: StudyFrames) -> str:
     if not orders.empty:
         part.append("<h3>Measured versus declared order</h3>"
                     + _table(orders.drop(columns=["config_id", "schedule", "problem"])))
+        conformance = frames.conformance
+        if not conformance.empty and (conformance.config_id == config_id).any():
+            part.append(_conformance(conformance[conformance.config_id == config_id],
+                                     frames.sections.get(config_id, {}).get("commands", [])))
         first = orders.metric.iloc[0]
         repeats = (frames.sections.get(config_id, {}).get("config") or {}).get("timing_repeats", 1)
         timing = (f"the median of {repeats} timings, bars from the fastest to the slowest"

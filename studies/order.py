@@ -130,6 +130,7 @@ def order_table(results: pd.DataFrame) -> pd.DataFrame:
         reason = _inconclusive_reason(usable, dropped, half_width) if result == "INCONCLUSIVE" else ""
         rows.append({
             **dict(zip(keys, key, strict=True)),
+            "library": group.library.iloc[0] if "library" in group else "sdebench",
             "points": len(usable),
             "fit_steps": f"{int(usable.steps.min())}-{int(usable.steps.max())}" if len(usable) else "",
             "measured_order": measured,

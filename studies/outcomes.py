@@ -27,10 +27,13 @@ def unit_columns(unit: Unit) -> dict:
         "sampler_index": unit.config["sampler_index"],
         "sampler_params": json.dumps(unit.config["sampler_params"], sort_keys=True, default=str),
         "sampler_class": unit.config["sampler_class"],
+        "library": getattr(solver, "library", "sdebench"),
         "steps": unit.steps,
         "stochastic": solver.stochastic,
         "declared_order": solver.order, "declared_strong_order": solver.strong_order,
         "order_note": getattr(solver, "order_note", ""),
+        "order_source": getattr(solver, "order_source", ""),
+        "twin": getattr(solver, "twin", ""), "convention": getattr(solver, "convention", ""),
         "git_commit": git_commit(),
     }
 

@@ -6,7 +6,7 @@ host scalars), as recommended for accelerators in :func:`sdebench.solvers.loop.s
 import pytest
 import torch
 
-from sdebench.solvers.catalogue import SAMPLERS, get_solver
+from sdebench.solvers.catalogue import BUILTIN_SAMPLERS, get_solver
 from sdebench.solvers.context import FiniteMonitor
 from sdebench.solvers.grids import log_snr_grid
 from sdebench.solvers.loop import sample
@@ -22,7 +22,7 @@ class DeviceNormals(NoiseSource):
 
 
 HOST_DRIVEN = {"rk45": "adaptive step-size control decides on the host by design"}
-SYNC_FREE = [name for name in SAMPLERS.names() if name not in HOST_DRIVEN]
+SYNC_FREE = [name for name in BUILTIN_SAMPLERS if name not in HOST_DRIVEN]
 
 
 @pytest.mark.parametrize("name", SYNC_FREE)

@@ -21,6 +21,7 @@ LAYERS = {  # subpackage → the sdebench subpackages it may import
     "studies": {"theory", "solvers", "problems"},
     "reports": {"studies"},
     "training": {"theory", "problems"},
+    "peers": {"solvers", "problems", "studies"},
     "experiments": {"theory", "solvers", "problems", "studies", "reports", "training"},
 }
 ROOT_MODULES = {"registry", "seeding", "state"}  # sdebench/*.py utilities every layer may use

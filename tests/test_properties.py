@@ -12,7 +12,7 @@ from scipy.integrate import solve_ivp
 
 from sdebench.problems.gaussian import GaussianProblem
 from sdebench.problems.law import ExactLawNoise
-from sdebench.solvers.catalogue import SAMPLERS, get_solver
+from sdebench.solvers.catalogue import BUILTIN_SAMPLERS, get_solver
 from sdebench.solvers.exponential import DDIM
 from sdebench.solvers.loop import sample
 from sdebench.solvers.noise import PerSampleIncrements
@@ -21,7 +21,7 @@ from sdebench.theory.numeric import lambdify
 from tests.helpers import em_error_and_first_order_term
 from tests.strategies import gaussian_data, gaussian_problems, schedules
 
-DETERMINISTIC = [name for name in SAMPLERS.names() if not get_solver(name).stochastic]
+DETERMINISTIC = [name for name in BUILTIN_SAMPLERS if not get_solver(name).stochastic]
 
 
 def _time(schedule, fraction):
@@ -169,7 +169,7 @@ def test_deterministic_solvers_are_invariant_to_batch_composition(data, name, sp
 
 BATCH_COUPLED = {"pc": "Song et al.'s corrector step uses batch-mean norms",
                  "rk45": "step sizes follow the batch's rms error norm"}
-STOCHASTIC = [name for name in SAMPLERS.names() if get_solver(name).stochastic and name not in BATCH_COUPLED]
+STOCHASTIC = [name for name in BUILTIN_SAMPLERS if get_solver(name).stochastic and name not in BATCH_COUPLED]
 
 
 @given(st.data(), st.sampled_from(STOCHASTIC), st.integers(1, 6))

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from sdebench.solvers.catalogue import SAMPLERS, get_solver
+from sdebench.solvers.catalogue import BUILTIN_SAMPLERS, get_solver
 from sdebench.studies.config import StudyConfig, resolve_sections, resolve_units
 from sdebench.studies.convergence import run_study
 from sdebench.studies.reference import parse_reference, resolve_reference
 
 ROOT = Path(__file__).resolve().parents[1]
-ODE_SAMPLERS = [name for name in SAMPLERS.names()
+ODE_SAMPLERS = [name for name in BUILTIN_SAMPLERS
                 if not get_solver(name).stochastic and get_solver(name).order is not None]
 
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from sdebench.solvers.catalogue import SAMPLERS, get_solver
+from sdebench.solvers.catalogue import BUILTIN_SAMPLERS, get_solver
 from sdebench.solvers.grids import log_snr_grid
 from sdebench.solvers.loop import sample
 from sdebench.solvers.runge_kutta import DORMAND_PRINCE, RK4, Tableau, achieved_order, rooted_trees
@@ -79,7 +79,7 @@ def test_duck_typed_solvers_are_checked_when_sampling():
         sample("euler", problem.denoiser, problem.schedule, x, ts)
 
 
-@pytest.mark.parametrize("name", SAMPLERS.names())
+@pytest.mark.parametrize("name", BUILTIN_SAMPLERS)
 def test_catalogue_solvers_record_their_parameters(name):
     """Constructor parameters are attributes of the same name (recorded with every result)."""
     solver = get_solver(name)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from sdebench.problems.law import ExactLawNoise
-from sdebench.solvers.catalogue import SAMPLERS, get_solver
+from sdebench.solvers.catalogue import BUILTIN_SAMPLERS, get_solver
 from sdebench.solvers.grids import uniform_t_grid
 from sdebench.solvers.loop import sample
 from sdebench.solvers.noise import BrownianTree
@@ -19,8 +19,8 @@ from sdebench.solvers.ode import DormandPrince45
 from tests.helpers import exact_law_w2, fitted_order, vp_problem
 
 ORDER_STEPS = [64, 128, 256]
-ORDERED = [name for name in SAMPLERS.names() if get_solver(name).order is not None]
-UNORDERED = [name for name in SAMPLERS.names() if get_solver(name).order is None]
+ORDERED = [name for name in BUILTIN_SAMPLERS if get_solver(name).order is not None]
+UNORDERED = [name for name in BUILTIN_SAMPLERS if get_solver(name).order is None]
 
 
 @pytest.mark.parametrize("name", ORDERED)

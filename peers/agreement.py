@@ -1,0 +1,58 @@
+"""Agreement of a peer sampler with sdebench's own implementation of the same method.
+
+Registered as the metric ``agreement`` for peer samplers that name a ``twin``: on a problem with
+an exact law, the largest difference of the two exact output laws (per coordinate, of the means
+and of the standard deviations; stochastic samplers included, since both laws are exact); on
+other problems, for deterministic samplers, the largest difference of the two outputs from the
+same start points. The twin runs on the grid the peer steps on (``grid_sigmas``), so grids never
+explain a difference. Where conventions match, it is round-off (its floor); where they differ,
+the peer's ``convention`` names the difference.
+"""
+
+from __future__ import annotations
+
+from sdebench.problems.law import ExactLawNoise
+from sdebench.problems.protocol import EXACT_LAW
+from sdebench.solvers.catalogue import get_solver
+from sdebench.solvers.loop import sample
+from sdebench.solvers.noise import GaussianIncrements
+from sdebench.studies.metrics import Measurement, UnitRun, register_metric
+
+
+def has_twin(problem, solver) -> bool:
+    """A peer sampler with a twin, on a problem where the two can be compared exactly."""
+    return bool(getattr(solver, "twin", "")) and (
+        EXACT_LAW in problem.capabilities or not solver.stochastic)
+
+
+def peer_grid(run: UnitRun):
+    """The grid the peer steps on, in the study's time t (its ``grid_sigmas`` mapped by σ⁻¹,
+    the ends kept at the study's, which it starts and ends at up to its float rounding); the
+    study's grid for a peer that steps on it or ends at σ = 0."""
+    sigmas = getattr(run.solver, "grid_sigmas", lambda schedule, ts: None)(
+        run.problem.schedule, run.ts)
+    if sigmas is None:
+        return run.ts
+    ts = run.problem.schedule.numeric.sigma_inv(sigmas.to(run.ts))
+    ts[0], ts[-1] = run.ts[0], run.ts[-1]
+    return ts
+
+
+@register_metric("agreement", condition=has_twin,
+                 description="largest difference to sdebench's own implementation (its twin)")
+def agreement(run: UnitRun) -> Measurement:
+    """max |peer − twin| over coordinates: of the exact output laws' means and standard
+    deviations, or (no exact law) of the outputs from the same start points."""
+    twin, problem = get_solver(run.solver.twin), run.problem
+    ts = peer_grid(run)
+    if EXACT_LAW in problem.capabilities:
+        own = sample(twin, problem.denoiser, problem.schedule, problem.marginal_law(run.ts[0]),
+                     ts, noise=ExactLawNoise()).x
+        difference = max(float((run.law.mean - own.mean).abs().max()),
+                         float((run.law.variance.sqrt() - own.variance.sqrt()).abs().max()))
+    else:
+        own = sample(twin, problem.denoiser, problem.schedule, run.start, ts,
+                     noise=GaussianIncrements(run.seed)).x
+        difference = float((run.batch_run.x - own).abs().max())
+    return Measurement(difference, floor=run.roundoff_floor(), floor_kind="round-off",
+                       against=f"sdebench {run.solver.twin}")

@@ -1,0 +1,28 @@
+"""The peer samplers' names, registered in the sampler catalogue as ``<library>.<method>``
+(``kdiffusion.dpmpp_2m``, ``diffusers.DPMSolverMultistepScheduler``), options as spec
+parameters (``kdiffusion.lms:order=3``). sdebench loads this module as a plugin (entry point
+``sdebench.plugins``), as it would a user's library; nothing here imports a peer library until
+a sampler is made."""
+
+from __future__ import annotations
+
+from sdebench.peers import agreement  # noqa: F401 - registers the metric "agreement"
+from sdebench.peers.diffusers import SCHEDULERS, DiffusersSampler
+from sdebench.peers.kdiffusion import METHODS, KDiffusionSampler
+from sdebench.solvers.catalogue import register_sampler
+
+
+def _factory(cls, method: str, doc: str):
+    def make(**options):
+        return cls(method, **options)
+
+    make.__doc__ = doc
+    return make
+
+
+for _method in METHODS:
+    register_sampler(f"kdiffusion.{_method}", _factory(
+        KDiffusionSampler, _method, f"k-diffusion's sample_{_method}; options: its keywords."))
+for _method in SCHEDULERS:
+    register_sampler(f"diffusers.{_method}", _factory(
+        DiffusersSampler, _method, f"diffusers' {_method}; options: its constructor keywords."))

@@ -1,0 +1,204 @@
+"""k-diffusion's samplers (Crowson, ``k_diffusion/sampling.py``) as study entries.
+
+k-diffusion integrates in Karras et al.'s (2022, eq. 4) variables: the state x̃ = x/s(t), the
+noise level σ, and a denoiser D(x̃; σ). A study's grid ts becomes ``sigmas = σ(ts)``, its start
+x is divided by s(t_max), its model is called as D(s(t) x̃, t) with t = σ⁻¹(σ), and the output
+is multiplied by s(t_min): the same ODE/SDE, in the library's own coordinates.
+
+Loading. k-diffusion's package ``__init__`` imports its training stack (torchvision, wandb,
+clip, kornia, …), which would pull a second torch build. Its sampling module needs only torch,
+scipy, torchsde, torchdiffeq, tqdm and one helper of ``k_diffusion.utils`` (``append_dims``).
+:func:`sampling_module` therefore executes the installed ``k_diffusion/sampling.py`` — the
+library's file, unchanged — under a private package name whose ``utils`` holds that helper;
+the real ``k_diffusion`` is never imported, so a user's own import of it is unaffected.
+Install: ``pip install "sdebench[peers]"`` and ``pip install --no-deps k-diffusion`` (README).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from sdebench.peers.base import PeerSampler, ProbeNoise
+from sdebench.registry import SpecError
+from sdebench.seeding import derive_seed
+
+_PRIVATE = "_sdebench_k_diffusion"
+_LOOP_ARGUMENTS = {"model", "x", "sigmas", "extra_args", "callback", "disable", "noise_sampler"}
+
+
+class PeerUnavailable(ImportError):
+    """A peer library is not installed (the message says how to install it)."""
+
+
+def _append_dims(x: torch.Tensor, target_dims: int) -> torch.Tensor:
+    """``k_diffusion.utils.append_dims``: trailing singleton dimensions up to target_dims."""
+    return x[(...,) + (None,) * (target_dims - x.ndim)]
+
+
+def sampling_module() -> types.ModuleType:
+    """The installed ``k_diffusion/sampling.py``, loaded once under a private name (module
+    docstring); :class:`PeerUnavailable` if k-diffusion or a module it needs is missing."""
+    name = f"{_PRIVATE}.sampling"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec("k_diffusion")
+    if spec is None or not spec.submodule_search_locations:
+        raise PeerUnavailable("k-diffusion is not installed: pip install 'sdebench[peers]' && "
+                              "pip install --no-deps 'k-diffusion>=0.1.1'")
+    path = Path(next(iter(spec.submodule_search_locations))) / "sampling.py"
+    package = types.ModuleType(_PRIVATE)
+    package.__path__ = []
+    utils = types.ModuleType(f"{_PRIVATE}.utils")
+    utils.append_dims = _append_dims
+    package.utils = utils
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules.update({_PRIVATE: package, f"{_PRIVATE}.utils": utils, name: module})
+    try:
+        module_spec.loader.exec_module(module)
+    except ImportError as error:
+        for key in (_PRIVATE, f"{_PRIVATE}.utils", name):
+            sys.modules.pop(key, None)
+        raise PeerUnavailable(f"k-diffusion's sampling module needs {error.name!r}: pip install "
+                              "'sdebench[peers]'") from error
+    return module
+
+
+@dataclass(frozen=True)
+class Method:
+    """One k-diffusion sampler: its function, declarations and where they are stated."""
+
+    function: str
+    stochastic: bool
+    order: float | None
+    nfe_per_step: float
+    order_source: str
+    twin: str = ""
+    convention: str = ""
+    order_note: str = ""
+
+
+_KARRAS_ODE = ("steps x̃ = x/s in σ (Karras et al. 2022, eq. 4); sdebench's {twin} steps x in t: "
+               "the same method where s = 1 and σ = t (edm), a different one elsewhere")
+
+_EDM_SECTION_3 = "Karras et al. 2022, §3"
+_NO_WEAK_ORDER = ("no weak order is documented (k-diffusion's docstring names the method only; "
+                  "Lu et al. 2022b and diffusers PR #3344 give none)")
+
+METHODS = {
+    "euler": Method("sample_euler", False, 1, 1, f"{_EDM_SECTION_3} and Alg. 2 with S_churn = 0: "
+                    "Euler's method, first order", "euler", _KARRAS_ODE.format(twin="euler")),
+    "heun": Method("sample_heun", False, 2, 2, f"{_EDM_SECTION_3} and Alg. 1: Heun's method, "
+                   "O(h³) local error", "heun", _KARRAS_ODE.format(twin="heun")),
+    "dpm_2": Method("sample_dpm_2", False, 2, 2, "the midpoint step in log σ of DPM-Solver-2 "
+                    "(Lu et al. 2022, Thm. 3.2: order 2); k-diffusion's docstring: 'inspired by "
+                    "DPM-Solver-2'"),
+    "lms": Method("sample_lms", False, 4, 1, "k-diffusion's `order` argument (Adams–Bashforth "
+                  "on the variable grid, weights by quadrature; no docstring)",
+                  order_note="its first steps use orders 1, 2, 3 (start-up)"),
+    "dpmpp_2m": Method("sample_dpmpp_2m", False, 2, 1, "Lu et al. 2022b (DPM-Solver++), Alg. 2: "
+                       "multistep second order", "dpmpp_2m"),
+    "euler_ancestral": Method("sample_euler_ancestral", True, 1, 1, "the same method as "
+                              "sdebench's ancestral (DDIM with η = 1, Song, Meng & Ermon 2021, "
+                              "§4.1; see the agreement column)", "ancestral"),
+    "dpmpp_2m_sde": Method("sample_dpmpp_2m_sde", True, 2, 1, "the same method as sdebench's "
+                           "dpmpp_2m_sde (SDE-DPM-Solver++(2M), Lu et al. 2022b §5, called "
+                           "'2nd-order' by its author in diffusers PR #3344; see the agreement "
+                           "column)", "dpmpp_2m_sde"),
+    "dpmpp_2s_ancestral": Method("sample_dpmpp_2s_ancestral", True, None, 2, "",
+                                 order_note=_NO_WEAK_ORDER),
+    "dpmpp_sde": Method("sample_dpmpp_sde", True, None, 2, "", order_note=_NO_WEAK_ORDER),
+    "dpmpp_3m_sde": Method("sample_dpmpp_3m_sde", True, None, 1, "", order_note=_NO_WEAK_ORDER),
+}
+
+
+class KDiffusionSampler(PeerSampler):
+    """``k_diffusion.sampling.sample_<method>`` with its options (``eta``, ``order``,
+    ``solver_type``, …; every keyword of the function but the loop's own), noise through its
+    ``noise_sampler`` argument: k-diffusion's Brownian tree in σ for the library's own runs, the
+    probe's Brownian sources for exact laws."""
+
+    library = "k-diffusion"
+    noise_kind = "brownian"
+    strong_order = None
+
+    def __init__(self, method: str, **options):
+        if method not in METHODS:
+            raise SpecError(f"unknown k-diffusion sampler {method!r}; expected one of "
+                            f"{sorted(METHODS)}")
+        self.method, self.options = method, dict(options)
+        self._declared = METHODS[method]
+        function = getattr(sampling_module(), self._declared.function)
+        accepted = set(inspect.signature(function).parameters) - _LOOP_ARGUMENTS
+        unknown = sorted(set(options) - accepted)
+        if unknown:
+            raise SpecError(f"k-diffusion {self._declared.function} takes no option {unknown}; "
+                            f"its options are {sorted(accepted)}")
+        self._function = function
+
+    @property
+    def stochastic(self) -> bool:
+        return self._declared.stochastic and self.options.get("eta", 1.0) != 0
+
+    @property
+    def order(self):
+        if self.method == "lms":
+            return self.options.get("order", 4)
+        if self.stochastic or not self._declared.stochastic:
+            return self._declared.order
+        return None  # a stochastic method run with eta = 0: its ODE order is not declared
+
+    @property
+    def order_note(self) -> str:
+        if self._declared.stochastic and not self.stochastic:
+            return "run with eta = 0: the deterministic limit's order is not declared"
+        return self._declared.order_note
+
+    @property
+    def nfe_per_step(self) -> float:
+        return self._declared.nfe_per_step
+
+    @property
+    def order_source(self) -> str:
+        return self._declared.order_source
+
+    @property
+    def twin(self) -> str:
+        return self._declared.twin if not self.options else ""
+
+    @property
+    def convention(self) -> str:
+        return self._declared.convention
+
+    def parameters(self) -> dict:
+        return {"method": self.method, **self.options}
+
+    def run(self, model, schedule, x, ts, noise: ProbeNoise | None, seed: int) -> torch.Tensor:
+        numeric = schedule.numeric
+        sigmas = numeric.sigma(ts).to(x)
+
+        def denoiser(x_tilde, sigma):
+            t = numeric.sigma_inv(sigma[:1])[0]
+            return model(numeric.s(t) * x_tilde, t)
+
+        x_tilde = x / numeric.s(ts[0])
+        arguments = dict(self.options)
+        if self.stochastic:
+            arguments["noise_sampler"] = self._noise_sampler(x_tilde, sigmas, noise, seed)
+        out = self._function(denoiser, x_tilde, sigmas, disable=True, **arguments)
+        return numeric.s(ts[-1]) * out
+
+    def _noise_sampler(self, like, sigmas, noise: ProbeNoise | None, seed: int):
+        """k-diffusion's Brownian tree in σ (its default for the SDE samplers), seeded from the
+        study's seed; or the probe's noise, with the same Brownian semantics."""
+        if noise is None:
+            return sampling_module().BrownianTreeNoiseSampler(
+                like, sigmas.min(), sigmas.max(), seed=derive_seed(seed, "k-diffusion") % 2**63)
+        return lambda sigma, sigma_next: noise.draw(like, float(sigma), float(sigma_next))
