@@ -9,6 +9,7 @@ import math
 
 import torch
 
+from sdebench.problems.checkerboard import CheckerboardProblem
 from sdebench.problems.gaussian import GaussianProblem
 from sdebench.problems.mixture import GaussianMixtureProblem
 from sdebench.problems.protocol import check_problem
@@ -79,6 +80,15 @@ def bimodal_1d(schedule: Schedule, *, dim: int = 1, seed: int = 0, separation: f
         torch.tensor([[-separation], [separation]], dtype=torch.float64),
         torch.full((2, 1), variance, dtype=torch.float64),
     )
+
+
+@register_problem("checkerboard")
+def checkerboard(schedule: Schedule, *, dim: int = 2, seed: int = 0, cells: int = 4,
+                 half_width: float = 2.0) -> CheckerboardProblem:
+    """Uniform on the black cells of a ``cells`` × ``cells`` board over [−half_width,
+    half_width]² (2-D only): sharp edges, exact score (:mod:`sdebench.problems.checkerboard`)."""
+    _require_dim("checkerboard", dim, (2,))
+    return CheckerboardProblem(schedule, cells, half_width)
 
 
 def get_problem(spec: str | Spec, schedule: Schedule, *, dim: int, seed: int):
