@@ -14,6 +14,7 @@ import argparse
 import sys
 import time
 from dataclasses import asdict, fields
+from pathlib import Path
 
 from sdebench.studies.provenance import digest
 
@@ -58,7 +59,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def main(argv=None, prog: str | None = None) -> int:
     import torch
 
-    from sdebench.training.trainer import TrainConfig, train
+    from sdebench.training.trainer import TrainConfig, load_checkpoint, train
 
     parser = build_parser(prog)
     args = parser.parse_args(argv)
@@ -69,15 +70,25 @@ def main(argv=None, prog: str | None = None) -> int:
     except (ValueError, TypeError) as error:
         parser.error(str(error))
     out = args.out or f"results/train/{config.data}_d{config.dim}_{digest(asdict(config), 10)}"
+    checkpoint = Path(out) / "checkpoint.pt"
+    first = load_checkpoint(checkpoint)["step"] if checkpoint.exists() else 0
     start = time.perf_counter()
     try:
         payload = train(config, out, progress=not args.quiet)
     except ValueError as error:
         parser.error(str(error))
+    except KeyboardInterrupt:
+        done = load_checkpoint(checkpoint)["step"] if checkpoint.exists() else 0
+        print(f"interrupted: the last checkpoint ({done} steps) is in {out}; run the same command "
+              "again to resume", file=sys.stderr)
+        return 130
     losses = payload["losses"]
     tail = losses[-min(len(losses), 200):]
-    print(f"trained {payload['step']} steps in {time.perf_counter() - start:.1f} s; mean loss of "
-          f"the last {len(tail)} steps: {sum(tail) / len(tail):.4g}")
+    ran = payload["step"] - first
+    done = (f"already trained: {payload['step']} steps, nothing to do" if ran == 0 else
+            f"trained {ran} steps" + (f" (steps {first + 1}–{payload['step']}, resumed)" if first
+                                      else "") + f" in {time.perf_counter() - start:.1f} s")
+    print(f"{done}; mean loss of the last {len(tail)} steps: {sum(tail) / len(tail):.4g}")
     print(f"checkpoint: {out}/checkpoint.pt (use: --model {out}/checkpoint.pt)")
     return 0
 

@@ -105,6 +105,9 @@ class ModelAdapter:
     schedule: str | None = None
     """The schedule spec a continuous-time network was trained on (its t is that schedule's
     time), when known; None for conventions that carry their own noise level."""
+    data: dict | None = None
+    """The data law it was trained on, when known (a checkpoint records it): ``{"problem": spec,
+    "dim": d, "seed": seed}`` of the problem catalogue."""
 
     def denoiser_for(self, schedule: Schedule, compile: bool = False) -> Callable:
         """The denoiser on ``schedule``; with ``compile``, the network call goes through
@@ -257,7 +260,9 @@ def _load_checkpoint(path: str, prediction: str | None) -> ModelAdapter:
     network.load_state_dict(payload["network"]["state"])
     network.eval()
     adapter = continuous_time(network, payload["prediction"], tuple(payload["sample_shape"]))
-    return dataclasses.replace(adapter, schedule=payload["config"]["schedule"])
+    config = payload["config"]
+    return dataclasses.replace(adapter, schedule=config["schedule"], data={
+        "problem": config["data"], "dim": config["dim"], "seed": config["seed"]})
 
 
 def sample_shape(adapter: ModelAdapter, shape=None) -> tuple[int, ...]:

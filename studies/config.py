@@ -20,7 +20,7 @@ from sdebench.problems.catalogue import PROBLEMS, get_problem
 from sdebench.problems.model import LearnedScoreProblem, ModelProblem
 from sdebench.problems.protocol import PATHS
 from sdebench.registry import parse_spec
-from sdebench.seeding import check_seed
+from sdebench.seeding import check_seed, generator
 from sdebench.solvers.catalogue import SAMPLERS, get_solver
 from sdebench.solvers.grids import GRIDS, make_grid
 from sdebench.studies.metrics import METRICS, Metric, get_metric
@@ -189,6 +189,32 @@ def _network(config: StudyConfig, spec: str):
                             "compile": config.compile, "model_source": source_fingerprint(source)}
 
 
+def _check_training_data(config: StudyConfig, adapter, schedule) -> None:
+    """Refuse a network trained on another data law than the study's problem: its verdicts
+    would measure the mismatch, not the samplers. Two laws are the same when the catalogue
+    draws the same 64 samples from both (same problem, parameters, dimension and seed)."""
+    trained = adapter.data
+    if trained is None:
+        return
+    stream = lambda: generator(0, "training_data_check")  # noqa: E731
+    t_min = torch.tensor(float(schedule.t_min), dtype=torch.float64)
+    ours = get_problem(config.problem, schedule, dim=config.dim, seed=config.seed)
+    try:
+        theirs = get_problem(trained["problem"], schedule, dim=trained["dim"],
+                             seed=trained["seed"])
+        same = torch.equal(ours.sample_marginal(t_min, 64, stream()),
+                           theirs.sample_marginal(t_min, 64, stream()))
+    except ValueError:
+        same = False
+    if not same:
+        raise ValueError(
+            f"model {config.model!r} was trained on problem {trained['problem']!r} (dim "
+            f"{trained['dim']}, seed {trained['seed']}); problem {config.problem!r} (dim "
+            f"{config.dim}, seed {config.seed}) is another data law, so its verdicts would "
+            f"measure the mismatch (use --problem {trained['problem']} --dim {trained['dim']} "
+            f"--seed {trained['seed']})")
+
+
 def _problems(config: StudyConfig, spec: str, schedule) -> list[tuple[object, dict]]:
     """The section problems of one schedule: the catalogue problem; or the user's network
     alone (reference-based); or, with both, the network on the problem's truth (``score:
@@ -204,6 +230,7 @@ def _problems(config: StudyConfig, spec: str, schedule) -> list[tuple[object, di
     if shape != (truth.dim,):
         raise ValueError(f"model {config.model!r} makes samples of shape {shape}; problem "
                          f"{config.problem!r} has shape ({truth.dim},) (check --dim)")
+    _check_training_data(config, adapter, schedule)
     learned = LearnedScoreProblem(truth, adapter, compile=config.compile)
     return [(learned, {**description, "score": "learned", "model_params": model}),
             (truth, {**description, "score": "exact"})]

@@ -99,6 +99,15 @@ def test_a_learned_score_study_shows_its_floor_beside_the_exact_score(ring_check
     with pytest.raises(ValueError, match="trained on schedule 'vp'"):
         run_study(StudyConfig(schedules=["ve"], samplers=["heun"], steps=[8], problem="gmm",
                               model=str(ring_checkpoint), dim=2), progress=False)
+    # another data law of the same shape: its FAIL would measure the mismatch, not the sampler
+    with pytest.raises(ValueError, match="trained on problem 'gmm'.*another data law"):
+        run_study(StudyConfig(schedules=["vp"], samplers=["heun"], steps=[8],
+                              problem="gaussian", model=str(ring_checkpoint), dim=2),
+                  progress=False)
+    with pytest.raises(ValueError, match="another data law"):
+        run_study(StudyConfig(schedules=["vp"], samplers=["heun"], steps=[8],
+                              problem="gmm:radius=3.0", model=str(ring_checkpoint), dim=2),
+                  progress=False)
     config = StudyConfig(schedules=["vp"], samplers=["heun"], steps=[8, 32], batch=1024,
                          model=str(ring_checkpoint), problem="gmm", dim=2, metrics=["nll"])
     study = run_study(config, progress=False, trajectories=False)
@@ -115,6 +124,8 @@ def test_train_cli(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "trained 5 steps" in result.stdout and (tmp_path / "run" / "checkpoint.pt").exists()
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "already trained: 5 steps, nothing to do" in again.stdout
     bad = subprocess.run(command[:2] + ["--weighting", "nope"], capture_output=True, text=True,
                          timeout=300)
     assert bad.returncode == 2 and "weighting" in bad.stderr
