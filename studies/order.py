@@ -58,10 +58,9 @@ VERDICT_LEGEND = (
     f"{FIT_POINTS} step counts above the error floor with a CI of at most ±{MAX_HALF_WIDTH}. "
     "INCONCLUSIVE: the evidence is too weak to decide (too few usable step counts, a wide CI, or "
     "errors at the round-off or Monte Carlo floor; the reason is given). ABOVE: faster than "
-    "declared on this problem (the declared order is a worst-case bound; Euler–Maruyama on VE "
-    "with Gaussian data has a first-order error coefficient that is only a small boundary term, "
-    "theory/em_error.py, so its O(h²) term dominates below about 10⁴ steps). FAIL: slower than "
-    "declared. N/A: no order declared (see note)."
+    "declared on this problem (the declared order is a worst-case bound, e.g. Euler–Maruyama on "
+    "VE with Gaussian data, theory/em_error.py). FAIL: slower than declared. N/A: no order "
+    "declared (see note)."
 )
 
 
