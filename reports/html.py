@@ -151,6 +151,28 @@ def _reference_slopes(axis, frame: pd.DataFrame) -> None:
                       fontsize=7, alpha=0.7, xytext=(3, 3), textcoords="offset points")
 
 
+def learned_versus_exact_figure(learned: pd.DataFrame, exact: pd.DataFrame, metric: str) -> str:
+    """``metric`` against NFE on the learned score (solid) and on the exact score (dotted, same
+    colour and marker): where they part, the score error has overtaken the discretisation
+    error; the exact-score curve alone is the discretisation error."""
+    figure, axis = plt.subplots(figsize=(8, 5))
+    styles = _styles(pd.concat([learned, exact]))
+    for frame, linestyle, suffix in ((learned, "-", "learned"), (exact, ":", "exact score")):
+        drawn = frame[(frame.value > 0) & np.isfinite(frame.value)]
+        for sampler, group in drawn.groupby("sampler", sort=False):
+            group = group.sort_values("nfe")
+            style = {**styles[sampler], "linestyle": linestyle}
+            stderr = group.stderr if group.stderr.notna().any() else None
+            axis.errorbar(group.nfe, group.value, yerr=None if stderr is None else 2 * stderr,
+                          markersize=4, capsize=2, label=f"{sampler} ({suffix})", **style)
+    axis.set_xscale("log")
+    axis.set_xlabel("NFE (model evaluations)")
+    axis.set_ylabel(metric)
+    axis.grid(True, which="both", alpha=0.3)
+    _legend(axis)
+    return _svg(figure)
+
+
 def work_precision_figure(frame: pd.DataFrame, metric: str) -> str:
     """Error against the median wall time of a batch run, bars from the fastest to the slowest
     of its repeated timings (work–precision diagram)."""
@@ -348,6 +370,16 @@ def _section(config_id: str, frames: StudyFrames) -> str:
         part.append(f"<figure>{metric_figure(rows, metric)}<figcaption>{html.escape(description)}"
                     "; dashed lines: stochastic samplers; thin dashed: reference slopes."
                     "</figcaption></figure>")
+    exact = _exact_score_sibling(frames.results, frame)
+    if exact is not None:
+        for metric, rows in ok.groupby("metric", sort=False):
+            beside = exact[(exact.metric == metric) & (exact.status == "ok")]
+            if not beside.empty:
+                part.append(f"<figure>{learned_versus_exact_figure(rows, beside, metric)}"
+                            f"<figcaption>{html.escape(metric)}: the learned score (solid) "
+                            "beside the exact score (dotted) on the same problem, samplers and "
+                            "step counts; where they part, the score error dominates the "
+                            "discretisation error.</figcaption></figure>")
     orders = frames.orders[frames.orders.config_id == config_id] if not frames.orders.empty else frames.orders
     if not orders.empty:
         part.append("<h3>Measured versus declared order</h3>"
@@ -390,6 +422,20 @@ def _section(config_id: str, frames: StudyFrames) -> str:
         part.append("<h3>Diverged or failed runs</h3>"
                     + _table(failed[["sampler", "steps", "status", "error"]]))
     return "\n".join(part)
+
+
+def _exact_score_sibling(results: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame | None:
+    """For a learned-score section, the rows of its exact-score twin (same schedule, problem,
+    dim, grid, seed; ``score: exact``); None otherwise."""
+    if "score" not in frame or frame.empty or frame.score.iloc[0] != "learned":
+        return None
+    keys = [key for key in ("schedule", "problem", "problem_params", "dim", "grid", "seed",
+                            "batch", "dtype") if key in frame]
+    first = frame.iloc[0]
+    match = results.score.eq("exact")
+    for key in keys:
+        match &= results[key].astype(str).eq(str(first[key]))
+    return results[match] if match.any() else None
 
 
 def _environment(results: pd.DataFrame) -> pd.DataFrame:

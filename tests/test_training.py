@@ -13,6 +13,7 @@ import torch
 from sdebench.problems.adapters import continuous_time, load_model
 from sdebench.problems.catalogue import get_problem
 from sdebench.problems.model import LearnedScoreProblem
+from sdebench.reports.html import StudyFrames, render_report
 from sdebench.studies.config import StudyConfig
 from sdebench.studies.convergence import run_study
 from sdebench.studies.learned import score_error_frame
@@ -116,6 +117,9 @@ def test_a_learned_score_study_shows_its_floor_beside_the_exact_score(ring_check
     assert gap > 5 * (rows.stderr["learned"] ** 2 + rows.stderr["exact"] ** 2) ** 0.5
     assert set(study.score_errors.config_id) == {rows.config_id["learned"]}
     assert study.score_errors.bound.iloc[0] > 0 and (study.score_errors.score_error > 0).all()
+    page = render_report(StudyFrames(study.results, study.orders, sections=study.sections,
+                                     score_errors=study.score_errors))
+    assert page.count("the learned score (solid) beside the exact score") == 1  # nll only
 
 
 def test_train_cli(tmp_path):
