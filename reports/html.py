@@ -383,7 +383,8 @@ def _section(config_id: str, frames: StudyFrames) -> str:
     orders = frames.orders[frames.orders.config_id == config_id] if not frames.orders.empty else frames.orders
     if not orders.empty:
         part.append("<h3>Measured versus declared order</h3>"
-                    + _table(orders.drop(columns=["config_id", "schedule", "problem"])))
+                    + _table(orders.drop(columns=["config_id", "schedule", "problem", "library"],
+                                         errors="ignore")))
         conformance = frames.conformance
         if not conformance.empty and (conformance.config_id == config_id).any():
             part.append(_conformance(conformance[conformance.config_id == config_id],

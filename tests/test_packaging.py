@@ -22,7 +22,7 @@ LAYERS = {  # subpackage → the sdebench subpackages it may import
     "reports": {"studies"},
     "training": {"theory", "problems"},
     "peers": {"solvers", "problems", "studies"},
-    "experiments": {"theory", "solvers", "problems", "studies", "reports", "training"},
+    "experiments": {"theory", "solvers", "problems", "studies", "reports", "training", "peers"},
 }
 ROOT_MODULES = {"registry", "seeding", "state"}  # sdebench/*.py utilities every layer may use
 

@@ -49,7 +49,7 @@ def test_peers_table_runs_every_scheduler_of_both_libraries():
 def test_peers_without_the_peer_library_says_how_to_install_it(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "diffusers", None)  # makes `import diffusers` fail
     assert peers.main(TOY) == 2
-    assert "pip install diffusers torchsde" in capsys.readouterr().err
+    assert "pip install 'sdebench[peers]'" in capsys.readouterr().err
 
 
 def _peers_args():
