@@ -19,6 +19,13 @@ from pathlib import Path
 from sdebench.studies.provenance import digest
 
 
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 1,8,8, got {text!r}") from None
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     from sdebench.training.dsm import WEIGHTINGS
     from sdebench.training.trainer import TrainConfig
@@ -50,6 +57,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--dtype", default=defaults.dtype, choices=["float32", "float64"],
                         help="training precision (default: float32)")
     parser.add_argument("--device", default=defaults.device, help="cpu or cuda[:N] (default: cpu)")
+    parser.add_argument("--network", default=None,
+                        help="module:factory of your own network (an nn.Module called as "
+                             "net(x, t) on states of shape (batch, *shape)); default: an MLP "
+                             "of --width and --depth")
+    parser.add_argument("--shape", type=_shape, default=None,
+                        help="one sample's shape, e.g. 1,8,8 (the data vectors of --dim "
+                             "reshaped, for an image network); default: (dim,)")
     parser.add_argument("--out", default=None,
                         help="output directory (default: results/train/<data>_d<dim>_<hash>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

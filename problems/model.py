@@ -76,14 +76,23 @@ class LearnedScoreProblem:
     """A network's denoiser on a problem whose truth is known (a learned score of its data):
     samplers run on the network, metrics measure against the problem's exact samples and
     density. It answers what the problem answers except ``exact_law`` (a learned score's output
-    law is not the exact Gaussian propagation)."""
+    law is not the exact Gaussian propagation). A network on samples of another ``shape`` with
+    as many entries (an image-shaped network on the problem's vectors) sees each state reshaped
+    to (batch, *shape)."""
 
-    def __init__(self, truth, adapter: ModelAdapter, *, compile: bool = False):
+    def __init__(self, truth, adapter: ModelAdapter, *, compile: bool = False,
+                 shape: tuple[int, ...] | None = None):
         self.truth, self.adapter, self.compile = truth, adapter, compile
         self.schedule, self.dim = truth.schedule, truth.dim
+        self.shape = tuple(shape) if shape is not None else (truth.dim,)
+        if math.prod(self.shape) != truth.dim:
+            raise ValueError(f"a network on samples of shape {self.shape} cannot serve a problem "
+                             f"of dimension {truth.dim}")
         self.capabilities = frozenset(truth.capabilities) - {EXACT_LAW}
         _move(adapter.network, truth.dtype, truth.device)
-        self.denoiser = adapter.denoiser_for(truth.schedule, compile=compile)
+        denoiser = adapter.denoiser_for(truth.schedule, compile=compile)
+        self.denoiser = denoiser if self.shape == (truth.dim,) else (
+            lambda x, t: denoiser(x.reshape(x.shape[0], *self.shape), t).reshape(x.shape))
         if hasattr(truth, "log_density"):
             self.log_density = truth.log_density
 
@@ -100,4 +109,4 @@ class LearnedScoreProblem:
 
     def to(self, dtype=None, device=None) -> LearnedScoreProblem:
         return LearnedScoreProblem(self.truth.to(dtype=dtype, device=device), self.adapter,
-                                   compile=self.compile)
+                                   compile=self.compile, shape=self.shape)

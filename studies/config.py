@@ -9,6 +9,7 @@ so a result is only ever reused by exactly the configuration that made it.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 
@@ -227,11 +228,11 @@ def _problems(config: StudyConfig, spec: str, schedule) -> list[tuple[object, di
             dtype=config.torch_dtype, device=config.device)
         return [(problem, {"problem": "model", "problem_params": model, "dim": problem.dim})]
     truth, description = _truth(config, schedule)
-    if shape != (truth.dim,):
+    if math.prod(shape) != truth.dim:
         raise ValueError(f"model {config.model!r} makes samples of shape {shape}; problem "
-                         f"{config.problem!r} has shape ({truth.dim},) (check --dim)")
+                         f"{config.problem!r} has dimension {truth.dim} (check --dim)")
     _check_training_data(config, adapter, schedule)
-    learned = LearnedScoreProblem(truth, adapter, compile=config.compile)
+    learned = LearnedScoreProblem(truth, adapter, compile=config.compile, shape=shape)
     return [(learned, {**description, "score": "learned", "model_params": model}),
             (truth, {**description, "score": "exact"})]
 

@@ -21,13 +21,14 @@ import torch
 from tqdm.auto import tqdm
 
 from sdebench.problems.catalogue import get_problem
+from sdebench.registry import import_object
 from sdebench.seeding import check_seed, generator
 from sdebench.theory.catalogue import get_schedule
 from sdebench.theory.parameterisation import KINDS
 from sdebench.training.dsm import WEIGHTINGS, dsm_loss
 from sdebench.training.networks import ScoreMLP
 
-CHECKPOINT_FORMAT = "sdebench.training/1"
+CHECKPOINT_FORMAT = "sdebench.training/2"
 NETWORK_CLASS = "sdebench.training.networks:ScoreMLP"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DATA_TIME = torch.zeros((), dtype=torch.float64)
@@ -52,6 +53,12 @@ class TrainConfig:
     dtype: str = "float32"
     device: str = "cpu"
     checkpoint_every: int = 500
+    network: str | None = None
+    """``module:factory`` of the user's network (an ``nn.Module`` called as net(x, t) on states
+    of shape (batch, *shape)); None: :class:`~sdebench.training.networks.ScoreMLP`."""
+    shape: tuple[int, ...] | None = None
+    """One sample's shape (e.g. 1, 8, 8 for images): the data vectors of dimension ``dim``
+    reshaped; None: (dim,)."""
 
     def __post_init__(self):
         if self.prediction not in KINDS:
@@ -68,6 +75,16 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
         check_seed(self.seed)
         get_schedule(self.schedule)  # a bad spec fails here
+        if self.shape is not None:
+            shape = tuple(int(n) for n in self.shape)
+            object.__setattr__(self, "shape", shape)  # a checkpoint's JSON list → tuple
+            if any(n < 1 for n in shape) or math.prod(shape) != self.dim:
+                raise ValueError(f"shape {shape} must be positive sizes whose product is dim = "
+                                 f"{self.dim}")
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return self.shape or (self.dim,)
 
     def resumable_with(self, other: TrainConfig) -> list[str]:
         """The fields (other than ``steps`` and ``checkpoint_every``) in which two runs differ."""
@@ -82,15 +99,28 @@ def data_problem(config: TrainConfig):
     return problem.to(dtype=DTYPES[config.dtype], device=config.device)
 
 
-def _network(config: TrainConfig, data_std: float) -> ScoreMLP:
+def _network(config: TrainConfig, data_std: float) -> torch.nn.Module:
+    """The network to train, its weights drawn from torch's stream ``seed``: the user's
+    factory's, or a ScoreMLP with the configured width and depth."""
     torch.manual_seed(config.seed)
-    network = ScoreMLP(config.dim, config.schedule, config.width, config.depth, data_std)
+    if config.network is None:
+        network = ScoreMLP(config.dim, config.schedule, config.width, config.depth, data_std)
+    else:
+        network = import_object(config.network)()
+        if not isinstance(network, torch.nn.Module):
+            raise ValueError(f"network factory {config.network!r} returned "
+                             f"{type(network).__name__}, expected a torch.nn.Module")
     return network.to(dtype=DTYPES[config.dtype], device=config.device)
 
 
-def _network_kwargs(config: TrainConfig, data_std: float) -> dict:
-    return {"dim": config.dim, "schedule": config.schedule, "width": config.width,
-            "depth": config.depth, "data_std": data_std}
+def _network_record(config: TrainConfig, data_std: float) -> dict:
+    """How a checkpoint rebuilds the network: ``class`` (module:attribute) called with
+    ``kwargs`` (sdebench.problems.adapters.load_model)."""
+    if config.network is not None:
+        return {"class": config.network, "kwargs": {}}
+    return {"class": NETWORK_CLASS, "kwargs": {
+        "dim": config.dim, "schedule": config.schedule, "width": config.width,
+        "depth": config.depth, "data_std": data_std}}
 
 
 def _data_std(problem, config: TrainConfig) -> float:
@@ -128,7 +158,7 @@ def train(config: TrainConfig, out: str | Path, *, progress: bool = True) -> dic
         if differing:
             raise ValueError(f"{path} was trained with other settings ({', '.join(differing)}); "
                              "use another --out")
-        data_std = payload["network"]["kwargs"]["data_std"]
+        data_std = payload["data_std"]
         network = _network(config, data_std)
         network.load_state_dict(payload["network"]["state"])
         optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
@@ -142,17 +172,18 @@ def train(config: TrainConfig, out: str | Path, *, progress: bool = True) -> dic
 
     def payload_at(step: int) -> dict:
         return {"format": CHECKPOINT_FORMAT, "config": asdict(config), "step": step,
-                "prediction": config.prediction, "sample_shape": [config.dim],
-                "network": {"class": NETWORK_CLASS, "kwargs": _network_kwargs(config, data_std),
-                            "state": network.state_dict()},
+                "prediction": config.prediction, "sample_shape": list(config.sample_shape),
+                "data_std": data_std,
+                "network": {**_network_record(config, data_std), "state": network.state_dict()},
                 "optimizer": optimizer.state_dict(), "losses": losses}
 
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps,
                disable=not progress, desc="train", unit="step")
     average = math.nan
     for step in bar:
-        x0 = problem.sample_marginal(DATA_TIME, config.batch,
-                                     generator(config.seed, "train_data", step, device=config.device))
+        x0 = problem.sample_marginal(DATA_TIME, config.batch, generator(
+            config.seed, "train_data", step, device=config.device)).reshape(
+            config.batch, *config.sample_shape)
         loss = dsm_loss(network, x0, schedule, config.prediction, config.weighting,
                         generator(config.seed, "train_noise", step, device=config.device),
                         data_std)
