@@ -4,7 +4,7 @@ and ``track_*`` accuracy at a fixed NFE (lower is better) so accuracy regression
 import torch
 
 from sdebench.problems.gaussian import GaussianProblem
-from sdebench.solvers.catalogue import SAMPLERS, get_solver
+from sdebench.solvers.catalogue import BUILTIN_SAMPLERS, get_solver
 from sdebench.solvers.grids import log_snr_grid
 from sdebench.solvers.loop import sample
 from sdebench.solvers.noise import BrownianGrid, BrownianTree, GaussianIncrements
@@ -12,7 +12,7 @@ from sdebench.studies.config import StudyConfig
 from sdebench.studies.convergence import run_study
 from sdebench.theory import get_schedule, vp_linear
 
-FIXED_GRID_SAMPLERS = [name for name in SAMPLERS.names() if name != "rk45"]
+FIXED_GRID_SAMPLERS = [name for name in BUILTIN_SAMPLERS if name != "rk45"]
 
 
 class SamplerSpeed:
@@ -91,7 +91,7 @@ class BrownianTreeQueries:
 class Accuracy:
     """W₂ of the exact output law at 16 steps on VP, d = 4 (lower is better)."""
 
-    params = SAMPLERS.names()
+    params = BUILTIN_SAMPLERS
     param_names = ["sampler"]
 
     def setup(self, name):

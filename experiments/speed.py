@@ -205,7 +205,7 @@ def check_device(parser: argparse.ArgumentParser, device: str) -> None:
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    from sdebench.solvers.catalogue import SAMPLERS
+    from sdebench.solvers.catalogue import BUILTIN_SAMPLERS
     from sdebench.solvers.context import FINITE_CHECKS
 
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
@@ -217,8 +217,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         help="datasheet memory bandwidth (GB/s); default: the measured copy peak")
     parser.add_argument("--copy-mb", type=_positive_int, default=512,
                         help="buffer size of the copy-bandwidth measurement in MiB (default 512)")
-    parser.add_argument("--samplers", default=",".join(n for n in SAMPLERS.names() if n != "rk45"),
-                        help="comma-separated sampler specs (default: all but the adaptive rk45)")
+    parser.add_argument("--samplers", default=",".join(n for n in BUILTIN_SAMPLERS if n != "rk45"),
+                        help="comma-separated sampler specs (default: sdebench's own but the "
+                             "adaptive rk45; the peer libraries: experiments/peers.py)")
     parser.add_argument("--check", action="store_true",
                         help="exit with status 1 when a sampler is over its target")
     return parser

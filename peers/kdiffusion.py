@@ -20,6 +20,7 @@ import importlib.util
 import inspect
 import sys
 import types
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,7 +193,10 @@ class KDiffusionSampler(PeerSampler):
         arguments = dict(self.options)
         if self.stochastic:
             arguments["noise_sampler"] = self._noise_sampler(x_tilde, sigmas, noise, seed)
-        out = self._function(denoiser, x_tilde, sigmas, disable=True, **arguments)
+        with warnings.catch_warnings():
+            # torchsde warns when a query lies a float ulp outside the tree's [σ_min, σ_max]
+            warnings.filterwarnings("ignore", module="torchsde")
+            out = self._function(denoiser, x_tilde, sigmas, disable=True, **arguments)
         return numeric.s(ts[-1]) * out
 
     def _noise_sampler(self, like, sigmas, noise: ProbeNoise | None, seed: int):
