@@ -24,6 +24,7 @@ import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -228,6 +229,7 @@ def load_model(spec: str, prediction: str | None = None) -> ModelAdapter:
     (default ``eps``). A path ending in ``.pt`` is a checkpoint of ``experiments/train.py``."""
     if spec.endswith(".pt"):
         return _load_checkpoint(spec, prediction)
+    _check_model_spec(spec)
     factory = import_object(spec)
     if not callable(factory):
         raise TypeError(f"model {spec!r} must name a factory function, got "
@@ -242,6 +244,22 @@ def load_model(spec: str, prediction: str | None = None) -> ModelAdapter:
         raise TypeError(f"model factory {spec!r} returned {type(made).__name__}, expected a "
                         "network model(x, t) or a sdebench.problems.model adapter")
     return continuous_time(made, prediction or "eps")
+
+
+def _check_model_spec(spec: str) -> None:
+    """Name what a ``--model`` that is neither a checkpoint nor ``module:factory`` lacks."""
+    path = Path(spec)
+    if path.is_dir():
+        inside = path / "checkpoint.pt"
+        hint = f"did you mean {inside}?" if inside.exists() else (
+            "expected module:factory, path/file.py:factory or a training checkpoint .pt")
+        raise ValueError(f"model {spec!r} is a directory: {hint}")
+    if spec.endswith(".py"):
+        raise ValueError(f"model {spec!r} names a file but no factory: add :factory, the "
+                         f"function in it that returns the network (e.g. {spec}:make_model)")
+    module, _, attribute = spec.partition(":")
+    if module.endswith(".py") and not Path(module).is_file():
+        raise ValueError(f"model {spec!r}: the file {module!r} does not exist")
 
 
 def _load_checkpoint(path: str, prediction: str | None) -> ModelAdapter:

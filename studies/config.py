@@ -123,7 +123,10 @@ class StudyConfig:
         """A directory of its own for this study: readable prefix + hash of the configuration
         and the code, so different commands never share (or overwrite) a report."""
         names = "+".join(parse_spec(s).target for s in self.schedules)
-        prefix = f"{names}_{parse_spec(self.problem).target}_d{self.dim}_{self.dtype}"
+        # a model problem's size is its network's sample shape (--dim does not apply to it)
+        size = f"d{self.dim}" if self.problem != "model" else (
+            "shape" + "x".join(map(str, self.shape)) if self.shape else "network-shape")
+        prefix = f"{names}_{parse_spec(self.problem).target}_{size}_{self.dtype}"
         prefix = re.sub(r"[^A-Za-z0-9_+.-]", "-", prefix)[:80]
         return f"{root}/{prefix}_{digest({**self.as_dict(), **code_provenance()}, 10)}"
 
@@ -190,6 +193,24 @@ def _network(config: StudyConfig, spec: str):
                             "compile": config.compile, "model_source": source_fingerprint(source)}
 
 
+def _check_network_call(config: StudyConfig, problem) -> None:
+    """One call of the network on two start samples, so that a shape (or dtype) it cannot take
+    fails here, naming it, instead of as every unit's failed row."""
+    t_max = torch.tensor(float(problem.schedule.t_max), dtype=torch.float64, device=problem.device)
+    x = problem.sample_marginal(t_max, 2, generator(config.seed, "network_check",
+                                                    device=problem.device))
+    try:
+        denoised = problem.denoiser(x, t_max)
+    except Exception as error:  # the user's network: any error means it cannot take these states
+        raise ValueError(f"model {config.model!r} cannot denoise states of shape "
+                         f"{tuple(x.shape)} ({config.dtype}): {type(error).__name__}: {error} "
+                         "(check --shape)") from error
+    if getattr(denoised, "shape", None) != x.shape:
+        raise ValueError(f"model {config.model!r} returns shape "
+                         f"{tuple(getattr(denoised, 'shape', ()))} for states of shape "
+                         f"{tuple(x.shape)} (check --shape and --prediction)")
+
+
 def _check_training_data(config: StudyConfig, adapter, schedule) -> None:
     """Refuse a network trained on another data law than the study's problem: its verdicts
     would measure the mismatch, not the samplers. Two laws are the same when the catalogue
@@ -226,6 +247,7 @@ def _problems(config: StudyConfig, spec: str, schedule) -> list[tuple[object, di
     if config.problem == "model":
         problem = ModelProblem(adapter, schedule, shape, compile=config.compile).to(
             dtype=config.torch_dtype, device=config.device)
+        _check_network_call(config, problem)
         return [(problem, {"problem": "model", "problem_params": model, "dim": problem.dim})]
     truth, description = _truth(config, schedule)
     if math.prod(shape) != truth.dim:
@@ -233,6 +255,7 @@ def _problems(config: StudyConfig, spec: str, schedule) -> list[tuple[object, di
                          f"{config.problem!r} has dimension {truth.dim} (check --dim)")
     _check_training_data(config, adapter, schedule)
     learned = LearnedScoreProblem(truth, adapter, compile=config.compile, shape=shape)
+    _check_network_call(config, learned)
     return [(learned, {**description, "score": "learned", "model_params": model}),
             (truth, {**description, "score": "exact"})]
 

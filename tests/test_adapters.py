@@ -274,3 +274,28 @@ def test_the_weights_digest_follows_the_weights():
         same.bias[0] = torch.nextafter(same.bias[0], torch.tensor(math.inf))  # one ulp
     assert network_digest(first) != network_digest(same)
     assert network_digest(lambda x, t: x) == "unhashed"
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("examples/own_model.py", "names a file but no factory"),
+    ("missing_file.py:make", "the file 'missing_file.py' does not exist"),
+    ("tests", "is a directory: expected module:factory"),
+])
+def test_a_model_spec_that_names_no_factory_says_what_it_lacks(spec, message):
+    with pytest.raises(ValueError, match=message):
+        load_model(spec)
+
+
+def test_a_checkpoint_folder_points_at_its_checkpoint(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match="did you mean .*checkpoint.pt"):
+        load_model(str(tmp_path))
+
+
+def test_a_network_that_cannot_take_the_shape_is_refused_before_any_unit():
+    """examples/own_model.py's network takes 8-D states; --shape 3 fails at the study's start,
+    naming the shape, instead of as every unit's failed row."""
+    config = StudyConfig(schedules=["vp"], samplers=["euler"], steps=[4, 8],
+                         model="examples/own_model.py:tiny_eps_mlp", shape=(3,))
+    with pytest.raises(ValueError, match=r"cannot denoise states of shape \(2, 3\)"):
+        run_study(config, progress=False)
