@@ -37,11 +37,13 @@ def local_cluster(workers: int, gpus: int = 0):
     """An embedded LocalCluster of ``workers`` single-threaded processes (torch in each uses
     cpu_count/workers threads); with ``gpus``, each worker offers the resource GPU=1. Its
     dashboard listens on a free port (``cluster.dashboard_link``), never a fixed one that a
-    second study on the machine would clash with."""
+    second study on the machine would clash with. Its workers leave Ctrl-C to the client
+    (:mod:`sdebench.studies.worker_setup`)."""
     distributed = require_dask()
     resources = {"GPU": 1} if gpus else None
     return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                    dashboard_address=":0", resources=resources)
+                                    dashboard_address=":0", resources=resources,
+                                    preload=["sdebench.studies.worker_setup"])
 
 
 @functools.lru_cache(maxsize=4)
@@ -65,7 +67,13 @@ def run_unit_task(config: StudyConfig, unit_id: str, plugins: tuple[str, ...],
         import_module(plugin)
     if torch_threads:
         torch.set_num_threads(torch_threads)
-    unit = _units(config)[unit_id]
+    units = _units(config)
+    if unit_id not in units:
+        raise RuntimeError(f"unit {unit_id} is not among the units this worker resolves from the "
+                           "study's configuration: its code differs from the client's (the "
+                           "source changed while the study ran, or another sdebench version "
+                           "is installed there); re-run the command")
+    unit = units[unit_id]
     if unit.section.config_id not in _warmed_up:
         warm_up([unit])
         _warmed_up.add(unit.section.config_id)
