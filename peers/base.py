@@ -38,8 +38,9 @@ from sdebench.solvers.loop import CountingModel
 from sdebench.solvers.solver import unit_roundoff
 
 AFFINITY_SAFETY = 10
-"""The probe's affinity check allows |residual| ≤ AFFINITY_SAFETY · u · √(NFE) · scale · (1 +
-Σ|weights|): each probe output carries a round-off of a few u · √NFE · scale (the rule of
+"""The probe's affinity check allows, per coordinate, |residual| ≤ AFFINITY_SAFETY · u · √(NFE)
+· scale · (1 + Σ|weights|), scale the largest probe output and the weights that coordinate's:
+each probe output carries a round-off of a few u · √NFE · scale (the rule of
 :data:`sdebench.studies.metrics.ROUNDOFF_SAFETY`), and the check row combines the probes with
 those weights. A non-affine step (e.g. a clip) leaves an O(scale) residual."""
 
@@ -174,13 +175,16 @@ def probe_law(peer: PeerSampler, model, schedule, law: GaussianLaw, ts: torch.Te
     noise_coef = outputs[1 + sources_in:-1] - base
     predicted = base + (input_weights.to(base) * input_coef).sum(0) \
         + (noise_weights.to(base) * noise_coef).sum(0)
-    residual = (outputs[-1] - predicted).abs().max()
-    scale = outputs.abs().max()
-    weight = 1 + input_weights.abs().sum() + noise_weights.abs().sum()
+    # per coordinate: the check row combines that coordinate's probes with its own weights
+    residual = (outputs[-1] - predicted).abs()
+    scale = outputs[:-1].abs().amax(0)
+    weight = 1 + input_weights.abs().sum(0) + noise_weights.abs().sum(0)
     tolerance = AFFINITY_SAFETY * unit_roundoff(peer, base.dtype) \
         * math.sqrt(max(counting.calls, 1)) * scale * weight.to(base)
-    if not residual <= tolerance:
+    if not (residual <= tolerance).all():
+        worst = int(torch.argmax(residual - tolerance))
         raise NotAffineError(f"{peer.name} is not affine in its state and noise on this problem: "
-                             f"the probe check's residual {float(residual):.3g} exceeds round-off "
-                             f"{float(tolerance):.3g}; its exact law cannot be probed")
+                             f"the probe check's residual {float(residual[worst]):.3g} exceeds "
+                             f"round-off {float(tolerance[worst]):.3g} (coordinate {worst}); its "
+                             "exact law cannot be probed")
     return GaussianLaw(torch.cat([base[None], input_coef, noise_coef]))

@@ -78,6 +78,15 @@ def _solver_order(options: dict, default: int = 2) -> int:
     return int(options.get("solver_order", default))
 
 
+def _same_method(options: dict, keeping: set) -> bool:
+    """Whether the options change nothing but ``keeping`` (and the algorithm type between
+    DPM-Solver++ and its SDE variant): any other option (an ε-prediction algorithm, another
+    solver_type, …) may be another method, so no sdebench twin is claimed."""
+    algorithm = options.get("algorithm_type", "dpmsolver++")
+    return algorithm in ("dpmsolver++", "sde-dpmsolver++") and set(options) <= keeping | {
+        "algorithm_type"}
+
+
 def _is_sde(options: dict) -> bool:
     return options.get("algorithm_type", "dpmsolver++") in ("sde-dpmsolver++", "sde-dpmsolver")
 
@@ -97,7 +106,8 @@ SCHEDULERS = {
         VP, {"set_alpha_to_one": False, "timestep_spacing": "trailing", "clip_sample": False},
         lambda o: 1, lambda o: "Song, Meng & Ermon 2021, §4.3 eq. 13–14 (Euler on the ODE in "
         "(σ, x/s)); Lu et al. 2022, §4.1: DDIM = DPM-Solver-1",
-        twin=lambda o: "ddim" if not o.get("eta") else "", noise_argument="variance_noise",
+        twin=lambda o: ({0.0: "ddim", 1.0: "ancestral"}.get(float(o.get("eta", 0.0)), "")
+                        if _same_method(o, {"eta"}) else ""), noise_argument="variance_noise",
         stochastic=lambda o: bool(o.get("eta")),
         convention="ε-prediction in x_τ = √ᾱ x₀ + √(1 − ᾱ) ε with float32 ᾱ"),
     "DPMSolverMultistepScheduler": Scheduler(
@@ -109,7 +119,7 @@ SCHEDULERS = {
                    else _DPM_SOURCES.get(_solver_order(o), "")),
         twin=lambda o: {(False, 2): "dpmpp_2m", (True, 2): "dpmpp_2m_sde",
                         (True, 1): "ancestral", (False, 1): "ddim"}.get(
-            (_is_sde(o), _solver_order(o)), ""),
+            (_is_sde(o), _solver_order(o)), "") if _same_method(o, {"solver_order"}) else "",
         stochastic=_is_sde, noise_argument="variance_noise",
         convention="lower_order_final (default True): below 15 steps its last step is first "
         "order, sdebench's is not"),
@@ -122,7 +132,7 @@ SCHEDULERS = {
         VP, dict(_FINAL), lambda o: _solver_order(o) + 1,
         lambda o: "diffusers docstring: 'the effective order of accuracy is solver_order + 1 "
         "due to the UniC' (Zhao et al. 2023)", twin=lambda o: "unipc_bh2" if _solver_order(o) == 2
-        and o.get("solver_type", "bh2") == "bh2" else "",
+        and _same_method(o, {"solver_order"}) else "",
         convention="lower_order_final (default True): its last step is first order at every "
         "step count, sdebench's unipc_bh2 keeps order 2"),
     "EDMEulerScheduler": Scheduler(
@@ -180,6 +190,10 @@ class DiffusersSampler(PeerSampler):
         if unknown:
             raise SpecError(f"diffusers {method} takes no option {unknown}; its options are "
                             f"{sorted(accepted | step_options)}")
+        if options.get("prediction_type", "epsilon") != "epsilon":
+            raise SpecError(f"diffusers {method}: the exact network sdebench gives it predicts "
+                            f"ε (EDM: F), so prediction_type={options['prediction_type']!r} "
+                            "would measure a mismatched network, not the scheduler")
         self.options = dict(options)
         self.eta = float(options.get("eta", 0.0))
 

@@ -279,3 +279,26 @@ def test_diffusers_multistep_computes_in_float32_whatever_the_state():
         outputs.append(scheduler.step(0.1 * x, scheduler.timesteps[0], state).prev_sample)
     assert outputs[0].dtype == torch.float64 and torch.equal(outputs[0], outputs[1])
     assert get_solver("diffusers.DPMSolverMultistepScheduler").precision == torch.float32
+
+
+def test_a_clip_that_touches_only_the_check_row_is_caught():
+    """A clip range of 4.2 leaves every probe row alone and clips only the check row of a 64-D
+    problem (where random weights on 129 noise sources reach it): the per-coordinate affinity
+    check (each coordinate against its own weights) still refuses it, while the same run
+    without the clip passes."""
+    problem = get_problem("gaussian", get_schedule("vp"), dim=64, seed=0)
+    exact_law("diffusers.DDIMScheduler:eta=1.0", problem, 128)
+    with pytest.raises(NotAffineError, match="coordinate"):
+        exact_law("diffusers.DDIMScheduler:eta=1.0:clip_sample=True:clip_sample_range=4.2",
+                  problem, 128)
+
+
+def test_twins_are_claimed_only_for_the_same_method():
+    """An ε-prediction algorithm (algorithm_type='dpmsolver') or another solver type is not
+    sdebench's data-prediction twin; DDIM with eta = 1 is sdebench's ancestral sampler."""
+    assert get_solver("diffusers.DPMSolverMultistepScheduler").twin == "dpmpp_2m"
+    assert get_solver("diffusers.DPMSolverMultistepScheduler:algorithm_type=dpmsolver").twin == ""
+    assert get_solver("diffusers.UniPCMultistepScheduler:solver_type=bh1").twin == ""
+    assert get_solver("diffusers.DDIMScheduler:eta=1.0").twin == "ancestral"
+    with pytest.raises(SpecError, match="prediction_type"):
+        get_solver("diffusers.DDIMScheduler:prediction_type=v_prediction")
