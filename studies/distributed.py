@@ -37,13 +37,11 @@ def local_cluster(workers: int, gpus: int = 0):
     """An embedded LocalCluster of ``workers`` single-threaded processes (torch in each uses
     cpu_count/workers threads); with ``gpus``, each worker offers the resource GPU=1. Its
     dashboard listens on a free port (``cluster.dashboard_link``), never a fixed one that a
-    second study on the machine would clash with. Its workers leave Ctrl-C to the client
-    (:mod:`sdebench.studies.worker_setup`)."""
+    second study on the machine would clash with."""
     distributed = require_dask()
     resources = {"GPU": 1} if gpus else None
     return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                    dashboard_address=":0", resources=resources,
-                                    preload=["sdebench.studies.worker_setup"])
+                                    dashboard_address=":0", resources=resources)
 
 
 @functools.lru_cache(maxsize=4)
