@@ -103,8 +103,11 @@ def test_ctrl_c_leaves_a_valid_store_that_resumes(tmp_path):
     command = [sys.executable, str(ROOT / "experiments" / "convergence.py"), "--samplers",
                "tests.test_distributed:SlowEuler", "--steps", "8,16,24,32,40,48", "--metrics",
                "w2", "--workers", "2", "--quiet", "--no-report", "--out", str(out)]
+    # as from a shell: SIGINT at its default in the child (a test runner's worker may ignore it,
+    # and an ignored SIGINT is inherited, so Python would install no KeyboardInterrupt handler)
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (out / "units").is_dir() or not any((out / "units").glob("*.json")):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
