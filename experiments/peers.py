@@ -87,7 +87,8 @@ def run_diffusers(scheduler, model, x_start, steps: int, seed: int):
 
     scheduler.set_timesteps(steps)
     takes_generator = "generator" in inspect.signature(scheduler.step).parameters
-    options = {"generator": torch.Generator().manual_seed(seed)} if takes_generator else {}
+    options = ({"generator": torch.Generator(x_start.device).manual_seed(seed)} if takes_generator
+               else {})
     x = x_start * scheduler.init_noise_sigma
     for t in scheduler.timesteps:
         eps = model(scheduler.scale_model_input(x, t), t)

@@ -11,9 +11,12 @@ Throughput columns: samples/s = batch / wall, and a bandwidth figure that is a l
 what the run moved: every model evaluation reads and writes at least one state (2 × batch × d
 × itemsize bytes per NFE), divided by the wall time, as a fraction of the device's measured copy
 bandwidth (a large tensor copy, read + write, the attainable peak) or of ``--peak-gbps`` when
-given (the datasheet peak, e.g. 3350 GB/s for an H100 SXM). ``--check-finite end`` removes the
-per-step host sync (:func:`sdebench.solvers.loop.sample`); use it on accelerators. Each timing is
-the median of ``--repeat`` rounds after a warm-up round, printed with the fastest and slowest; the
+given (the datasheet peak, e.g. 3350 GB/s for an H100 SXM). On an accelerator the NaN/Inf
+check runs at the end (``--check-finite auto``), so the loop has no per-step host sync
+(:func:`sdebench.solvers.loop.sample`); ``--check-finite step`` measures what that sync costs.
+Each timing is the median of ``--repeat`` rounds after a warm-up round, printed with the fastest and slowest
+(a repeat run's median falls in that range with the probability :func:`repeat_coverage` prints
+in the header, 97% at the default 9 rounds, if nothing changed between the runs); the
 ``spread`` column (slowest/fastest, also for the floor) flags a busy machine. Rounds interleave:
 each round times the floor and every sampler once, in turn (:func:`interleaved_timings`), so a
 change of the machine's load during the run falls on all of them alike instead of on whichever
@@ -94,6 +97,23 @@ def median(times: list[float]) -> float:
     ordered = sorted(times)
     middle = len(ordered) // 2
     return ordered[middle] if len(ordered) % 2 else 0.5 * (ordered[middle - 1] + ordered[middle])
+
+
+def repeat_coverage(n: int) -> float:
+    """Probability that the median of a repeat run of ``n`` timings lies within this run's
+    [fastest, slowest], when all 2n timings are exchangeable (nothing changed between the runs).
+
+    The repeat's median exceeds this run's slowest only if its ceil(n/2) largest timings all
+    exceed every one of this run's, i.e. the k = ceil(n/2) largest of the 2n pooled timings all
+    belong to the repeat: probability C(2n−k, n−k)/C(2n, n) by symmetry of ranks; the same below
+    the fastest. For odd n this is exact, for even n (median = mean of the middle two) a bound:
+    coverage ≥ 1 − 2·C(2n−k, n−k)/C(2n, n). Examples: n = 5 gives 83%, n = 9 97%, n = 15 99.8%,
+    so with 5 rounds one sampler in three fails a two-way comparison of identical runs.
+    """
+    from math import ceil, comb
+
+    k = ceil(n / 2)
+    return 1 - 2 * comb(2 * n - k, n - k) / comb(2 * n, n)
 
 
 def spread(times: list[float]) -> float:
@@ -186,9 +206,10 @@ def add_size_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"],
                         help="precision (default float32)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    parser.add_argument("--repeat", type=_positive_int, default=5,
+    parser.add_argument("--repeat", type=_positive_int, default=9,
                         help="timed repetitions per measurement after one warm-up: the median "
-                             "is reported with the fastest and slowest (default 5)")
+                             "is reported with the fastest and slowest, a range that holds a "
+                             "repeat run's median with probability 97%% at 9 (default 9)")
     parser.add_argument("--covariance", default="full", choices=COVARIANCES,
                         help="full: the denoiser is two d×d products (a network's role); "
                              "diagonal: cheap, so a sampler's own overhead shows (default full)")
@@ -210,9 +231,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     add_size_arguments(parser)
-    parser.add_argument("--check-finite", default="step", choices=FINITE_CHECKS,
+    parser.add_argument("--check-finite", default="auto", choices=FINITE_CHECKS,
                         help="NaN/Inf checks: per step (a host sync each), once at the end "
-                             "(use on accelerators), or off (default step)")
+                             "(no sync in the loop), off, or auto: per step on the CPU, at the "
+                             "end on an accelerator (default auto)")
     parser.add_argument("--peak-gbps", type=_positive_float, default=None,
                         help="datasheet memory bandwidth (GB/s); default: the measured copy peak")
     parser.add_argument("--copy-mb", type=_positive_int, default=512,
@@ -222,7 +244,23 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                              "adaptive rk45; the peer libraries: experiments/peers.py)")
     parser.add_argument("--check", action="store_true",
                         help="exit with status 1 when a sampler is over its target")
+    parser.add_argument("--csv", metavar="PATH", default=None,
+                        help="also write the table, each row with the options, versions and "
+                             "commit that made it, to this CSV file (to compare two runs)")
     return parser
+
+
+def write_csv(table, args: argparse.Namespace, path: str) -> None:
+    """The table with the run's configuration in every row (tidy: one file per run)."""
+    import torch
+
+    from sdebench import __version__
+    from sdebench.studies.provenance import git_commit
+
+    options = {k: v for k, v in vars(args).items() if k not in {"csv", "quiet", "check"}}
+    table.assign(**options, repeat_coverage=repeat_coverage(args.repeat),
+                 torch_version=torch.__version__, sdebench_version=__version__,
+                 git_commit=git_commit()).to_csv(path, index=False)
 
 
 def speed_table(args: argparse.Namespace):
@@ -287,7 +325,9 @@ def speed_table(args: argparse.Namespace):
               f"d={args.dim} batch={args.batch} {args.dtype} {args.device} steps={args.steps} "
               f"{args.covariance} covariance; copy bandwidth {measured_peak / 1e9:.1f} GB/s"
               + ("" if args.peak_gbps is None else f", datasheet peak {args.peak_gbps:g} GB/s")
-              + f"; {args.repeat} interleaved rounds")
+              + f"; {args.repeat} interleaved rounds: a repeat run's median falls within "
+              f"[ratio_min, ratio_max] with probability {repeat_coverage(args.repeat):.1%} if "
+              "nothing changed (speed.repeat_coverage)")
     table = pd.DataFrame(rows)
     table.attrs["floor_spread"] = spread(floor_rounds)
     table.attrs["floor_drift"] = max(floor_rounds[0], floor_rounds[-1]) / min(
@@ -346,6 +386,8 @@ def main(argv=None, prog: str | None = None) -> int:
     except (SpecError, ValueError, TypeError) as error:
         parser.error(str(error))
     table = print_table(speed_table, args)
+    if args.csv:
+        write_csv(table, args, args.csv)
     over = table[~table.within_target]
     if args.check and not over.empty:
         print(f"over target: {', '.join(over.sampler)}", file=sys.stderr)

@@ -313,7 +313,9 @@ class DiffusersSampler(PeerSampler):
             return network
 
         alphas_cumprod = scheduler.alphas_cumprod.to(torch.float64)
-        log_sigmas = 0.5 * torch.log((1 - alphas_cumprod) / alphas_cumprod)
+        # on the timesteps' device: two CPU scalars beside a CUDA weight cannot share a kernel
+        log_sigmas = (0.5 * torch.log((1 - alphas_cumprod) / alphas_cumprod)).to(
+            scheduler.timesteps.device)
 
         def network(x_vp, timestep):
             tau = timestep.to(torch.float64).clamp(0, len(log_sigmas) - 1)

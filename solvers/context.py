@@ -13,7 +13,7 @@ from sdebench.theory.schedule import Schedule
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """The model contract: ``denoiser(x, t) -> x̂₀ = E[x₀ | x_t = x]`` (EDM's D, in x-space)."""
 
-FINITE_CHECKS = ("step", "end", "off")
+FINITE_CHECKS = ("auto", "step", "end", "off")
 
 
 class NonFiniteError(FloatingPointError):
@@ -26,15 +26,19 @@ class FiniteMonitor:
     ``"step"`` raises at the first bad value (one host sync per check); ``"end"`` keeps the
     earliest bad check as a 0-d code on the state's device (a ``torch.minimum``, no host sync,
     constant memory for any number of steps) and raises once when sampling ends; ``"off"``
-    checks nothing.
+    checks nothing; ``"auto"`` is ``"step"`` for a state ``x`` on the CPU (a check stalls
+    nothing there) and ``"end"`` on an accelerator.
     """
 
     _WHAT = ("initial state", "model output", "state")
     _NONE = torch.iinfo(torch.int64).max
 
-    def __init__(self, mode: str, ts: torch.Tensor):
+    def __init__(self, mode: str, ts: torch.Tensor, x=None):
         if mode not in FINITE_CHECKS:
             raise ValueError(f"check_finite must be one of {FINITE_CHECKS}, got {mode!r}")
+        if mode == "auto":  # a check costs no stall where the state lives on the host
+            on_host = getattr(getattr(x, "device", None), "type", "cpu") == "cpu"
+            mode = "step" if on_host else "end"
         self.mode, self.ts = mode, ts
         self._first_bad = None
 

@@ -60,7 +60,7 @@ def sample(
     noise=None,
     callback: Callable | None = None,
     progress: bool = False,
-    check_finite: str = "step",
+    check_finite: str = "auto",
     enable_grad: bool = False,
 ) -> SampleResult:
     """Integrate from ``ts[0]`` down to ``ts[-1]`` starting at ``x`` (a sample of p_{ts[0]}).
@@ -68,17 +68,18 @@ def sample(
     ``solver`` is a solver object (names are resolved by :func:`sdebench.solvers.get_solver`).
     ``noise`` (default: :class:`~sdebench.solvers.noise.GaussianIncrements` with seed 0) feeds
     stochastic solvers. ``callback(i, t_cur, t_next, x_next)`` is called after each step.
-    ``check_finite`` (``"step"``, ``"end"``, ``"off"``): when model outputs and states are checked
-    for NaN/Inf (:class:`~sdebench.solvers.context.FiniteMonitor`); ``"end"`` has no host sync
-    inside the loop. The grid may stay on the CPU while ``x`` is on an accelerator: schedule
-    coefficients are then host scalars. Sampling runs without autograd (a network's activations
-    are not kept) unless ``enable_grad``; a model that needs gradients inside its call (e.g.
-    guidance) can still open ``torch.enable_grad()`` there.
+    ``check_finite`` (``"auto"``, ``"step"``, ``"end"``, ``"off"``): when model outputs and states
+    are checked for NaN/Inf (:class:`~sdebench.solvers.context.FiniteMonitor`); ``"end"`` has no
+    host sync inside the loop, and ``"auto"`` is ``"step"`` for a CPU state, ``"end"`` otherwise.
+    The grid may stay on the CPU while ``x`` is on an accelerator: schedule coefficients are then
+    host scalars (``tests/test_cuda.py``: no host sync on an H100). Sampling runs without
+    autograd (a network's activations are not kept) unless ``enable_grad``; a model that needs
+    gradients inside its call (e.g. guidance) can still open ``torch.enable_grad()`` there.
     """
     check_declarations(solver)
     _check_state(x, ts)
     check_grid(ts, schedule)
-    monitor = FiniteMonitor(check_finite, ts)
+    monitor = FiniteMonitor(check_finite, ts, x)
     monitor.check(x, 0, "initial state")
     if is_path_sampler(solver):
         return _integrate(solver, model, schedule, x, ts, noise, monitor, enable_grad)

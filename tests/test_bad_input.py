@@ -71,10 +71,10 @@ def test_grid_on_another_accelerator_than_the_state(setup):
 
 
 @pytest.mark.parametrize("bad_value", [float("nan"), float("inf"), -float("inf")])
-@pytest.mark.parametrize("check_finite", ["step", "end"])
+@pytest.mark.parametrize("check_finite", ["step", "end", "auto"])
 def test_model_returning_nan_or_inf_names_step_and_time(setup, bad_value, check_finite):
-    """One bad entry in step 2's output is found by either mode; "step" stops at step 2, "end"
-    runs to the end (no per-step host sync) and then names the same step."""
+    """One bad entry in step 2's output is found by every mode; "step" (and "auto", on the CPU)
+    stops at step 2, "end" runs to the end (no per-step host sync) and then names the same step."""
     problem, ts, x = setup
     steps_run = []
 
@@ -88,7 +88,7 @@ def test_model_returning_nan_or_inf_names_step_and_time(setup, bad_value, check_
     with pytest.raises(NonFiniteError, match=r"step 2 \(t = "):
         sample(get_solver("euler"), broken, problem.schedule, x, ts, check_finite=check_finite,
                callback=lambda i, *_: steps_run.append(i))
-    assert len(steps_run) == (2 if check_finite == "step" else len(ts) - 1)
+    assert len(steps_run) == (len(ts) - 1 if check_finite == "end" else 2)
 
 
 def test_finite_checks_can_be_turned_off_or_rejected(setup):

@@ -48,3 +48,16 @@ def test_the_deferred_check_reads_the_device_once_at_the_end():
     with pytest.raises(RuntimeError, match="meta"):
         sample(get_solver("heun"), problem.to(device="meta").denoiser, problem.schedule, x, ts,
                check_finite="end")
+
+
+def test_the_default_check_defers_on_a_device_state():
+    """check_finite="auto" (the default) is "end" for a state off the CPU: the meta run reaches
+    the final read, and only that read raises."""
+    problem = vp_problem()
+    ts = log_snr_grid(problem.schedule, 3)
+    x = torch.empty(5, problem.dim, dtype=torch.float64, device="meta")
+    steps_run = []
+    with pytest.raises(RuntimeError, match="meta"):
+        sample(get_solver("heun"), problem.to(device="meta").denoiser, problem.schedule, x, ts,
+               callback=lambda i, *_: steps_run.append(i))
+    assert steps_run == [0, 1, 2]

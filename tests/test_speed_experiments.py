@@ -109,3 +109,37 @@ def test_timings_interleave_rounds_after_a_warm_up_round():
     times = speed.interleaved_timings(calls, "cpu", repeat=2)
     assert log == ["floor", "a", "b"] * 3
     assert {name: len(values) for name, values in times.items()} == {"floor": 2, "a": 2, "b": 2}
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6])
+def test_repeat_coverage_is_the_rank_probability(n):
+    """Enumerate every way to split the ranks 0..2n−1 of 2n exchangeable timings into this run
+    and a repeat (each split equally likely): the share of splits whose repeat median lies in
+    this run's [min, max] is the coverage — exactly for odd n, at least the bound for even n."""
+    from itertools import combinations
+    from statistics import median
+
+    inside = total = 0
+    for mine in combinations(range(2 * n), n):
+        repeat = sorted(set(range(2 * n)) - set(mine))
+        inside += min(mine) <= median(repeat) <= max(mine)
+        total += 1
+    share = inside / total
+    if n % 2:
+        assert share == pytest.approx(speed.repeat_coverage(n), abs=1e-12)
+    else:
+        assert share >= speed.repeat_coverage(n) - 1e-12
+
+
+def test_speed_csv_records_the_run_configuration(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "speed.csv"
+    assert speed.main([*TOY, "--samplers", "euler", "--copy-mb", "4", "--csv", str(path)]) == 0
+    saved = pd.read_csv(path)
+    assert list(saved.sampler) == ["euler"]
+    row = saved.iloc[0]
+    assert (row["dim"], row["batch"], row["steps"], row["repeat"]) == (16, 8, 3, 1)
+    assert row["device"] == "cpu" and row["check_finite"] == "auto"
+    assert row["repeat_coverage"] == 0.0  # one round: a repeat's single timing may fall anywhere
+    assert {"torch_version", "sdebench_version", "git_commit"} <= set(saved.columns)
