@@ -83,7 +83,9 @@ def usable_points(group: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[int
     keep = []
     for _, row in group.sort_values("steps").iterrows():
         value, floor, stderr = row["value"], row.get("floor", math.nan), row.get("stderr", math.nan)
-        if row["status"] != "ok" or not math.isfinite(value) or value <= 0:
+        if row["status"] == "failed":
+            reason = f"failed: {_short(row.get('error', ''))}"
+        elif row["status"] != "ok" or not math.isfinite(value) or value <= 0:
             reason = row["status"] if row["status"] != "ok" else "no error"
         elif not math.isnan(floor) and value <= floor * (
                 MONTE_CARLO_MULTIPLE if row.get("floor_kind") == "Monte Carlo" else 1):
@@ -97,12 +99,22 @@ def usable_points(group: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[int
     return pd.DataFrame(keep), dropped
 
 
+def _short(error: str, length: int = 80) -> str:
+    """The last line of an error message (the exception), cut to ``length`` characters."""
+    line = (str(error).strip().splitlines() or ["no message"])[-1]
+    return line if len(line) <= length else line[:length - 1] + "…"
+
+
 def _inconclusive_reason(usable: pd.DataFrame, dropped: dict[str, list[int]],
                          half_width: float) -> str:
     if len(usable) < FIT_POINTS:
         floors = sum(len(steps) for reason, steps in dropped.items() if "floor" in reason)
         reason = f"{len(usable)} usable step count{'s' * (len(usable) != 1)}"
-        return reason + (f"; {floors} at the error floor" if floors else "")
+        reason += f"; {floors} at the error floor" if floors else ""
+        for why, steps in dropped.items():  # a run that raised or diverged says so
+            if why.startswith("failed") or why == "diverged":
+                reason += f"; {why} at {', '.join(map(str, steps))} steps"
+        return reason
     return f"CI ±{half_width:.2g} > ±{MAX_HALF_WIDTH}"
 
 

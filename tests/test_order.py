@@ -59,6 +59,18 @@ def test_two_step_counts_are_inconclusive_with_the_reason():
     assert table.reason.iloc[0] == "2 usable step counts"
 
 
+def test_runs_that_raised_are_named_in_the_reason():
+    """Every diffusers peer on CUDA raised (a device mix-up, found on an H100); the verdict
+    read "0 usable step counts" with nothing to say why."""
+    rows = _rows([8, 16, 32], [np.nan, np.nan, 0.01]).assign(
+        status=["failed", "failed", "ok"],
+        error=["Traceback ...\nRuntimeError: Trying to pass too many CPU scalars"] * 2 + [""])
+    table = order_table(rows)
+    assert table.verdict.iloc[0] == "INCONCLUSIVE"
+    assert table.reason.iloc[0] == ("1 usable step count; failed: RuntimeError: Trying to pass "
+                                    "too many CPU scalars at 8, 16 steps")
+
+
 def test_a_wide_ci_is_inconclusive_with_its_width():
     table = order_table(_rows([2, 3, 4], [1e-1, 1e-2, 8e-3]))
     assert table.verdict.iloc[0] == "INCONCLUSIVE"
