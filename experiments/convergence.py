@@ -29,6 +29,7 @@ def _pre_parse_plugins(argv) -> list[str]:
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    from sdebench.solvers.catalogue import sampler_groups
     from sdebench.studies.config import MAX_STEPS, known_names
 
     names = known_names()
@@ -43,9 +44,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--schedule", "--sde", dest="schedules", default="vp", metavar="SPECS",
                         help="comma-separated schedule specs, or 'all' (known: "
                              f"{', '.join(names['schedules'])}; default: vp)")
+    groups = sampler_groups()
     parser.add_argument("--samplers", default="all", metavar="SPECS",
-                        help=f"comma-separated sampler specs, or 'all' (known: "
-                             f"{', '.join(names['samplers'])})")
+                        help="comma-separated sampler specs; 'all' (default) names sdebench's "
+                             f"own and your plugins' ({', '.join(groups['all'])}), 'peers' the "
+                             f"peer libraries' ({', '.join(groups['peers']) or 'none registered'}; "
+                             "they need the peers extra)")
     parser.add_argument("--steps", default="4,8,16,32,64,128,256",
                         help=f"comma-separated step counts in [1, {MAX_STEPS}]; orders are fitted "
                              "on the 3 largest above the error floor, the error-at-NFE table reads "
@@ -109,10 +113,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _specs(text: str, known: list[str], what: str, parser) -> list[str]:
+def _specs(text: str, known: list[str] | dict[str, list[str]], what: str, parser) -> list[str]:
+    """The specs of a comma-separated list, each group name (``all``; for samplers also
+    ``peers``) replaced by its members."""
     from sdebench.registry import split_specs
 
-    specs = list(known) if text == "all" else split_specs(text)
+    groups = known if isinstance(known, dict) else {"all": list(known)}
+    specs = [member for spec in split_specs(text) for member in groups.get(spec, [spec])]
     if not specs:
         parser.error(f"--{what}: expected at least one name, got {text!r}")
     duplicates = sorted({spec for spec in specs if specs.count(spec) > 1})
@@ -127,6 +134,7 @@ def parse_args(argv=None, prog: str | None = None):
     import torch
 
     from sdebench.registry import SpecError
+    from sdebench.solvers.catalogue import sampler_groups
     from sdebench.studies.config import StudyConfig, known_names, resolve_sections, resolve_units
     from sdebench.studies.store import ResultStore, StoreError
 
@@ -161,7 +169,7 @@ def parse_args(argv=None, prog: str | None = None):
     try:
         config = StudyConfig(
             schedules=_specs(args.schedules, names["schedules"], "schedule", parser),
-            samplers=_specs(args.samplers, names["samplers"], "samplers", parser),
+            samplers=_specs(args.samplers, sampler_groups(), "samplers", parser),
             steps=steps, problem=args.problem, dim=args.dim, batch=args.batch, grid=args.grid,
             dtype=args.dtype, device=args.device, seed=args.seed,
             timing_repeats=args.timing_repeats, metrics=None if args.metrics is None else

@@ -218,7 +218,8 @@ def main(argv=None, prog: str | None = None) -> int:
     add_size_arguments(parser)
     args = parser.parse_args(argv)
     check_device(parser, args.device)
-    from sdebench.peers.kdiffusion import PeerUnavailable, sampling_module
+    from sdebench.peers.base import PeerUnavailable
+    from sdebench.peers.kdiffusion import sampling_module
 
     try:
         import diffusers  # noqa: F401

@@ -3,10 +3,11 @@
 Registered as the metric ``agreement`` for peer samplers that name a ``twin``: on a problem with
 an exact law, the largest difference of the two exact output laws (per coordinate, of the means
 and of the standard deviations; stochastic samplers included, since both laws are exact); on
-other problems, for deterministic samplers, the largest difference of the two outputs from the
-same start points. The twin runs on the grid the peer steps on (``grid_sigmas``), so grids never
-explain a difference. Where conventions match, it is round-off (its floor); where they differ,
-the peer's ``convention`` names the difference.
+other problems, for deterministic samplers, the root-mean-square difference of the two outputs
+from the same start points (in the norm of the round-off floor's scale). The twin runs on the
+grid the peer steps on (``grid_sigmas``), so grids never explain a difference. Where conventions
+match, it is round-off (its floor); where they differ, the peer's ``convention`` names the
+difference.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sdebench.problems.protocol import EXACT_LAW
 from sdebench.solvers.catalogue import get_solver
 from sdebench.solvers.loop import sample
 from sdebench.solvers.noise import GaussianIncrements
+from sdebench.state import mean_square_norm
 from sdebench.studies.metrics import Measurement, UnitRun, register_metric
 
 
@@ -41,8 +43,8 @@ def peer_grid(run: UnitRun):
 @register_metric("agreement", condition=has_twin,
                  description="largest difference to sdebench's own implementation (its twin)")
 def agreement(run: UnitRun) -> Measurement:
-    """max |peer − twin| over coordinates: of the exact output laws' means and standard
-    deviations, or (no exact law) of the outputs from the same start points."""
+    """max |peer − twin| over coordinates of the exact output laws' means and standard
+    deviations, or (no exact law) √E‖peer − twin‖² of the outputs from the same start points."""
     twin, problem = get_solver(run.solver.twin), run.problem
     ts = peer_grid(run)
     if EXACT_LAW in problem.capabilities:
@@ -50,9 +52,13 @@ def agreement(run: UnitRun) -> Measurement:
                      ts, noise=ExactLawNoise()).x
         difference = max(float((run.law.mean - own.mean).abs().max()),
                          float((run.law.variance.sqrt() - own.variance.sqrt()).abs().max()))
+        floor = run.roundoff_floor()
     else:
         own = sample(twin, problem.denoiser, problem.schedule, run.start, ts,
                      noise=GaussianIncrements(run.seed)).x
-        difference = float((run.batch_run.x - own).abs().max())
-    return Measurement(difference, floor=run.roundoff_floor(), floor_kind="round-off",
+        # √E‖peer − twin‖² over the batch, in the norm of the floor's scale √E‖x‖²: the batch's
+        # largest coordinate against that average scale read round-off as a difference (gmm)
+        difference = float(mean_square_norm(run.batch_run.x - own)) ** 0.5
+        floor = run.roundoff_floor()
+    return Measurement(difference, floor=floor, floor_kind="round-off",
                        against=f"sdebench {run.solver.twin}")

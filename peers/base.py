@@ -37,6 +37,11 @@ from sdebench.seeding import generator
 from sdebench.solvers.loop import CountingModel
 from sdebench.solvers.solver import unit_roundoff
 
+
+class PeerUnavailable(ImportError):
+    """A peer library is not installed (the message says how to install it)."""
+
+
 AFFINITY_SAFETY = 10
 """The probe's affinity check allows, per coordinate, |residual| ≤ AFFINITY_SAFETY · u · √(NFE)
 · scale · (1 + Σ|weights|), scale the largest probe output and the weights that coordinate's:
@@ -59,6 +64,7 @@ class ProbeNoise:
         self.points: list[float] = []
         self.source_rows = None
         self.check_weights = None
+        self._served = 0
 
     @property
     def sources(self) -> int:
@@ -153,10 +159,12 @@ class PeerSampler:
 
 def probe_law(peer: PeerSampler, model, schedule, law: GaussianLaw, ts: torch.Tensor) -> GaussianLaw:
     """The exact output law of ``peer`` from ``law`` (module docstring): one recording run on
-    the mean, one run on the probe batch, an affinity check on its last row."""
+    the mean (stochastic peers: which noise they ask for), one run on the probe batch, an
+    affinity check on its last row."""
     mean, coef = law.mean, law.coef
     recorder = ProbeNoise(peer.noise_kind)
-    peer.run(model, schedule, mean[None], ts, recorder if peer.stochastic else None, 0)
+    if peer.stochastic:  # a deterministic peer asks for no noise: nothing to record
+        peer.run(model, schedule, mean[None], ts, recorder, 0)
     recorder.freeze()
     sources_in, sources_noise = coef.shape[0], recorder.sources
     # random weights that float32 holds exactly: a peer computing in float32 (diffusers casts

@@ -17,6 +17,7 @@ def _factory(cls, method: str, doc: str):
         return cls(method, **options)
 
     make.__doc__ = doc
+    make.peer_library = cls.library  # the group 'peers', not 'all' (solvers.catalogue.sampler_groups)
     return make
 
 

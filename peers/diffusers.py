@@ -32,6 +32,7 @@ float32`` sets their round-off floor and the probe's affinity tolerance.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import inspect
 import warnings
@@ -39,8 +40,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sdebench.peers.base import PeerSampler, ProbeNoise
-from sdebench.peers.kdiffusion import PeerUnavailable
+from sdebench.peers.base import PeerSampler, PeerUnavailable, ProbeNoise
 from sdebench.registry import SpecError
 from sdebench.seeding import derive_seed
 
@@ -65,6 +65,7 @@ class Scheduler:
     stochastic: object = lambda options: False
     convention: str = ""
     noise_argument: str = ""
+    choices: tuple = ()  # (option, the values its code implements): others are refused
 
 
 _FINAL = {"final_sigmas_type": "sigma_min"}
@@ -120,13 +121,13 @@ SCHEDULERS = {
         twin=lambda o: {(False, 2): "dpmpp_2m", (True, 2): "dpmpp_2m_sde",
                         (True, 1): "ancestral", (False, 1): "ddim"}.get(
             (_is_sde(o), _solver_order(o)), "") if _same_method(o, {"solver_order"}) else "",
-        stochastic=_is_sde, noise_argument="variance_noise",
+        stochastic=_is_sde, noise_argument="variance_noise", choices=(("solver_order", (1, 2, 3)),),
         convention="lower_order_final (default True): below 15 steps its last step is first "
         "order, sdebench's is not"),
     "DPMSolverSinglestepScheduler": Scheduler(
         VP, dict(_FINAL), lambda o: _solver_order(o),
         lambda o: f"Lu et al. 2022, Thm. 3.2 (DPM-Solver-{_solver_order(o)}), DPM-Solver++ "
-        "data-prediction form (Lu et al. 2022b, Alg. 1)",
+        "data-prediction form (Lu et al. 2022b, Alg. 1)", choices=(("solver_order", (1, 2, 3)),),
         convention="a k-th order step spans k grid intervals (orders cycle 1, 2, …, k)"),
     "UniPCMultistepScheduler": Scheduler(
         VP, dict(_FINAL), lambda o: _solver_order(o) + 1,
@@ -194,6 +195,13 @@ class DiffusersSampler(PeerSampler):
             raise SpecError(f"diffusers {method}: the exact network sdebench gives it predicts "
                             f"ε (EDM: F), so prediction_type={options['prediction_type']!r} "
                             "would measure a mismatched network, not the scheduler")
+        for option, implemented in self._declared.choices:
+            if option in options and options[option] not in implemented:
+                raise SpecError(f"diffusers {method} implements {option} in {implemented} (its "
+                                f"step has no other branch: {options[option]!r} would run as "
+                                "another value, against a declared order it does not have)")
+        if self.train_steps < 2:
+            raise SpecError(f"diffusers {method}: train_steps must be at least 2, got {train_steps!r}")
         self.options = dict(options)
         self.eta = float(options.get("eta", 0.0))
 
@@ -218,6 +226,15 @@ class DiffusersSampler(PeerSampler):
         return self._declared.convention
 
     @property
+    def steps_on(self) -> str:
+        """The grid it steps on: its own timesteps, whatever the study's ``--grid`` (which still
+        sets the start and end times)."""
+        if self._declared.state == EDM:
+            return "its own σ grid (EDM's ρ = 7 spacing), not the study's --grid"
+        spacing = self._settings().get("timestep_spacing", "its default")
+        return f"its own timesteps ({spacing} spacing of {self.train_steps}), not the study's --grid"
+
+    @property
     def nfe_per_step(self) -> float:
         return self._declared.nfe_per_step
 
@@ -232,7 +249,8 @@ class DiffusersSampler(PeerSampler):
             settings.setdefault("prediction_type", "epsilon")
         return settings
 
-    def _scheduler(self, schedule):
+    def _new_scheduler(self, schedule):
+        """The scheduler on the study's training table (module docstring)."""
         table = sigma_table(schedule, self.train_steps)
         if self._declared.state == EDM:
             extra = {"sigma_min": float(table[0]), "sigma_max": float(table[-1])}
@@ -240,16 +258,64 @@ class DiffusersSampler(PeerSampler):
             extra = {"num_train_timesteps": self.train_steps, "trained_betas": trained_betas(table)}
         return self._class(**extra, **self._settings())
 
-    def run(self, model, schedule, x, ts, noise: ProbeNoise | None, seed: int) -> torch.Tensor:
+    def _scheduler(self, schedule):
+        """:meth:`_new_scheduler`, refused where its float32 table cannot hold the schedule's
+        smallest σ (a unit fails with the reason; before, its outputs were NaN)."""
+        scheduler = self._new_scheduler(schedule)
+        alphas_cumprod = getattr(scheduler, "alphas_cumprod", None)
+        if alphas_cumprod is not None and bool((alphas_cumprod >= 1).any()):
+            sigma_min = float(sigma_table(schedule, self.train_steps)[0])
+            raise ValueError(
+                f"diffusers.{self.method} cannot represent {schedule.name!r}: its float32 table "
+                f"rounds ᾱ = 1/(1 + σ²) to 1 (σ = 0) where σ² < 2⁻²⁴, and σ(t_min) = "
+                f"{sigma_min:.3g}; use a schedule whose σ(t_min) is above 2.5e-4")
+        return scheduler
+
+    def check_options(self, schedule, steps: int) -> None:
+        """Make the scheduler for ``schedule`` and take its ``steps`` steps on one zero state with
+        a zero network, so that an option value it rejects (``algorithm_type='bogus'``,
+        ``solver_order=5``) stops the study before its first unit, naming the option."""
+        try:
+            with self._quiet():
+                scheduler = self._new_scheduler(schedule)  # options only: a unit says the rest
+                scheduler.set_timesteps(steps)
+                state = torch.zeros(1, 1)
+                for t in scheduler.timesteps:
+                    state = scheduler.step(torch.zeros_like(state), t, state,
+                                           **self._step_arguments(state, None, None)).prev_sample
+        except Exception as error:  # whatever the library raises, said as a spec error
+            raise SpecError(f"{self!r} cannot run {steps} steps on {schedule.name!r}: "
+                            f"{type(error).__name__}: {error}") from error
+
+    @contextlib.contextmanager
+    def _quiet(self):
+        """diffusers' log below errors (DPMSolverSinglestep warns on every set_timesteps) and
+        numpy 2's __array__(copy=) deprecation notice (every step) silenced."""
         logging = _library().utils.logging
         verbosity = logging.get_verbosity()
-        logging.set_verbosity_error()  # DPMSolverSinglestep warns on every set_timesteps
+        logging.set_verbosity_error()
         try:
-            with warnings.catch_warnings():  # numpy 2's __array__(copy=) notice, every step
+            with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=DeprecationWarning, module="diffusers")
-                return self._run(model, schedule, x, ts, noise, seed)
+                yield
         finally:
             logging.set_verbosity(verbosity)
+
+    def _step_arguments(self, state, noise: ProbeNoise | None, generator) -> dict:
+        """``step``'s keywords: DDIM's eta; the noise of a stochastic scheduler (the probe's
+        draw, or the library's own from ``generator``; a fixed one where neither is given)."""
+        arguments = {"eta": self.eta} if self.method == "DDIMScheduler" else {}
+        if self.stochastic:
+            if noise is not None:
+                arguments[self._declared.noise_argument] = noise.draw(state)
+            else:
+                arguments["generator"] = generator if generator is not None else \
+                    torch.Generator(state.device).manual_seed(0)
+        return arguments
+
+    def run(self, model, schedule, x, ts, noise: ProbeNoise | None, seed: int) -> torch.Tensor:
+        with self._quiet():
+            return self._run(model, schedule, x, ts, noise, seed)
 
     def _run(self, model, schedule, x, ts, noise: ProbeNoise | None, seed: int) -> torch.Tensor:
         numeric = schedule.numeric
@@ -266,13 +332,8 @@ class DiffusersSampler(PeerSampler):
                 derive_seed(seed, "diffusers") % 2**63)
         for t in scheduler.timesteps:
             prediction = network(scheduler.scale_model_input(state, t), t)
-            arguments = {"eta": self.eta} if self.method == "DDIMScheduler" else {}
-            if self.stochastic:
-                if noise is None:
-                    arguments["generator"] = generator
-                else:
-                    arguments[self._declared.noise_argument] = noise.draw(state)
-            state = scheduler.step(prediction, t, state, **arguments).prev_sample
+            state = scheduler.step(prediction, t, state,
+                                   **self._step_arguments(state, noise, generator)).prev_sample
         if self._declared.state == VP:
             state = state * torch.sqrt(1 + sigma_min**2)
         return numeric.s(ts[-1]) * state
@@ -280,9 +341,8 @@ class DiffusersSampler(PeerSampler):
     def grid_sigmas(self, schedule, ts: torch.Tensor) -> torch.Tensor | None:
         """The σ's the scheduler steps between for this study's step count (its float32 values,
         zero-length steps dropped), or None where its grid ends at σ = 0 (Heun)."""
-        scheduler = self._scheduler(schedule)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module="diffusers")
+        with self._quiet():  # HeunDiscrete sets timesteps (numpy's notice) in its constructor
+            scheduler = self._scheduler(schedule)
             scheduler.set_timesteps(ts.numel() - 1)
         if hasattr(scheduler, "sigmas"):
             sigmas = scheduler.sigmas.to(torch.float64)

@@ -26,16 +26,12 @@ from pathlib import Path
 
 import torch
 
-from sdebench.peers.base import PeerSampler, ProbeNoise
+from sdebench.peers.base import PeerSampler, PeerUnavailable, ProbeNoise
 from sdebench.registry import SpecError
 from sdebench.seeding import derive_seed
 
 _PRIVATE = "_sdebench_k_diffusion"
 _LOOP_ARGUMENTS = {"model", "x", "sigmas", "extra_args", "callback", "disable", "noise_sampler"}
-
-
-class PeerUnavailable(ImportError):
-    """A peer library is not installed (the message says how to install it)."""
 
 
 def _append_dims(x: torch.Tensor, target_dims: int) -> torch.Tensor:

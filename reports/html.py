@@ -90,13 +90,7 @@ def metric_figure(frame: pd.DataFrame, metric: str) -> str:
     Carlo) as a grey band, a diagnostic's reference value as a dotted line, and reference
     slopes anchored to the data."""
     figure, axis = plt.subplots(figsize=(8, 5))
-    styles = _styles(frame)
-    positive = frame[(frame.value > 0) & np.isfinite(frame.value)]
-    for sampler, group in positive.groupby("sampler", sort=False):
-        group = group.sort_values("nfe")
-        stderr = group.stderr if "stderr" in group and group.stderr.notna().any() else None
-        axis.errorbar(group.nfe, group.value, yerr=None if stderr is None else 2 * stderr,
-                      markersize=4, capsize=2, label=sampler, **styles[sampler])
+    positive = _plot_curves(axis, frame, _styles(frame))
     axis.set_xscale("log")
     if positive.empty:
         axis.text(0.5, 0.5, "no finite values to draw", transform=axis.transAxes, ha="center")
@@ -118,6 +112,21 @@ def metric_figure(frame: pd.DataFrame, metric: str) -> str:
     axis.grid(True, which="both", alpha=0.3)
     _legend(axis)
     return _svg(figure)
+
+
+def _plot_curves(axis, frame: pd.DataFrame, styles: dict, linestyle: str | None = None,
+                 suffix: str = "") -> pd.DataFrame:
+    """One line per sampler of its positive, finite values against NFE, with ±2 standard error
+    bars where the metric has them; returns the rows drawn."""
+    drawn = frame[(frame.value > 0) & np.isfinite(frame.value)]
+    for sampler, group in drawn.groupby("sampler", sort=False):
+        group = group.sort_values("nfe")
+        style = styles[sampler] if linestyle is None else {**styles[sampler], "linestyle": linestyle}
+        stderr = group.stderr if "stderr" in group and group.stderr.notna().any() else None
+        axis.errorbar(group.nfe, group.value, yerr=None if stderr is None else 2 * stderr,
+                      markersize=4, capsize=2, label=f"{sampler} ({suffix})" if suffix else sampler,
+                      **style)
+    return drawn
 
 
 def _legend(axis) -> None:
@@ -158,13 +167,7 @@ def learned_versus_exact_figure(learned: pd.DataFrame, exact: pd.DataFrame, metr
     figure, axis = plt.subplots(figsize=(8, 5))
     styles = _styles(pd.concat([learned, exact]))
     for frame, linestyle, suffix in ((learned, "-", "learned"), (exact, ":", "exact score")):
-        drawn = frame[(frame.value > 0) & np.isfinite(frame.value)]
-        for sampler, group in drawn.groupby("sampler", sort=False):
-            group = group.sort_values("nfe")
-            style = {**styles[sampler], "linestyle": linestyle}
-            stderr = group.stderr if group.stderr.notna().any() else None
-            axis.errorbar(group.nfe, group.value, yerr=None if stderr is None else 2 * stderr,
-                          markersize=4, capsize=2, label=f"{sampler} ({suffix})", **style)
+        _plot_curves(axis, frame, styles, linestyle, suffix)
     axis.set_xscale("log")
     axis.set_xlabel("NFE (model evaluations)")
     axis.set_ylabel(metric)
@@ -330,12 +333,16 @@ def _conformance(rows: pd.DataFrame, commands: list[str]) -> str:
                             f"{row.agreement:.3g} (round-off {row.agreement_floor:.2g})")
     notes = "".join(f"<li>{html.escape(text)}; reproduce: <code>{html.escape(command)}</code>"
                     "</li>" for text in findings)
+    own_grids = rows[rows.steps_on.fillna("") != ""] if "steps_on" in rows else rows.iloc[:0]
+    grids = "".join(f"<p>{html.escape(', '.join(group.sampler.unique()))} step on "
+                    f"{html.escape(steps_on)} (their rows keep the study's grid label).</p>"
+                    for steps_on, group in own_grids.groupby("steps_on", sort=False))
     return ("<h3>Peer conformance</h3><p>Each peer library's sampler, run in its own loop on "
             "this problem: its declared order and where it is stated, the measured order, and "
             "its agreement with sdebench's implementation of the same method on the grid the "
             "peer steps on (largest difference of the exact output laws over the step counts; "
             "round-off is the floor of the precision the library computes in).</p>" + table
-            + (f"<p>Findings:</p><ul>{notes}</ul>" if notes else ""))
+            + grids + (f"<p>Findings:</p><ul>{notes}</ul>" if notes else ""))
 
 
 def _section_header(config_id: str, section: dict, frame: pd.DataFrame) -> str:

@@ -68,6 +68,15 @@ BUILTIN_SAMPLERS = tuple(_BUILTIN)
 """sdebench's own samplers (plugins, such as the peers of :mod:`sdebench.peers`, add others)."""
 
 
+def sampler_groups() -> dict[str, list[str]]:
+    """The names a sampler list may use for many samplers: ``all``, every registered sampler but
+    the peer libraries' (sdebench's and plugins' own; no peer library is needed), and
+    ``peers``, those of the peer libraries (a factory with a ``peer_library`` attribute)."""
+    names = SAMPLERS.names()
+    peers = [n for n in names if getattr(SAMPLERS.factory(n), "peer_library", "")]
+    return {"all": [n for n in names if n not in peers], "peers": peers}
+
+
 def get_solver(spec: str | Spec):
     """A fresh solver from a spec: a catalogue name with optional parameters (``"heun"``,
     ``"ddim:eta=0.3"``) or ``module:attribute`` of a solver class or factory; its declarations

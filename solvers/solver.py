@@ -24,7 +24,9 @@ the solver's parameters may be a property, checked on the instance when sampling
 
 A *path sampler* (a peer library's whole loop, :mod:`sdebench.peers`) has no step: it declares
 the same attributes and implements ``integrate(model, schedule, x, ts, noise) -> x_out``, which
-:func:`sdebench.solvers.loop.sample` calls in place of its own loop.
+:func:`sdebench.solvers.loop.sample` calls in place of its own loop. It may also implement
+``check_options(schedule, steps)``, which a study calls once per schedule before its first unit,
+to refuse option values that its library rejects only when it runs.
 
 The constructor's parameters must be stored as attributes of the same names, so that
 :meth:`Solver.parameters` can record them with every result.

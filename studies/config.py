@@ -336,6 +336,9 @@ def resolve_units(config: StudyConfig, sections: list[Section]) -> list[Unit]:
             metrics = _metrics_for(config, section.problem, solver)
             if not metrics:  # e.g. --metrics strong_error for an ODE sampler: nothing to run
                 continue
+            check_options = getattr(solver, "check_options", None)  # a peer's bad option values
+            if check_options is not None:
+                check_options(section.problem.schedule, max(config.steps))
             description = {
                 "config_id": section.config_id, "sampler": sampler,
                 "sampler_class": f"{type(solver).__module__}.{type(solver).__qualname__}",

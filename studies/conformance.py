@@ -10,7 +10,8 @@ import pandas as pd
 
 CONFORMANCE_COLUMNS = ["config_id", "library", "sampler", "metric", "declared_order",
                        "order_source", "measured_order", "ci95", "fit_steps", "verdict", "reason",
-                       "twin", "agreement", "agreement_floor", "agrees", "convention"]
+                       "twin", "agreement", "agreement_floor", "agrees", "convention",
+                       "steps_on"]
 
 
 def _text(value) -> str:
@@ -40,7 +41,10 @@ def _agrees(differs: list[int], measured: list[int], twin: str, convention: str)
     why = convention or "no convention difference is known: a finding"
     agreeing = [n for n in measured if n not in differs]
     if agreeing and max(differs) < min(agreeing):
-        return f"from {min(agreeing)} steps (differs at {', '.join(map(str, differs))}: {why})"
+        # "to round-off": below the floor of the precision the peer computes in, which for a
+        # float32 library may also hide a difference that keeps shrinking with the step size
+        return (f"to round-off from {min(agreeing)} steps (differs at "
+                f"{', '.join(map(str, differs))}: {why})")
     return f"no, at {', '.join(map(str, differs))} steps: {why}"
 
 
@@ -70,5 +74,6 @@ def conformance_table(results: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFra
                 "agrees": _agrees(differs, measured, _text(first.get("twin")),
                                   _text(first.get("convention"))),
                 "convention": _text(first.get("convention")),
+                "steps_on": _text(first.get("steps_on")),
             })
     return pd.DataFrame(rows, columns=CONFORMANCE_COLUMNS)

@@ -34,6 +34,7 @@ def unit_columns(unit: Unit) -> dict:
         "order_note": getattr(solver, "order_note", ""),
         "order_source": getattr(solver, "order_source", ""),
         "twin": getattr(solver, "twin", ""), "convention": getattr(solver, "convention", ""),
+        "steps_on": getattr(solver, "steps_on", ""),  # a peer with its own grid says so
         "git_commit": git_commit(),
     }
 

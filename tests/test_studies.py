@@ -220,3 +220,26 @@ def test_schedule_parameters_reach_the_study(tmp_path):
     rows = pd.read_csv(tmp_path / "out" / "results.csv")
     assert set(rows.schedule) == {"vp:beta_max=10"}
     assert json.loads(rows.schedule_params.iloc[0])["beta_max"] == "10"
+
+
+def test_all_samplers_leave_the_peers_to_their_own_group(tmp_path):
+    """`--samplers all` (the default) used to include every peer sampler, so on an install
+    without diffusers the README's first command stopped at "diffusers is not installed"; the
+    peers have their own group name, `peers` (tests/test_peers.py runs it)."""
+    from sdebench.solvers.catalogue import BUILTIN_SAMPLERS, sampler_groups
+
+    groups = sampler_groups()
+    assert set(BUILTIN_SAMPLERS) <= set(groups["all"])
+    assert groups["peers"] and all(n.startswith(("kdiffusion.", "diffusers."))
+                                   for n in groups["peers"])
+    assert not set(groups["all"]) & set(groups["peers"])
+    code = ("import importlib.util, sys; real = importlib.util.find_spec;"
+            "importlib.util.find_spec = lambda n, *a: None if n in ('diffusers', 'k_diffusion')"
+            " else real(n, *a); sys.modules['diffusers'] = None;"
+            "from sdebench.experiments.convergence import parse_args;"
+            f"_, config, _ = parse_args(['--sde', 'vp', '--out', {str(tmp_path / 'a')!r}]);"
+            "print(len(config.samplers))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) == len(groups["all"])
