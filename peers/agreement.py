@@ -41,7 +41,8 @@ def peer_grid(run: UnitRun):
 
 
 @register_metric("agreement", condition=has_twin,
-                 description="largest difference to sdebench's own implementation (its twin)")
+                 description="difference to sdebench's own implementation (its twin): largest over "
+                 "the exact laws, or root-mean-square over the outputs")
 def agreement(run: UnitRun) -> Measurement:
     """max |peer − twin| over coordinates of the exact output laws' means and standard
     deviations, or (no exact law) √E‖peer − twin‖² of the outputs from the same start points."""

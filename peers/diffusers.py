@@ -65,7 +65,7 @@ class Scheduler:
     stochastic: object = lambda options: False
     convention: str = ""
     noise_argument: str = ""
-    choices: tuple = ()  # (option, the values its code implements): others are refused
+    choices: tuple = ()  # (option, the values declared for, why others are refused)
 
 
 _FINAL = {"final_sigmas_type": "sigma_min"}
@@ -73,6 +73,10 @@ _EDM_THREE = "Karras et al. 2022, §3"
 _DPM_SOURCES = {1: "Lu et al. 2022b: first order, equivalent to DDIM (diffusers docstring)",
                 2: "Lu et al. 2022b, Alg. 2: second-order multistep (diffusers docstring)",
                 3: "Lu et al. 2022b, §4: third-order multistep (diffusers docstring)"}
+
+
+_ORDERS_1_TO_3 = ("solver_order", (1, 2, 3), "its step has branches for orders 1 to 3 only: "
+                  "another value would run as one of them, against the order it declares")
 
 
 def _solver_order(options: dict, default: int = 2) -> int:
@@ -121,13 +125,16 @@ SCHEDULERS = {
         twin=lambda o: {(False, 2): "dpmpp_2m", (True, 2): "dpmpp_2m_sde",
                         (True, 1): "ancestral", (False, 1): "ddim"}.get(
             (_is_sde(o), _solver_order(o)), "") if _same_method(o, {"solver_order"}) else "",
-        stochastic=_is_sde, noise_argument="variance_noise", choices=(("solver_order", (1, 2, 3)),),
+        stochastic=_is_sde, noise_argument="variance_noise", choices=(_ORDERS_1_TO_3,),
         convention="lower_order_final (default True): below 15 steps its last step is first "
         "order, sdebench's is not"),
     "DPMSolverSinglestepScheduler": Scheduler(
         VP, dict(_FINAL), lambda o: _solver_order(o),
         lambda o: f"Lu et al. 2022, Thm. 3.2 (DPM-Solver-{_solver_order(o)}), DPM-Solver++ "
-        "data-prediction form (Lu et al. 2022b, Alg. 1)", choices=(("solver_order", (1, 2, 3)),),
+        "data-prediction form (Lu et al. 2022b, Alg. 1)",
+        choices=(_ORDERS_1_TO_3, ("algorithm_type", ("dpmsolver++", "dpmsolver"),
+                                  "its SDE variant draws noise, and sdebench declares no "
+                                  "stochastic form or order for it")),
         convention="a k-th order step spans k grid intervals (orders cycle 1, 2, …, k)"),
     "UniPCMultistepScheduler": Scheduler(
         VP, dict(_FINAL), lambda o: _solver_order(o) + 1,
@@ -195,11 +202,10 @@ class DiffusersSampler(PeerSampler):
             raise SpecError(f"diffusers {method}: the exact network sdebench gives it predicts "
                             f"ε (EDM: F), so prediction_type={options['prediction_type']!r} "
                             "would measure a mismatched network, not the scheduler")
-        for option, implemented in self._declared.choices:
-            if option in options and options[option] not in implemented:
-                raise SpecError(f"diffusers {method} implements {option} in {implemented} (its "
-                                f"step has no other branch: {options[option]!r} would run as "
-                                "another value, against a declared order it does not have)")
+        for option, declared, why in self._declared.choices:
+            if option in options and options[option] not in declared:
+                raise SpecError(f"diffusers {method}: {option}={options[option]!r} is not one of "
+                                f"{declared}: {why}")
         if self.train_steps < 2:
             raise SpecError(f"diffusers {method}: train_steps must be at least 2, got {train_steps!r}")
         self.options = dict(options)
@@ -230,7 +236,8 @@ class DiffusersSampler(PeerSampler):
         """The grid it steps on: its own timesteps, whatever the study's ``--grid`` (which still
         sets the start and end times)."""
         if self._declared.state == EDM:
-            return "its own σ grid (EDM's ρ = 7 spacing), not the study's --grid"
+            return ("its own σ grid (sigma_schedule and rho of its settings), not the study's "
+                    "--grid")
         spacing = self._settings().get("timestep_spacing", "its default")
         return f"its own timesteps ({spacing} spacing of {self.train_steps}), not the study's --grid"
 
@@ -266,9 +273,10 @@ class DiffusersSampler(PeerSampler):
         if alphas_cumprod is not None and bool((alphas_cumprod >= 1).any()):
             sigma_min = float(sigma_table(schedule, self.train_steps)[0])
             raise ValueError(
-                f"diffusers.{self.method} cannot represent {schedule.name!r}: its float32 table "
-                f"rounds ᾱ = 1/(1 + σ²) to 1 (σ = 0) where σ² < 2⁻²⁴, and σ(t_min) = "
-                f"{sigma_min:.3g}; use a schedule whose σ(t_min) is above 2.5e-4")
+                f"diffusers.{self.method} cannot represent {schedule.name!r}: at σ(t_min) = "
+                f"{sigma_min:.3g} its float32 table rounds 1 − β = ᾱ_τ/ᾱ_τ₋₁ to 1 (β below "
+                "float32's half-spacing below 1, 2⁻²⁵), so σ = 0 there; use a schedule whose "
+                "σ(t_min) is above 2.5e-4")
         return scheduler
 
     def check_options(self, schedule, steps: int) -> None:
@@ -276,7 +284,7 @@ class DiffusersSampler(PeerSampler):
         a zero network, so that an option value it rejects (``algorithm_type='bogus'``,
         ``solver_order=5``) stops the study before its first unit, naming the option."""
         try:
-            with self._quiet():
+            with self._quiet(), torch.random.fork_rng(devices=[]):  # leaves torch's RNG as it was
                 scheduler = self._new_scheduler(schedule)  # options only: a unit says the rest
                 scheduler.set_timesteps(steps)
                 state = torch.zeros(1, 1)

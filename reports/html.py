@@ -340,7 +340,8 @@ def _conformance(rows: pd.DataFrame, commands: list[str]) -> str:
     return ("<h3>Peer conformance</h3><p>Each peer library's sampler, run in its own loop on "
             "this problem: its declared order and where it is stated, the measured order, and "
             "its agreement with sdebench's implementation of the same method on the grid the "
-            "peer steps on (largest difference of the exact output laws over the step counts; "
+            "peer steps on (largest difference of the exact output laws over the step counts, or "
+            "without them the root-mean-square difference of the outputs from the same starts; "
             "round-off is the floor of the precision the library computes in).</p>" + table
             + grids + (f"<p>Findings:</p><ul>{notes}</ul>" if notes else ""))
 

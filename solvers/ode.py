@@ -6,8 +6,11 @@ al. 2021) that controls its own sub-steps inside each grid interval.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+from sdebench.solvers.context import NonFiniteError
 from sdebench.solvers.runge_kutta import (
     DORMAND_PRINCE,
     EULER,
@@ -94,6 +97,9 @@ class DormandPrince45(Solver):
             error = combine(0 * x, dt, self.tableau.error_weights, slopes)
             tolerance = self.atol + self.rtol * torch.maximum(rms(x), rms(x_new))
             ratio = float(rms(error) / tolerance)
+            if not math.isfinite(ratio):  # a NaN/Inf stage would shrink dt forever
+                raise NonFiniteError(f"rk45: non-finite error estimate at t = {float(t):.6g} "
+                                     f"(step size {float(dt):.3g}): the model or state has NaN/Inf")
             if ratio <= 1.0:
                 x, t = x_new, t + dt
             factor = 10.0 if ratio == 0 else min(10.0, max(0.2, 0.9 * ratio ** (-1 / 5)))

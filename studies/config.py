@@ -338,7 +338,7 @@ def resolve_units(config: StudyConfig, sections: list[Section]) -> list[Unit]:
                 continue
             check_options = getattr(solver, "check_options", None)  # a peer's bad option values
             if check_options is not None:
-                check_options(section.problem.schedule, max(config.steps))
+                check_options(section.problem.schedule, min(config.steps))
             description = {
                 "config_id": section.config_id, "sampler": sampler,
                 "sampler_class": f"{type(solver).__module__}.{type(solver).__qualname__}",

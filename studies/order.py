@@ -84,7 +84,8 @@ def usable_points(group: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[int
     for _, row in group.sort_values("steps").iterrows():
         value, floor, stderr = row["value"], row.get("floor", math.nan), row.get("stderr", math.nan)
         if row["status"] == "failed":
-            reason = f"failed: {_short(row.get('error', ''))}"
+            error = row.get("error", "")
+            reason = f"failed: {_short(error if isinstance(error, str) else '')}"
         elif row["status"] != "ok" or not math.isfinite(value) or value <= 0:
             reason = row["status"] if row["status"] != "ok" else "no error"
         elif not math.isnan(floor) and value <= floor * (
@@ -108,7 +109,8 @@ def _short(error: str, length: int = 80) -> str:
 def _inconclusive_reason(usable: pd.DataFrame, dropped: dict[str, list[int]],
                          half_width: float) -> str:
     if len(usable) < FIT_POINTS:
-        floors = sum(len(steps) for reason, steps in dropped.items() if "floor" in reason)
+        floors = sum(len(steps) for reason, steps in dropped.items()
+                     if reason.startswith("at the ") and reason.endswith(" floor"))
         reason = f"{len(usable)} usable step count{'s' * (len(usable) != 1)}"
         reason += f"; {floors} at the error floor" if floors else ""
         for why, steps in dropped.items():  # a run that raised or diverged says so

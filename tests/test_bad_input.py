@@ -91,6 +91,15 @@ def test_model_returning_nan_or_inf_names_step_and_time(setup, bad_value, check_
     assert len(steps_run) == (len(ts) - 1 if check_finite == "end" else 2)
 
 
+def test_rk45_stops_on_nan_with_the_deferred_check(setup):
+    """With check_finite="end" (the GPU default) a NaN model output no longer raises in the
+    loop; rk45's error ratio was then NaN and its step size shrank forever."""
+    problem, ts, x = setup
+    with pytest.raises(NonFiniteError, match="rk45: non-finite error estimate"):
+        sample(get_solver("rk45"), lambda x, t: x * float("nan"), problem.schedule, x, ts,
+               check_finite="end")
+
+
 def test_finite_checks_can_be_turned_off_or_rejected(setup):
     problem, ts, x = setup
     result = sample(get_solver("euler"), lambda x, t: x * float("nan"), problem.schedule, x, ts,

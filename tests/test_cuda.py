@@ -22,7 +22,7 @@ from sdebench.solvers.noise import GaussianIncrements
 from sdebench.solvers.solver import unit_roundoff
 from sdebench.theory import get_schedule
 from tests.helpers import vp_problem
-from tests.test_device_readiness import SYNC_FREE
+from tests.test_device_readiness import HOST_DRIVEN, SYNC_FREE
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available() and os.environ.get("SDEBENCH_REQUIRE_CUDA") != "1",
@@ -71,8 +71,8 @@ def test_the_sampling_loop_makes_no_host_sync_on_cuda(name, monkeypatch):
     assert finished and all(flag.device.type == "cuda" for flag in finished)
 
 
-@pytest.mark.parametrize("name", [n for n in BUILTIN_SAMPLERS
-                                  if not get_solver(n).stochastic])
+@pytest.mark.parametrize("name", [n for n in BUILTIN_SAMPLERS if not get_solver(n).stochastic
+                                  and n not in HOST_DRIVEN])  # rk45: round-off may flip a step
 def test_deterministic_samplers_give_the_cpu_result_on_cuda(name):
     """Same start, same float64 arithmetic: the GPU may only reorder sums. Each evaluation
     perturbs the state by a few units of round-off (u = 2^-53) relative to its size, and a
@@ -95,7 +95,10 @@ def test_peers_give_the_cpu_result_on_cuda(name):
     """The peer libraries' loops on a CUDA state (diffusers' timesteps then live on the GPU, and
     its network must not mix CPU tables into their kernels) agree with their CPU runs to the
     round-off bound above, with u the peer's own precision (float32 for diffusers)."""
-    pytest.importorskip("diffusers" if name.startswith("diffusers") else "torchsde")
+    try:
+        get_solver(name)
+    except ImportError as missing:  # PeerUnavailable: the peer library is not installed
+        pytest.skip(str(missing))
     problem = get_problem("gaussian", get_schedule("edm"), dim=DIM, seed=1)
     ts = log_snr_grid(problem.schedule, STEPS)
     x = problem.sample_marginal(ts[0], BATCH, torch.Generator().manual_seed(3))
