@@ -38,6 +38,7 @@ td.note,td.reason,td.dropped,td.error,td.value{text-align:left;max-width:420px}
 .PASS{background:#dff5df}.FAIL{background:#f8d7d7}.ABOVE{background:#fff4cc}
 .INCONCLUSIVE{background:#e8e8f4}td.best{background:#dff5df;font-weight:bold}td.floor{color:#999}
 figure{margin:1em 0}figcaption{font-size:.85em;color:#555}
+div.wide{overflow-x:auto;max-width:100%}
 code{background:#f5f5f5;padding:0 .2em}
 """
 _MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "*", "h", "p", "d", "8", "H", "1", "2")
@@ -272,6 +273,14 @@ def _format(value) -> str:
     return str(value)
 
 
+def _filled_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns with at least one value (a column of blanks, e.g. ``score`` outside a
+    learned-score study, only widens the table)."""
+    filled = [c for c in frame.columns
+              if not frame[c].map(lambda v: v is None or v == "" or v != v).all()]
+    return frame[filled]
+
+
 def _table(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     rows = []
@@ -283,7 +292,9 @@ def _table(frame: pd.DataFrame) -> str:
                 else "")
             cells.append(f"<td{css}>{html.escape(_format(value))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    # a table wider than the page scrolls inside its own box instead of widening the page
+    return (f'<div class="wide"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def _error_at_nfe_tables(at_nfe: pd.DataFrame) -> str:
@@ -391,8 +402,8 @@ def _section(config_id: str, frames: StudyFrames) -> str:
     orders = frames.orders[frames.orders.config_id == config_id] if not frames.orders.empty else frames.orders
     if not orders.empty:
         part.append("<h3>Measured versus declared order</h3>"
-                    + _table(orders.drop(columns=["config_id", "schedule", "problem", "library"],
-                                         errors="ignore")))
+                    + _table(_filled_columns(orders.drop(
+                        columns=["config_id", "schedule", "problem", "library"], errors="ignore"))))
         conformance = frames.conformance
         if not conformance.empty and (conformance.config_id == config_id).any():
             part.append(_conformance(conformance[conformance.config_id == config_id],
