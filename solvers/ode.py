@@ -92,6 +92,10 @@ class DormandPrince45(Solver):
         while (t_next - t) * torch.sign(span) > 1e-14 * abs(span):
             if abs(dt) > abs(t_next - t):
                 dt = t_next - t
+            if t + dt == t:  # the error control asks for a step below t's resolution
+                raise FloatingPointError(
+                    f"rk45: step size {float(dt):.3g} underflows at t = {float(t):.6g}: the error "
+                    f"control (rtol={self.rtol:g}, atol={self.atol:g}) cannot be met here")
             slopes = stage_slopes(ctx.pf_drift, x, t, dt, self.tableau)
             x_new = combine(x, dt, self.tableau.b, slopes)
             error = combine(0 * x, dt, self.tableau.error_weights, slopes)

@@ -100,6 +100,15 @@ def test_rk45_stops_on_nan_with_the_deferred_check(setup):
                check_finite="end")
 
 
+def test_rk45_says_when_its_tolerance_cannot_be_met(setup):
+    """A tolerance below round-off shrank rk45's step to 0.0, after which it accepted zero-length
+    steps forever."""
+    problem, ts, x = setup
+    with pytest.raises(FloatingPointError, match="rk45: step size .* underflows"):
+        sample(get_solver("rk45:rtol=1e-300:atol=1e-300"), problem.denoiser, problem.schedule, x,
+               ts)
+
+
 def test_finite_checks_can_be_turned_off_or_rejected(setup):
     problem, ts, x = setup
     result = sample(get_solver("euler"), lambda x, t: x * float("nan"), problem.schedule, x, ts,
