@@ -53,13 +53,11 @@ def agreement(run: UnitRun) -> Measurement:
                      ts, noise=ExactLawNoise()).x
         difference = max(float((run.law.mean - own.mean).abs().max()),
                          float((run.law.variance.sqrt() - own.variance.sqrt()).abs().max()))
-        floor = run.roundoff_floor()
     else:
         own = sample(twin, problem.denoiser, problem.schedule, run.start, ts,
                      noise=GaussianIncrements(run.seed)).x
         # √E‖peer − twin‖² over the batch, in the norm of the floor's scale √E‖x‖²: the batch's
         # largest coordinate against that average scale read round-off as a difference (gmm)
         difference = float(mean_square_norm(run.batch_run.x - own)) ** 0.5
-        floor = run.roundoff_floor()
-    return Measurement(difference, floor=floor, floor_kind="round-off",
+    return Measurement(difference, floor=run.roundoff_floor(), floor_kind="round-off",
                        against=f"sdebench {run.solver.twin}")

@@ -287,10 +287,10 @@ class DiffusersSampler(PeerSampler):
             with self._quiet(), torch.random.fork_rng(devices=[]):  # leaves torch's RNG as it was
                 scheduler = self._new_scheduler(schedule)  # options only: a unit says the rest
                 scheduler.set_timesteps(steps)
-                state = torch.zeros(1, 1)
+                state, generator = torch.zeros(1, 1), torch.Generator().manual_seed(0)
                 for t in scheduler.timesteps:
-                    state = scheduler.step(torch.zeros_like(state), t, state,
-                                           **self._step_arguments(state, None, None)).prev_sample
+                    state = scheduler.step(torch.zeros_like(state), t, state, **self._step_arguments(
+                        state, None, generator)).prev_sample
         except Exception as error:  # whatever the library raises, said as a spec error
             raise SpecError(f"{self!r} cannot run {steps} steps on {schedule.name!r}: "
                             f"{type(error).__name__}: {error}") from error
@@ -311,14 +311,13 @@ class DiffusersSampler(PeerSampler):
 
     def _step_arguments(self, state, noise: ProbeNoise | None, generator) -> dict:
         """``step``'s keywords: DDIM's eta; the noise of a stochastic scheduler (the probe's
-        draw, or the library's own from ``generator``; a fixed one where neither is given)."""
+        draw, or the library's own from ``generator``)."""
         arguments = {"eta": self.eta} if self.method == "DDIMScheduler" else {}
         if self.stochastic:
             if noise is not None:
                 arguments[self._declared.noise_argument] = noise.draw(state)
             else:
-                arguments["generator"] = generator if generator is not None else \
-                    torch.Generator(state.device).manual_seed(0)
+                arguments["generator"] = generator
         return arguments
 
     def run(self, model, schedule, x, ts, noise: ProbeNoise | None, seed: int) -> torch.Tensor:

@@ -78,14 +78,19 @@ def test_deterministic_samplers_give_the_cpu_result_on_cuda(name):
     perturbs the state by a few units of round-off (u = 2^-53) relative to its size, and a
     stable solver carries at most a bounded multiple of that per step: |Δx| ≤ 64·NFE·u·max|x|,
     with 64 covering d = 4 reductions and the solver's combination of stages."""
-    problem = vp_problem(DIM)
+    assert_cuda_gives_the_cpu_result(name, vp_problem(DIM))
+
+
+def assert_cuda_gives_the_cpu_result(name: str, problem) -> None:
+    """``name`` from the same start on the CPU and on CUDA: the same NFE, and outputs within
+    64·NFE·u·max|x| of each other, u the unit round-off of what the sampler computes in."""
     ts = log_snr_grid(problem.schedule, STEPS)
     x = problem.sample_marginal(ts[0], BATCH, torch.Generator().manual_seed(3))
     on_cpu = sample(get_solver(name), problem.denoiser, problem.schedule, x, ts)
     on_gpu = sample(get_solver(name), problem.to(device="cuda").denoiser, problem.schedule,
                     x.cuda(), ts)
     roundoff = 64 * on_cpu.nfe * unit_roundoff(get_solver(name), x.dtype) * on_cpu.x.abs().max()
-    assert on_gpu.nfe == on_cpu.nfe
+    assert on_gpu.x.device.type == "cuda" and on_gpu.nfe == on_cpu.nfe
     assert (on_gpu.x.cpu() - on_cpu.x).abs().max() <= roundoff
 
 
@@ -99,12 +104,5 @@ def test_peers_give_the_cpu_result_on_cuda(name):
         get_solver(name)
     except ImportError as missing:  # PeerUnavailable: the peer library is not installed
         pytest.skip(str(missing))
-    problem = get_problem("gaussian", get_schedule("edm"), dim=DIM, seed=1)
-    ts = log_snr_grid(problem.schedule, STEPS)
-    x = problem.sample_marginal(ts[0], BATCH, torch.Generator().manual_seed(3))
-    on_cpu = sample(get_solver(name), problem.denoiser, problem.schedule, x, ts)
-    on_gpu = sample(get_solver(name), problem.to(device="cuda").denoiser, problem.schedule,
-                    x.cuda(), ts)
-    roundoff = 64 * on_cpu.nfe * unit_roundoff(get_solver(name), x.dtype) * on_cpu.x.abs().max()
-    assert on_gpu.x.device.type == "cuda"
-    assert (on_gpu.x.cpu() - on_cpu.x).abs().max() <= roundoff
+    assert_cuda_gives_the_cpu_result(name, get_problem("gaussian", get_schedule("edm"), dim=DIM,
+                                                       seed=1))
