@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sympy
 
-from sdebench.registry import Registry, Spec, parse_spec
+from sdebench.registry import Registry, Spec, check_number, parse_spec
 from sdebench.theory.kernel import T
 from sdebench.theory.schedule import SIGMA, Schedule, exact_number
 
@@ -26,9 +26,18 @@ def _integrated_linear_beta(beta_min, beta_max):
 
 
 def _t_of_integrated_beta(b, beta_min, beta_max):
-    """Positive root t of B(t) = b (B quadratic in t)."""
+    """Positive root t of B(t) = b (B quadratic in t; t = b/β when β is constant, slope 0)."""
     slope = beta_max - beta_min
-    return (-beta_min + sympy.sqrt(beta_min**2 + 2 * slope * b)) / slope
+    # = (√(β_min² + 2Δβ b) − β_min)/Δβ, which cancels where β_min² ≫ Δβ b (near t_min)
+    return 2 * b / (beta_min + sympy.sqrt(beta_min**2 + 2 * slope * b))
+
+
+def _linear_betas(beta_min, beta_max):
+    """β_min, β_max as exact numbers, refused unless β(t) = β_min + t(β_max − β_min) > 0 on
+    (0, 1]: β_min ≥ 0 and β_max > 0."""
+    beta_min = check_number("beta_min", exact_number(beta_min, "beta_min"), low=0)
+    beta_max = check_number("beta_max", exact_number(beta_max, "beta_max"), low=0, low_open=True)
+    return beta_min, beta_max
 
 
 @register_schedule("vp")
@@ -39,7 +48,7 @@ def vp_linear(beta_min=sympy.Rational(1, 10), beta_max=20, t_min=sympy.Rational(
     s = exp(−B/2), σ = √(e^B − 1), B(t) = β_min t + ½(β_max − β_min) t²; t_min = 10⁻³ is Song et
     al.'s sampling ε.
     """
-    beta_min, beta_max = exact_number(beta_min, "beta_min"), exact_number(beta_max, "beta_max")
+    beta_min, beta_max = _linear_betas(beta_min, beta_max)
     b = _integrated_linear_beta(beta_min, beta_max)
     return Schedule(
         "vp",
@@ -59,7 +68,7 @@ def subvp(beta_min=sympy.Rational(1, 10), beta_max=20, t_min=sympy.Rational(1, 1
 
     Hence s = e^{−B/2} and σ = (1 − e^{−B}) / e^{−B/2} = 2 sinh(B/2).
     """
-    beta_min, beta_max = exact_number(beta_min, "beta_min"), exact_number(beta_max, "beta_max")
+    beta_min, beta_max = _linear_betas(beta_min, beta_max)
     b = _integrated_linear_beta(beta_min, beta_max)
     return Schedule(
         "subvp",
@@ -70,6 +79,17 @@ def subvp(beta_min=sympy.Rational(1, 10), beta_max=20, t_min=sympy.Rational(1, 1
         sigma_inverse=_t_of_integrated_beta(2 * sympy.asinh(SIGMA / 2), beta_min, beta_max),
         reference="Song et al. 2021 (ICLR), eq. 29 and App. C",
     )
+
+
+def _cosine_t_of_sigma(phi0, offset):
+    """t(σ) of the cosine schedule: cos φ = cos φ₀/√(1 + σ²), so φ = atan(y) with
+    y = R/cos φ₀, R = √(σ² + sin²φ₀), and t = (φ − φ₀)·2(1 + c)/π. With y₀ = tan φ₀,
+    atan y − atan y₀ = atan((y − y₀)/(1 + y y₀)) and y − y₀ = σ²/(cos φ₀ (R + sin φ₀)):
+    no step cancels near t_min (acos(cos φ₀/√(1 + σ²)) − c lost 10⁻¹² relative there)."""
+    sin_phi0, cos_phi0 = sympy.sin(phi0), sympy.cos(phi0)
+    r = sympy.sqrt(SIGMA**2 + sin_phi0**2)
+    phi_minus_phi0 = sympy.atan(SIGMA**2 * cos_phi0 / ((r + sin_phi0) * (cos_phi0**2 + r * sin_phi0)))
+    return phi_minus_phi0 * 2 * (1 + offset) / sympy.pi
 
 
 @register_schedule("vp_cosine")
@@ -83,7 +103,7 @@ def vp_cosine(offset=sympy.Rational(8, 1000), t_min=sympy.Rational(1, 1000),
     function): the difference of squares cancels half of float32's digits near t_min, where
     s ≈ 1; φ − φ₀ = t/(1 + c) · π/2 has no cancellation.
     """
-    offset = exact_number(offset, "offset")
+    offset = check_number("offset", exact_number(offset, "offset"), low=0)
     phi = (T + offset) / (1 + offset) * sympy.pi / 2
     phi0 = offset / (1 + offset) * sympy.pi / 2
     cos_phi0 = sympy.cos(phi0)
@@ -95,8 +115,7 @@ def vp_cosine(offset=sympy.Rational(8, 1000), t_min=sympy.Rational(1, 1000),
         / sympy.cos(phi),
         t_min=t_min,
         t_max=t_max,
-        sigma_inverse=sympy.acos(cos_phi0 / sympy.sqrt(1 + SIGMA**2)) * 2 * (1 + offset) / sympy.pi
-        - offset,
+        sigma_inverse=_cosine_t_of_sigma(phi0, offset),
         reference="Nichol & Dhariwal 2021, eq. 17",
     )
 
@@ -107,7 +126,9 @@ def ve_geometric(sigma_min=sympy.Rational(1, 100), sigma_max=50, t_min=sympy.Rat
     """VE SDE with geometric noise σ(t) = σ_min (σ_max/σ_min)^t, s = 1 (Song et al. 2021, eq. 9
     and App. C; SMLD/NCSN of Song & Ermon 2019). t_min = 10⁻⁵ is Song et al.'s sampling ε.
     """
-    sigma_min, sigma_max = exact_number(sigma_min, "sigma_min"), exact_number(sigma_max, "sigma_max")
+    sigma_min = check_number("sigma_min", exact_number(sigma_min, "sigma_min"), low=0, low_open=True)
+    sigma_max = check_number("sigma_max", exact_number(sigma_max, "sigma_max"), low=sigma_min,
+                             low_open=True)
     return Schedule(
         "ve",
         s=sympy.Integer(1),
@@ -121,7 +142,11 @@ def ve_geometric(sigma_min=sympy.Rational(1, 100), sigma_max=50, t_min=sympy.Rat
 
 @register_schedule("edm")
 def edm(sigma_min=sympy.Rational(2, 1000), sigma_max=80) -> Schedule:
-    """EDM: σ(t) = t, s(t) = 1 on σ ∈ [0.002, 80] (Karras et al. 2022, Table 1)."""
+    """EDM: σ(t) = t, s(t) = 1 on σ ∈ [0.002, 80] (Karras et al. 2022, Table 1). σ_min = 0 is
+    allowed (the sampler then ends on the data; only grids and solvers that reach σ = 0 apply)."""
+    sigma_min = check_number("sigma_min", exact_number(sigma_min, "sigma_min"), low=0)
+    sigma_max = check_number("sigma_max", exact_number(sigma_max, "sigma_max"), low=sigma_min,
+                             low_open=True)
     return Schedule(
         "edm",
         s=sympy.Integer(1),

@@ -5,9 +5,11 @@ function they know — exp, log, erf, Piecewise, Abs, floor, loggamma, … — w
 what torch lacks for Python-number arguments (Max, Min, Heaviside with constant arguments) and
 erfc/gamma. Before printing:
 
-* ``exp(u) − 1`` and ``log(1 + u)`` become ``expm1(u)`` and ``log1p(u)``: VP's σ = √(e^B − 1)
-  would otherwise lose half of float32's digits near t_min, where B ≈ 10⁻⁴ (Higham 2002,
-  §1.14.1);
+* sums that cancel are rewritten as the same function without the cancellation
+  (:func:`numerically_stable`): k eᵘ − k → k expm1(u), cos a ∓ cos b → products, log(1 + u) →
+  log1p(u). VP's σ = √(e^B − 1) would otherwise lose half of float32's digits near t_min,
+  where B ≈ 10⁻⁴, and its x̂₀ → score coefficient e^B/(1 − e^B) 6.5e-13 relative in float64
+  (Higham 2002, §1.14.1; theory/tests/test_codegen_accuracy.py);
 * numeric constants (log 50, √2, π, …) are evaluated to 30 digits, so the generated code holds
   Python floats: they take the dtype of the input tensor (float64 stays float64, float32 stays
   float32) and never force a host round trip.
@@ -106,24 +108,64 @@ def _freeze_constants(expr: sympy.Expr) -> sympy.Expr:
     return expr.func(*(_freeze_constants(arg) for arg in expr.args))
 
 
-def _is_exp_minus_one(expr) -> bool:
-    return (expr.is_Add and sympy.S.NegativeOne in expr.args
-            and any(isinstance(term, sympy.exp) for term in expr.args))
+def _term_parts(term: sympy.Expr):
+    """(k, head, a) with term = k·head(a) for head exp or cos and a number k; a number c is
+    (c, None, 0), i.e. c·exp(0) or c·cos(0); anything else None."""
+    k, rest = term.as_coeff_Mul()
+    if isinstance(rest, sympy.exp | sympy.cos):
+        return k, type(rest), rest.args[0]
+    if term.is_number:
+        return term, None, sympy.S.Zero
+    return None
 
 
-def _expm1_form(add: sympy.Add) -> sympy.Expr:
+def _cancellation_free_pair(first, second) -> sympy.Expr | None:
+    """The sum of two terms (k₁, head₁, a), (k₂, head₂, b) of :func:`_term_parts` rewritten
+    without the cancellation it may suffer, or None if it has no such form (Higham 2002,
+    §1.14.1; Abramowitz & Stegun 4.3.37–38):
+
+        k eᵃ − k           = k expm1(a),
+        k cos a − k cos b  = −2k sin((a + b)/2) sin((a − b)/2),
+        k cos a + k cos b  =  2k cos((a + b)/2) cos((a − b)/2)
+
+    (b = 0 where the second term is the number ∓k: k(cos a − 1) = −2k sin²(a/2), k(1 + cos a)
+    = 2k cos²(a/2)). The differences a − b and sums a + b are formed symbolically, so they are
+    exact where the terms cancel (cos(π(125t + 1)/126) − cos(π/126) of the cosine schedule)."""
+    (k, head, a), (c, other, b) = first, second
+    if head is sympy.exp and other is None and k + c == 0:
+        return k * expm1(a)
+    if head is sympy.cos and other in (sympy.cos, None):
+        if k + c == 0:
+            return -2 * k * sympy.sin((a + b) / 2) * sympy.sin((a - b) / 2)
+        if k == c:
+            return 2 * k * sympy.cos((a + b) / 2) * sympy.cos((a - b) / 2)
+    return None
+
+
+def _stable_sum(add: sympy.Add) -> sympy.Expr:
+    """``add`` with every pair of terms of :func:`_cancellation_free_pair` rewritten."""
     terms = list(add.args)
-    terms.remove(sympy.S.NegativeOne)
-    exponential = next(term for term in terms if isinstance(term, sympy.exp))
-    terms.remove(exponential)
-    return sympy.Add(expm1(exponential.args[0]), *terms, evaluate=False)
+    parts = [_term_parts(term) for term in terms]
+    for i, first in enumerate(parts):
+        for j, second in enumerate(parts):
+            if i == j or first is None or first[1] is None or second is None:
+                continue
+            rewritten = _cancellation_free_pair(first, second)
+            if rewritten is not None:
+                rest = sympy.Add(*(term for n, term in enumerate(terms) if n not in (i, j)))
+                return rewritten + (_stable_sum(rest) if rest.is_Add else rest)
+    return add
 
 
 def numerically_stable(expr: sympy.Expr) -> sympy.Expr:
-    """``expr`` with exp(u) − 1 → expm1(u) and log(1 + u) → log1p(u), the same function. A
-    structural rewrite of sums holding the constant ∓1 (SymPy's own ``expm1_opt`` factors every
-    sum and costs ~0.1 s per expression)."""
-    expr = sympy.sympify(expr).replace(_is_exp_minus_one, _expm1_form)
+    """``expr`` rewritten as the same function without cancellation in floating point:
+    k eᵘ − k → k expm1(u) (so e^B/(1 − e^B), 1 − e^{−B}, 1/(e^B − 1), √(e^B − 1) lose nothing
+    where B → 0), differences and sums of cosines → products of sines and cosines
+    (:func:`_cancellation_free_pair`), then log(1 + u) → log1p(u) (log(1 − e^{−x}) has become
+    log(−expm1(−x)) by then). A structural rewrite of sums, innermost first, that leaves
+    number-only subexpressions alone (:func:`lambdify` evaluates them to 30 digits); SymPy's
+    own ``expm1_opt`` factors every sum and costs seconds per expression."""
+    expr = sympy.sympify(expr).replace(lambda e: e.is_Add and not e.is_number, _stable_sum)
     return expr.replace(
         lambda e: isinstance(e, sympy.log) and e.args[0].is_Add and sympy.S.One in e.args[0].args,
         lambda e: log1p(e.args[0] - 1),
