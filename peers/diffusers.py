@@ -24,6 +24,23 @@ Table 2) and ``clip_sample = False`` (clipping x̂₀ to [−1, 1] is wrong for 
 train table of 1024 nodes makes every power-of-two step count divide it, as DDIM's
 ``prev_timestep = t − T // N`` needs. Heun always appends σ = 0: its output lies at σ = 0.
 
+**The table's limits.** A scheduler that steps on the timesteps of its training table of T =
+``train_steps`` entries either lands on entries or interpolates between them, and each declares
+which (``table``):
+
+* ``entries`` (DDIM: N integer timesteps, then its final ᾱ) and ``nodes`` (DPM-Solver multistep
+  and singlestep, UniPC: N + 1 integer timesteps ``linspace(0, T − 1, N + 1).round()``, the last
+  at σ_min) have no interpolation error, but only T (entries) or T − 1 (nodes) distinct steps:
+  beyond that, steps repeat a timestep (zero-length steps; DPM-Solver's multistep raised
+  IndexError at 2048 steps of 1024). A larger step count is refused before any unit runs,
+  naming the limit (:meth:`DiffusersSampler.check_steps`); ``train_steps`` raises it.
+* ``interpolated`` (Euler, Heun: fractional "linspace" timesteps τ): the scheduler steps with σ
+  interpolated linearly in σ between entries (np.interp), while the network reads σ at the same
+  τ linearly in log σ. On a log-uniform table of spacing h = ln(σ_max/σ_min)/(T − 1) the two
+  differ by a relative h² w(1 − w)/2 within a cell (w ∈ [0, 1] the position in it; at most h²/8,
+  h²/12 on average), so the continuous limit N → ∞ is not the study's ODE: its error is a floor
+  that no step count removes (:meth:`DiffusersSampler.error_floor`).
+
 **Precision.** diffusers keeps σ tables and step coefficients in float32 and casts the state to
 float32 inside ``step`` (DPMSolverMultistep, Euler, EDMEuler: "Upcast to avoid precision
 issues"), so its samplers are float32 methods whatever the state's dtype: ``precision =
@@ -35,19 +52,44 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import inspect
+import math
 import warnings
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from sdebench.peers.base import PeerSampler, PeerUnavailable, ProbeNoise
+from sdebench.peers.options import typed_options
+from sdebench.problems.law import ExactLawNoise, GaussianLaw
+from sdebench.problems.protocol import EXACT_LAW
 from sdebench.registry import SpecError
 from sdebench.seeding import derive_seed
+from sdebench.solvers.catalogue import get_solver
+from sdebench.solvers.loop import sample
 
 TRAIN_STEPS = 1024
 EDM = "edm"
 VP = "vp"
 VE = "ve"
+ENTRIES, NODES, INTERPOLATED = "entries", "nodes", "interpolated"
+
+TABLE_FLOOR_MULTIPLE = 15
+"""The floor recorded for an ``interpolated`` scheduler is TABLE_FLOOR_MULTIPLE · F, F the exact
+W₂ error of its continuous limit (:meth:`DiffusersSampler.error_floor`). At N steps the table's
+share of the error is F's integral of the σ mismatch sampled at the N timesteps instead, at most
+1.5 F (the mismatch's largest value over its mean, (h²/8)/(h²/12)), so a value above 15 F is
+discretisation error to within a tenth (the margin :mod:`sdebench.studies.reference` keeps from
+its reference solve is the same 1/15 of F)."""
+
+LIMIT_STEP = 0.02
+"""The largest step in log σ of the rk4 solve of a scheduler's continuous limit
+(:meth:`DiffusersSampler.limit_grid`). Its error against the floor F it measures: 3e-10 against
+2e-5 for T = 1024 (h = 0.010, one step per cell), 1.8e-5 against 5.5e-3 for T = 64 (h = 0.17) in
+one step per cell, below F/1000 in steps of 0.02 (tests/test_peer_options.py)."""
+
+_LIMIT_ERRORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -66,6 +108,8 @@ class Scheduler:
     convention: str = ""
     noise_argument: str = ""
     choices: tuple = ()  # (option, the values declared for, why others are refused)
+    table: str = ""  # how it reads its training table (module docstring, "The table's limits")
+    ends_at_zero: bool = False
 
 
 _FINAL = {"final_sigmas_type": "sigma_min"}
@@ -101,19 +145,20 @@ SCHEDULERS = {
         VE, dict(_FINAL), lambda o: 1, lambda o: f"{_EDM_THREE}: Euler's method, first order",
         twin=lambda o: "euler", convention="σ at its fractional timesteps is interpolated linearly "
         "in σ (np.interp), while σ → timestep (_sigma_to_t) and the network are linear in log σ; "
-        "steps x̃ = x/s in σ, sdebench's euler x in t (the same where s = 1, σ = t: edm)"),
+        "steps x̃ = x/s in σ, sdebench's euler x in t (the same where s = 1, σ = t: edm)",
+        table=INTERPOLATED),
     "HeunDiscreteScheduler": Scheduler(
         VE, {}, lambda o: 2, lambda o: f"{_EDM_THREE} and Alg. 1: Heun's method, O(h³) local "
         "error", twin=lambda o: "heun", nfe_per_step=2,
         convention="always ends with an Euler step to σ = 0 (no final_sigmas_type): its output "
-        "is at σ = 0, the study's truth at σ(t_min)"),
+        "is at σ = 0, the study's truth at σ(t_min)", table=INTERPOLATED, ends_at_zero=True),
     "DDIMScheduler": Scheduler(
         VP, {"set_alpha_to_one": False, "timestep_spacing": "trailing", "clip_sample": False},
         lambda o: 1, lambda o: "Song, Meng & Ermon 2021, §4.3 eq. 13–14 (Euler on the ODE in "
         "(σ, x/s)); Lu et al. 2022, §4.1: DDIM = DPM-Solver-1",
         twin=lambda o: ({0.0: "ddim", 1.0: "ancestral"}.get(float(o.get("eta", 0.0)), "")
                         if _same_method(o, {"eta"}) else ""), noise_argument="variance_noise",
-        stochastic=lambda o: bool(o.get("eta")),
+        stochastic=lambda o: bool(o.get("eta")), table=ENTRIES,
         convention="ε-prediction in x_τ = √ᾱ x₀ + √(1 − ᾱ) ε with float32 ᾱ"),
     "DPMSolverMultistepScheduler": Scheduler(
         VP, dict(_FINAL),
@@ -126,6 +171,7 @@ SCHEDULERS = {
                         (True, 1): "ancestral", (False, 1): "ddim"}.get(
             (_is_sde(o), _solver_order(o)), "") if _same_method(o, {"solver_order"}) else "",
         stochastic=_is_sde, noise_argument="variance_noise", choices=(_ORDERS_1_TO_3,),
+        table=NODES,
         convention="lower_order_final (default True): below 15 steps its last step is first "
         "order, sdebench's is not"),
     "DPMSolverSinglestepScheduler": Scheduler(
@@ -134,13 +180,13 @@ SCHEDULERS = {
         "data-prediction form (Lu et al. 2022b, Alg. 1)",
         choices=(_ORDERS_1_TO_3, ("algorithm_type", ("dpmsolver++", "dpmsolver"),
                                   "its SDE variant draws noise, and sdebench declares no "
-                                  "stochastic form or order for it")),
+                                  "stochastic form or order for it")), table=NODES,
         convention="a k-th order step spans k grid intervals (orders cycle 1, 2, …, k)"),
     "UniPCMultistepScheduler": Scheduler(
         VP, dict(_FINAL), lambda o: _solver_order(o) + 1,
         lambda o: "diffusers docstring: 'the effective order of accuracy is solver_order + 1 "
         "due to the UniC' (Zhao et al. 2023)", twin=lambda o: "unipc_bh2" if _solver_order(o) == 2
-        and _same_method(o, {"solver_order"}) else "",
+        and _same_method(o, {"solver_order"}) else "", table=NODES,
         convention="lower_order_final (default True): its last step is first order at every "
         "step count, sdebench's unipc_bh2 keeps order 2"),
     "EDMEulerScheduler": Scheduler(
@@ -177,8 +223,10 @@ def trained_betas(sigmas: torch.Tensor) -> list[float]:
 
 
 class DiffusersSampler(PeerSampler):
-    """``diffusers.<Scheduler>`` with its options (every constructor keyword; ``eta`` for
-    DDIM's step); see the module docstring for the network, settings and precision."""
+    """``diffusers.<Scheduler>`` with its options (every constructor keyword, typed by its
+    signature, :mod:`sdebench.peers.options`; ``eta`` for DDIM's step; ``train_steps``, the
+    size T of the table); see the module docstring for the network, settings, the table's
+    limits and precision."""
 
     library = "diffusers"
     strong_order = None
@@ -189,15 +237,17 @@ class DiffusersSampler(PeerSampler):
         if method not in SCHEDULERS:
             raise SpecError(f"unknown diffusers scheduler {method!r}; expected one of "
                             f"{sorted(SCHEDULERS)}")
-        self.method, self.train_steps = method, int(train_steps)
-        self._declared = SCHEDULERS[method]
+        self.method, self._declared = method, SCHEDULERS[method]
         self._class = getattr(_library(), method)
-        accepted = set(inspect.signature(self._class.__init__).parameters) - {"self"}
-        step_options = {"eta"} if method == "DDIMScheduler" else set()
-        unknown = sorted(set(options) - accepted - step_options)
-        if unknown:
-            raise SpecError(f"diffusers {method} takes no option {unknown}; its options are "
-                            f"{sorted(accepted | step_options)}")
+        parameters = dict(inspect.signature(self._class.__init__).parameters)
+        parameters.pop("self")
+        if method == "DDIMScheduler":
+            parameters["eta"] = inspect.signature(self._class.step).parameters["eta"]
+        parameters["train_steps"] = inspect.Parameter(
+            "train_steps", inspect.Parameter.KEYWORD_ONLY, default=TRAIN_STEPS, annotation=int)
+        options = typed_options({**options, "train_steps": train_steps}, parameters,
+                                f"diffusers {method}")
+        self.train_steps = options.pop("train_steps")
         if options.get("prediction_type", "epsilon") != "epsilon":
             raise SpecError(f"diffusers {method}: the exact network sdebench gives it predicts "
                             f"ε (EDM: F), so prediction_type={options['prediction_type']!r} "
@@ -279,10 +329,27 @@ class DiffusersSampler(PeerSampler):
                 "σ(t_min) is above 2.5e-4")
         return scheduler
 
-    def check_options(self, schedule, steps: int) -> None:
-        """Make the scheduler for ``schedule`` and take its ``steps`` steps on one zero state with
-        a zero network, so that an option value it rejects (``algorithm_type='bogus'``,
+    @property
+    def max_steps(self) -> int | None:
+        """The most steps it can take on its table's timesteps: T (``entries``), T − 1
+        (``nodes``) or no limit (module docstring, "The table's limits")."""
+        return {ENTRIES: self.train_steps, NODES: self.train_steps - 1}.get(self._declared.table)
+
+    def check_steps(self, steps: int) -> None:
+        """Refuse a step count beyond :attr:`max_steps`, naming the limit."""
+        if self.max_steps is not None and steps > self.max_steps:
+            raise SpecError(f"{self.name} steps on the timesteps of its {self.train_steps}-entry "
+                            f"training table: at most {self.max_steps} steps, got {steps} (the "
+                            "option train_steps sets the table's size)")
+
+    def check_options(self, schedule, steps: int | Sequence[int]) -> None:
+        """Refuse the largest of ``steps`` beyond the table (:meth:`check_steps`), then make the
+        scheduler for ``schedule`` and take the smallest's steps on one zero state with a zero
+        network, so that an option value it rejects (``algorithm_type='bogus'``,
         ``solver_order=5``) stops the study before its first unit, naming the option."""
+        counts = [steps] if isinstance(steps, int) else list(steps)
+        self.check_steps(max(counts))
+        steps = min(counts)
         try:
             with self._quiet(), torch.random.fork_rng(devices=[]):  # leaves torch's RNG as it was
                 scheduler = self._new_scheduler(schedule)  # options only: a unit says the rest
@@ -326,6 +393,7 @@ class DiffusersSampler(PeerSampler):
 
     def _run(self, model, schedule, x, ts, noise: ProbeNoise | None, seed: int) -> torch.Tensor:
         numeric = schedule.numeric
+        self.check_steps(ts.numel() - 1)
         scheduler = self._scheduler(schedule)
         scheduler.set_timesteps(ts.numel() - 1, device=x.device)
         network = self._network(scheduler, model, numeric)
@@ -360,6 +428,64 @@ class DiffusersSampler(PeerSampler):
         sigmas = torch.unique_consecutive(sigmas)
         return None if bool((sigmas <= 0).any()) else sigmas
 
+    def error_floor(self, problem, ts: torch.Tensor) -> tuple[float, str] | None:
+        """(TABLE_FLOOR_MULTIPLE · F, kind) for an ``interpolated`` scheduler on a problem with
+        an exact law, F = W₂(its continuous limit's output law, p_{t_min}) (:meth:`limit_law`):
+        the error the table leaves at every step count, kind "σ table" (Heun: "σ table, σ = 0
+        end", its limit also ends at σ = 0). None otherwise: a scheduler on the table's
+        entries has no interpolation error (it is refused past them instead), and without an
+        exact law there is no W₂ to give. Computed once per problem, grid ends and options."""
+        if self._declared.table != INTERPOLATED or EXACT_LAW not in problem.capabilities:
+            return None
+        errors = _LIMIT_ERRORS.setdefault(problem, {})
+        key = (repr(self.parameters()), float(ts[0]), float(ts[-1]))
+        if key not in errors:
+            errors[key] = float(problem.w2(self.limit_law(problem, ts), ts[-1]))
+        kind = "σ table, σ = 0 end" if self._declared.ends_at_zero else "σ table"
+        return TABLE_FLOOR_MULTIPLE * errors[key], kind
+
+    def limit_grid(self, schedule, ts: torch.Tensor) -> torch.Tensor:
+        """From ts[0] to ts[-1], the times of the table's σ's, each cell cut into k equal steps
+        in log σ, k = ⌈h/LIMIT_STEP⌉ for the cell's width h in log σ: the slope has a kink at
+        every entry and is smooth between, so rk4's error is O((h/k)⁴) per unit log σ against
+        the floor's O(h²)."""
+        with self._quiet():
+            log_sigmas = _log_sigmas(self._scheduler(schedule))
+        cuts = math.ceil(float((log_sigmas[1:] - log_sigmas[:-1]).max()) / LIMIT_STEP)
+        fine = torch.lerp(log_sigmas[:-1, None], log_sigmas[1:, None],
+                          torch.arange(cuts, dtype=torch.float64) / cuts).flatten()
+        grid = schedule.numeric.sigma_inv(torch.cat([fine, log_sigmas[-1:]]).exp().flip(0))
+        grid[0], grid[-1] = ts[0], ts[-1]
+        return grid
+
+    def limit_law(self, problem, ts: torch.Tensor) -> GaussianLaw:
+        """The exact output law of the scheduler's continuous limit N → ∞ from p_{ts[0]}.
+
+        Its step is x̃ ← x̃ + (σ_next − σ) ε̂ with ε̂ its network's output at the timestep τ of σ
+        (Heun: the mean of two such slopes), so its limit is dx̃/dσ = ε̂(x̃/√(1 + σ²), τ(σ)),
+        τ(σ) linear in σ within a cell of the table (np.interp): the probability-flow ODE with
+        denoiser x̃ − σ ε̂ in the variables x̃ = x/s. Its network (:meth:`_network`) reads σ at τ
+        linearly in log σ, hence the floor (module docstring, "The table's limits"). Heun's
+        last step, an Euler step to σ = 0, maps x̃ to x̃ − σ_min ε̂. Solved by rk4 in float64
+        on :meth:`limit_grid` (its accuracy: :data:`LIMIT_STEP`)."""
+        with self._quiet():
+            scheduler = self._scheduler(problem.schedule)
+        sigmas, numeric = _log_sigmas(scheduler).exp(), problem.schedule.numeric
+        network = self._network(scheduler, problem.denoiser, numeric)
+
+        def denoiser(x, t):
+            sigma = numeric.sigma(t)
+            cell = int(torch.searchsorted(sigmas, sigma.reshape(1)).clamp(1, len(sigmas) - 1))
+            tau = cell - 1 + (sigma - sigmas[cell - 1]) / (sigmas[cell] - sigmas[cell - 1])
+            x_tilde = x / numeric.s(t)
+            return x_tilde - sigma * network(x_tilde / torch.sqrt(1 + sigma**2), tau)
+
+        law = sample(get_solver("rk4"), denoiser, problem.schedule, problem.marginal_law(ts[0]),
+                     self.limit_grid(problem.schedule, ts), noise=ExactLawNoise()).x
+        if self._declared.ends_at_zero:
+            law = denoiser(law, ts[-1]) * numeric.s(ts[-1])
+        return law
+
     def _network(self, scheduler, model, numeric):
         """The exact network in the scheduler's convention (module docstring)."""
 
@@ -379,18 +505,23 @@ class DiffusersSampler(PeerSampler):
 
             return network
 
-        alphas_cumprod = scheduler.alphas_cumprod.to(torch.float64)
         # on the timesteps' device: two CPU scalars beside a CUDA weight cannot share a kernel
-        log_sigmas = (0.5 * torch.log((1 - alphas_cumprod) / alphas_cumprod)).to(
-            scheduler.timesteps.device)
+        log_sigmas = _log_sigmas(scheduler).to(scheduler.timesteps.device)
 
         def network(x_vp, timestep):
             tau = timestep.to(torch.float64).clamp(0, len(log_sigmas) - 1)
             low = tau.floor().long().clamp(max=len(log_sigmas) - 2)
             weight = tau - low
-            sigma = torch.exp(torch.lerp(log_sigmas[low], log_sigmas[low + 1], weight)).to(x_vp)
+            sigma = torch.exp(torch.lerp(log_sigmas[low], log_sigmas[low + 1], weight)).to(
+                dtype=x_vp.dtype, device=x_vp.device)  # x_vp: a batch, or a law (limit_law)
             x_tilde = x_vp * torch.sqrt(1 + sigma**2)
             return (x_tilde - denoise(x_tilde, sigma)) / sigma
 
         return network
 
+
+
+def _log_sigmas(scheduler) -> torch.Tensor:
+    """log σ_τ of the scheduler's own (float32) table ᾱ_τ, in float64."""
+    alphas_cumprod = scheduler.alphas_cumprod.to(torch.float64)
+    return 0.5 * torch.log((1 - alphas_cumprod) / alphas_cumprod)

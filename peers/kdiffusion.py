@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from sdebench.peers.base import PeerSampler, PeerUnavailable, ProbeNoise
+from sdebench.peers.options import typed_options
 from sdebench.registry import SpecError
 from sdebench.seeding import derive_seed
 
@@ -118,7 +119,8 @@ METHODS = {
 
 class KDiffusionSampler(PeerSampler):
     """``k_diffusion.sampling.sample_<method>`` with its options (``eta``, ``order``,
-    ``solver_type``, …; every keyword of the function but the loop's own), noise through its
+    ``solver_type``, …; every keyword of the function but the loop's own, typed by its
+    defaults, :mod:`sdebench.peers.options`), noise through its
     ``noise_sampler`` argument: k-diffusion's Brownian tree in σ for the library's own runs, the
     probe's Brownian sources for exact laws."""
 
@@ -130,14 +132,11 @@ class KDiffusionSampler(PeerSampler):
         if method not in METHODS:
             raise SpecError(f"unknown k-diffusion sampler {method!r}; expected one of "
                             f"{sorted(METHODS)}")
-        self.method, self.options = method, dict(options)
-        self._declared = METHODS[method]
+        self.method, self._declared = method, METHODS[method]
         function = getattr(sampling_module(), self._declared.function)
-        accepted = set(inspect.signature(function).parameters) - _LOOP_ARGUMENTS
-        unknown = sorted(set(options) - accepted)
-        if unknown:
-            raise SpecError(f"k-diffusion {self._declared.function} takes no option {unknown}; "
-                            f"its options are {sorted(accepted)}")
+        parameters = {name: parameter for name, parameter in
+                      inspect.signature(function).parameters.items() if name not in _LOOP_ARGUMENTS}
+        self.options = typed_options(options, parameters, f"k-diffusion {self._declared.function}")
         self._function = function
 
     @property
