@@ -40,7 +40,7 @@ class StudyResult:
 def _execute(config: StudyConfig, units: list[Unit], on_result, progress: bool, client,
              plugins: tuple[str, ...]) -> None:
     """Run ``units`` here, one after the other, or as dask tasks on ``client``; hand each
-    unit's (unit_id, rows, points) to ``on_result`` in this process as it completes."""
+    (unit, rows, points) to ``on_result`` in this process as it completes."""
     if client is not None:
         from sdebench.studies.distributed import run_units
 
@@ -48,7 +48,7 @@ def _execute(config: StudyConfig, units: list[Unit], on_result, progress: bool, 
         return
     warm_up(units)
     for unit in tqdm(units, disable=not progress, desc="study", unit="unit"):
-        on_result(unit.unit_id, *run_unit(config, unit))
+        on_result(unit, *run_unit(config, unit))
 
 
 def run_study(config: StudyConfig, store: ResultStore | None = None, *, progress: bool = True,
@@ -71,7 +71,9 @@ def run_study(config: StudyConfig, store: ResultStore | None = None, *, progress
         for section in sections:
             store.record_section(section.config_id, section.config, command)
         done = store.completed()
-        _execute(config, [unit for unit in units if unit.unit_id not in done], store.write_unit,
+        _execute(config, [unit for unit in units if unit.unit_id not in done],
+                 lambda unit, rows, points: store.write_unit(unit.unit_id, rows, points,
+                                                             unit.config),
                  progress, client, plugins)
         for kind, make in _section_frame_makers(config, trajectories).items():
             stored = store.section_frames(kind)
@@ -112,7 +114,7 @@ def _run_in_memory(config, sections, units, progress, trajectories, client,
                    plugins) -> StudyResult:
     rows, points = [], []
 
-    def collect(unit_id, unit_rows, unit_points):
+    def collect(unit, unit_rows, unit_points):
         rows.extend(unit_rows)
         points.extend(unit_points)
 

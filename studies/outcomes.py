@@ -8,7 +8,7 @@ import math
 import traceback
 
 from sdebench.studies.config import Unit
-from sdebench.studies.provenance import git_commit
+from sdebench.studies.provenance import row_provenance
 
 
 def _flat(config: dict) -> dict:
@@ -18,7 +18,8 @@ def _flat(config: dict) -> dict:
 
 
 def unit_columns(unit: Unit) -> dict:
-    """Every setting that made the unit's rows (its section's, the sampler's, the code's)."""
+    """Every setting that made the unit's rows (its section's, the sampler's, the code's: the
+    versions of torch, numpy, diffusers, k-diffusion and torchsde, and the git commit)."""
     solver = unit.solver
     return {
         **_flat(unit.section.config),
@@ -35,7 +36,7 @@ def unit_columns(unit: Unit) -> dict:
         "order_source": getattr(solver, "order_source", ""),
         "twin": getattr(solver, "twin", ""), "convention": getattr(solver, "convention", ""),
         "steps_on": getattr(solver, "steps_on", ""),  # a peer with its own grid says so
-        "git_commit": git_commit(),
+        **row_provenance(),  # library versions and git commit: recorded, not compared
     }
 
 

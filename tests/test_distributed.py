@@ -122,3 +122,66 @@ def test_ctrl_c_leaves_a_valid_store_that_resumes(tmp_path):
     resumed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert len(list((out / "units").glob("*.json"))) == 6
+
+
+PLUGIN = str(ROOT / "examples" / "my_plugin.py")
+
+
+def test_a_plugin_file_runs_on_workers_that_run_many_units(tmp_path, client):
+    """The README's `--workers 2 --plugin examples/my_plugin.py` failed every unit after a
+    worker's first: each task re-imported the file, and registering 'ralston' again was
+    refused. 6 units on 2 workers: some worker runs at least 2 of them."""
+    from sdebench.studies.distributed import import_plugin_once
+
+    import_plugin_once(PLUGIN)  # the client resolves the plugin's names too
+    config = StudyConfig(schedules=["erf_ve"], samplers=["ralston", "heun"], steps=[8, 16, 32],
+                         dim=2, batch=8, metrics=["w2"])
+    result = run_study(config, ResultStore(tmp_path), progress=False, trajectories=False,
+                       client=client, plugins=(PLUGIN,))
+    assert len(result.results) == 6 and result.results.status.eq("ok").all(), \
+        result.results.error.unique()
+
+
+def test_importing_a_plugin_file_twice_in_one_process_registers_once():
+    from sdebench.solvers.catalogue import SAMPLERS
+    from sdebench.studies.distributed import import_plugin_once
+
+    import_plugin_once(PLUGIN)
+    ralston = SAMPLERS.factory("ralston")
+    import_plugin_once(PLUGIN)
+    import_plugin_once(os.path.relpath(PLUGIN))  # the same file under another spelling
+    assert SAMPLERS.factory("ralston") is ralston
+
+
+def test_a_worker_count_is_bounded_by_the_cpus_and_the_units_saying_so():
+    """`--workers 100000` used to start 100000 processes."""
+    from sdebench.studies.distributed import ClusterError, bounded_workers, usable_cpus
+
+    cpus = usable_cpus()
+    with pytest.warns(UserWarning, match=rf"--workers 100000: starting {cpus} worker process"
+                                         rf".*one per CPU core this process may use \({cpus}\)"):
+        assert bounded_workers(100000) == cpus
+    with pytest.warns(UserWarning, match=r"starting 1 worker process, one per unit to run \(1\)"):
+        assert bounded_workers(cpus + 1, units=1) == 1
+    assert bounded_workers(1) == 1
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ClusterError, match=f"--workers must be an integer >= 1, got {bad!r}"):
+            bounded_workers(bad)
+
+
+def test_an_unreachable_scheduler_is_one_line_within_its_timeout():
+    """An unreachable --scheduler used to wait dask's 30 s and print a traceback."""
+    import socket
+
+    from sdebench.studies.distributed import ClusterError, connect
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(ClusterError, match=rf"no dask scheduler answers at --scheduler "
+                                           rf"'tcp://127.0.0.1:{port}' within 1 s"):
+        connect(f"tcp://127.0.0.1:{port}", timeout=1)
+    assert time.monotonic() - started < 15  # dask retries until the timeout, then gives up
+    with pytest.raises(ClusterError, match="'no-port' is not a dask scheduler address"):
+        connect("no-port", timeout=1)
