@@ -5,7 +5,9 @@
         --dim 2 --samplers euler,heun,dpmpp_2m --steps 4,8,16,32,64
 
 Re-running the same command resumes from the checkpoint (bit for bit on the CPU); a checkpoint
-made with other settings is refused. Exit status 2 for bad arguments.
+made with other settings is refused. Exit status 2 for bad arguments (a network factory that
+fails, a network or learning rate whose first step changes no weight, a damaged checkpoint),
+1 when the loss diverges (the last checkpoint is kept), 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -85,16 +87,19 @@ def main(argv=None, prog: str | None = None) -> int:
         parser.error(str(error))
     out = args.out or f"results/train/{config.data}_d{config.dim}_{digest(asdict(config), 10)}"
     checkpoint = Path(out) / "checkpoint.pt"
-    first = load_checkpoint(checkpoint)["step"] if checkpoint.exists() else 0
     start = time.perf_counter()
     try:
+        first = load_checkpoint(checkpoint)["step"] if checkpoint.exists() else 0
         payload = train(config, out, progress=not args.quiet)
     except ValueError as error:
         parser.error(str(error))
+    except FloatingPointError as error:  # the loss diverged: the run, not the command line
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        done = load_checkpoint(checkpoint)["step"] if checkpoint.exists() else 0
-        print(f"interrupted: the last checkpoint ({done} steps) is in {out}; run the same command "
-              "again to resume", file=sys.stderr)
+        saved = (f"the last checkpoint ({load_checkpoint(checkpoint)['step']} steps) is in "
+                 f"{out}" if checkpoint.exists() else "no checkpoint was written yet")
+        print(f"interrupted: {saved}; run the same command again to resume", file=sys.stderr)
         return 130
     losses = payload["losses"]
     tail = losses[-min(len(losses), 200):]

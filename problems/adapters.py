@@ -15,6 +15,11 @@ retyped here.
   the fractional timestep at which log σ, linearly interpolated between the table's entries,
   equals log σ(t) — k-diffusion's ``DiscreteSchedule.sigma_to_t`` convention;
 * :func:`load_model` — ``module:factory`` → an adapter (what ``--model`` names).
+
+Every denoiser an adapter builds checks the network's *first* call against the model contract
+(:class:`FirstCallCheck`): an output shaped like its input, in its input's dtype, finite, the
+input left unchanged. A breach raises :class:`ModelContractError` naming the model and what it
+returned; later calls pass straight through (no host synchronisation after the first call).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +100,76 @@ def _output(result) -> torch.Tensor:
     return result.sample if hasattr(result, "sample") else result
 
 
+class ModelContractError(ValueError):
+    """A network broke the model contract on its first call (:class:`FirstCallCheck`)."""
+
+
+class FirstCallCheck:
+    """``network(x, *conditioning)``, its first call checked against the model contract, every
+    later call passed straight through.
+
+    The contract (what every sampler assumes of a prediction; a breach otherwise gives silent
+    nonsense, e.g. an ε output of shape (1, d) or () is broadcast over the batch by the
+    conversion x̂₀ = (x − sσ ε̂)/s): the output (``.sample`` for diffusers) is a tensor of the
+    input's shape and dtype (a float16 output has unit round-off 2⁻¹¹ ≈ 4.9e-4, which a float64
+    study would count as the samplers' error), finite wherever the input is, and the input
+    tensors are unchanged afterwards (the sampler's state is passed in; an in-place change
+    corrupts it). The check compares copies of the inputs, so it also sees writes that bypass
+    autograd's version counter (``x.data.mul_``). It costs one copy of the inputs and a few host
+    reads on the first call only; afterwards ``__call__`` tests one Python flag and calls the
+    network, so the sampling loop stays free of host synchronisation on an accelerator. On the
+    meta device (no values) only shape and dtype are checked."""
+
+    def __init__(self, network: Callable, label: str):
+        self.network, self.label = network, label
+        self.checked = False
+
+    def __call__(self, x, *conditioning):
+        if self.checked:
+            return self.network(x, *conditioning)
+        inputs = (x, *conditioning)
+        has_values = x.device.type != "meta"
+        copies = [value.clone() if has_values and isinstance(value, torch.Tensor) else None
+                  for value in inputs]
+        result = self.network(x, *conditioning)
+        self._check(_output(result), inputs, copies)
+        self.checked = True
+        return result
+
+    def _check(self, out, inputs, copies) -> None:
+        x = inputs[0]
+        if not isinstance(out, torch.Tensor):
+            self._breach(f"returned {type(out).__module__}.{type(out).__name__}, not a tensor")
+        if out.shape != x.shape:
+            self._breach(f"returned shape {tuple(out.shape)} for an input of shape "
+                         f"{tuple(x.shape)}: it must predict every entry of its input (an output "
+                         "that broadcasts, e.g. out[:1] or a scalar, would be stretched over the "
+                         "batch; check --shape)")
+        if not out.dtype.is_floating_point:
+            self._breach(f"returned {out.dtype} for {x.dtype} input: a prediction must be a "
+                         "floating-point tensor")
+        if out.dtype != x.dtype:
+            self._breach(f"returned {out.dtype} for {x.dtype} input (unit round-off "
+                         f"{torch.finfo(out.dtype).eps / 2:.2g} against "
+                         f"{torch.finfo(x.dtype).eps / 2:.2g}): return the input's dtype (the "
+                         "study moves an nn.Module to --dtype; cast a plain function's output)")
+        for position, (value, copy) in enumerate(zip(inputs, copies, strict=True)):
+            if copy is not None and not (value.shape == copy.shape and torch.allclose(
+                    value, copy, rtol=0, atol=0, equal_nan=True)):  # bit-equal, NaN = NaN
+                what = "its input x (the sampler's state)" if position == 0 else (
+                    f"its argument {position + 1} (the time or noise level)")
+                self._breach(f"changed {what} in place: compute on a copy (x = x.clone()) or "
+                             "use out-of-place operations")
+        if copies[0] is not None and bool(torch.isfinite(x).all()):
+            finite = torch.isfinite(out)
+            if not bool(finite.all()):
+                self._breach(f"returned NaN/Inf in {int((~finite).sum())} of {out.numel()} "
+                             "entries for a finite input")
+
+    def _breach(self, what: str):
+        raise ModelContractError(f"{self.label} {what}")
+
+
 @dataclass(frozen=True)
 class ModelAdapter:
     """A user's network with its convention: ``make(network, schedule)`` returns the denoiser
@@ -109,12 +185,17 @@ class ModelAdapter:
     data: dict | None = None
     """The data law it was trained on, when known (a checkpoint records it): ``{"problem": spec,
     "dim": d, "seed": seed}`` of the problem catalogue."""
+    name: str | None = None
+    """What the user called it (the ``--model`` spec), for error messages."""
 
     def denoiser_for(self, schedule: Schedule, compile: bool = False) -> Callable:
-        """The denoiser on ``schedule``; with ``compile``, the network call goes through
+        """The denoiser on ``schedule``, its network's first call checked against the model
+        contract (:class:`FirstCallCheck`); with ``compile``, the network call goes through
         ``torch.compile`` (the conversions around it stay eager)."""
         network = torch.compile(self.network) if compile else self.network
-        return self.make(network, schedule)
+        label = f"model {self.name!r} ({self.convention})" if self.name else (
+            f"the {self.convention} network")
+        return self.make(FirstCallCheck(network, label), schedule)
 
 
 def continuous_time(model: Callable, prediction: str, shape=None) -> ModelAdapter:
@@ -230,20 +311,38 @@ def load_model(spec: str, prediction: str | None = None) -> ModelAdapter:
     if spec.endswith(".pt"):
         return _load_checkpoint(spec, prediction)
     _check_model_spec(spec)
-    factory = import_object(spec)
-    if not callable(factory):
-        raise TypeError(f"model {spec!r} must name a factory function, got "
-                        f"{type(factory).__name__}")
-    made = factory()
+    made = call_factory(spec, "model")
     if isinstance(made, ModelAdapter):
         if prediction is not None and f"prediction={prediction}" not in made.convention:
             raise ValueError(f"model {spec!r} returns an adapter with its own convention "
                              f"({made.convention}); --prediction {prediction} contradicts it")
-        return made
+        return dataclasses.replace(made, name=spec)
     if not callable(made):
         raise TypeError(f"model factory {spec!r} returned {type(made).__name__}, expected a "
                         "network model(x, t) or a sdebench.problems.model adapter")
-    return continuous_time(made, prediction or "eps")
+    return dataclasses.replace(continuous_time(made, prediction or "eps"), name=spec)
+
+
+def _first_line(error: BaseException) -> str:
+    """``Type: first line of the message``: a user's error in one line (the full one stays
+    chained as the cause)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def call_factory(spec: str, what: str, **kwargs):
+    """``module:factory`` (or ``path/file.py:factory``) imported and called with ``kwargs``. The
+    factory is the user's code: anything it raises becomes one ValueError naming ``what`` and
+    ``spec`` (:func:`~sdebench.registry.import_object` names a module that fails to import or
+    lacks the name with a SpecError; a non-callable is a TypeError)."""
+    factory = import_object(spec)
+    if not callable(factory):
+        raise TypeError(f"{what} {spec!r} must name a factory function, got "
+                        f"{type(factory).__name__}")
+    try:
+        return factory(**kwargs)
+    except Exception as error:  # the user's factory: any error means it made no network
+        raise ValueError(f"{what} factory {spec!r} raised {_first_line(error)}") from error
 
 
 def _check_model_spec(spec: str) -> None:
@@ -262,31 +361,67 @@ def _check_model_spec(spec: str) -> None:
         raise ValueError(f"model {spec!r}: the file {module!r} does not exist")
 
 
-def _load_checkpoint(path: str, prediction: str | None) -> ModelAdapter:
-    """A training checkpoint (sdebench.training.trainer): its network class rebuilt with its
-    arguments and weights, in its own prediction convention."""
+_UNREADABLE = {
+    EOFError: "the file is empty or truncated",
+    RuntimeError: "it is not a complete torch archive (truncated or damaged)",
+    pickle.UnpicklingError: "it is not a torch archive of tensors and plain data (other "
+                            "pickled objects are never loaded: reading a checkpoint runs no code)",
+}
+
+
+def read_checkpoint(path) -> dict:
+    """The payload of a training checkpoint (:mod:`sdebench.training.trainer`), read with
+    ``weights_only=True``. A missing, damaged or foreign file raises one ValueError naming it
+    and why."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise ValueError(f"model checkpoint {path!r} does not exist") from None
-    if not str(payload.get("format", "")).startswith("sdebench.training/"):
-        raise ValueError(f"{path!r} is not an sdebench training checkpoint")
+        raise ValueError(f"checkpoint {str(path)!r} does not exist") from None
+    except (EOFError, RuntimeError, pickle.UnpicklingError, OSError) as error:
+        reason = next((text for kind, text in _UNREADABLE.items() if isinstance(error, kind)),
+                      _first_line(error))
+        raise ValueError(f"checkpoint {str(path)!r} cannot be read: {reason}; train it again "
+                         "(experiments/train.py) or name the right file") from None
+    if not (isinstance(payload, dict)
+            and str(payload.get("format", "")).startswith("sdebench.training/")):
+        raise ValueError(f"{str(path)!r} is not an sdebench training checkpoint (no "
+                         "'sdebench.training/…' format record)")
+    return payload
+
+
+def _load_checkpoint(path: str, prediction: str | None) -> ModelAdapter:
+    """A training checkpoint (sdebench.training.trainer): its network class rebuilt with its
+    arguments and weights, in its own prediction convention."""
+    payload = read_checkpoint(path)
     if prediction is not None and prediction != payload["prediction"]:
         raise ValueError(f"checkpoint {path!r} predicts {payload['prediction']!r}; "
                          f"--prediction {prediction} contradicts it")
-    network = import_object(payload["network"]["class"])(**payload["network"]["kwargs"])
-    network.load_state_dict(payload["network"]["state"])
+    record = payload["network"]
+    network = call_factory(record["class"], f"the network of checkpoint {path!r},",
+                           **record["kwargs"])
+    try:
+        network.load_state_dict(record["state"])
+    except (RuntimeError, AttributeError) as error:
+        raise ValueError(f"checkpoint {path!r}: its weights do not fit the network "
+                         f"{record['class']!r} builds now ({_first_line(error)})") from error
     network.eval()
     adapter = continuous_time(network, payload["prediction"], tuple(payload["sample_shape"]))
     config = payload["config"]
-    return dataclasses.replace(adapter, schedule=config["schedule"], data={
+    return dataclasses.replace(adapter, schedule=config["schedule"], name=path, data={
         "problem": config["data"], "dim": config["dim"], "seed": config["seed"]})
 
 
 def sample_shape(adapter: ModelAdapter, shape=None) -> tuple[int, ...]:
     """One sample's shape: ``shape`` if given, else the adapter's, else the network's
-    ``sample_shape`` attribute."""
-    shape = shape or adapter.shape or getattr(adapter.network, "sample_shape", None)
+    ``sample_shape`` attribute. A ``shape`` that contradicts the one the model declares is
+    refused: a fully convolutional network runs on it, but not on the data it was made for."""
+    declared = adapter.shape or getattr(adapter.network, "sample_shape", None)
+    if shape and declared and tuple(int(n) for n in shape) != tuple(int(n) for n in declared):
+        raise ValueError(f"shape {tuple(int(n) for n in shape)} (--shape) contradicts the sample "
+                         f"shape {tuple(int(n) for n in declared)} that model "
+                         f"{adapter.name or adapter.convention!r} declares: drop --shape, or "
+                         "correct the shape its factory declares")
+    shape = shape or declared
     if not shape:
         raise ValueError("the model's sample shape is unknown: pass --shape (e.g. 3,32,32) or "
                          "give the adapter (or the network's sample_shape) a shape")

@@ -293,9 +293,11 @@ def test_a_checkpoint_folder_points_at_its_checkpoint(tmp_path):
 
 
 def test_a_network_that_cannot_take_the_shape_is_refused_before_any_unit():
-    """examples/own_model.py's network takes 8-D states; --shape 3 fails at the study's start,
-    naming the shape, instead of as every unit's failed row."""
+    """examples/own_model.py's network takes 8-D states (it declares sample_shape = (8,)); --shape
+    3 fails at the study's start, naming both shapes, instead of as every unit's failed row.
+    (A network that declares no shape and rejects the states: tests/test_model_contract.py.)"""
     config = StudyConfig(schedules=["vp"], samplers=["euler"], steps=[4, 8],
                          model="examples/own_model.py:tiny_eps_mlp", shape=(3,))
-    with pytest.raises(ValueError, match=r"cannot denoise states of shape \(2, 3\)"):
+    with pytest.raises(ValueError, match=r"shape \(3,\) \(--shape\) contradicts the sample shape "
+                                         r"\(8,\)"):
         run_study(config, progress=False)

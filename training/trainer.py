@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from sdebench.problems.adapters import call_factory, read_checkpoint
 from sdebench.problems.catalogue import get_problem
-from sdebench.registry import import_object
 from sdebench.seeding import check_seed, generator
 from sdebench.theory.catalogue import get_schedule
 from sdebench.theory.parameterisation import KINDS
@@ -106,7 +106,7 @@ def _network(config: TrainConfig, data_std: float) -> torch.nn.Module:
     if config.network is None:
         network = ScoreMLP(config.dim, config.schedule, config.width, config.depth, data_std)
     else:
-        network = import_object(config.network)()
+        network = call_factory(config.network, "network")
         if not isinstance(network, torch.nn.Module):
             raise ValueError(f"network factory {config.network!r} returned "
                              f"{type(network).__name__}, expected a torch.nn.Module")
@@ -130,18 +130,44 @@ def _data_std(problem, config: TrainConfig) -> float:
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
-    """Write atomically: a reader never sees a half-written checkpoint."""
+    """Write atomically: a reader never sees a half-written checkpoint, and a write that fails
+    or is interrupted (Ctrl-C) leaves no temporary file behind."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
+    try:
+        torch.save(payload, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    """A checkpoint of this trainer's format (:func:`sdebench.problems.adapters.read_checkpoint`
+    names a missing, damaged or foreign file)."""
+    payload = read_checkpoint(path)
     if payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not an sdebench training checkpoint "
                          f"(format {payload.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
     return payload
+
+
+def _check_step_changed_weights(network: torch.nn.Module, before: list[torch.Tensor],
+                                learning_rate: float) -> None:
+    """Raise ValueError if the first step of a run changed no weight, so that a run never
+    reports steps that trained nothing. Adam's first step moves each weight whose gradient is
+    nonzero by about the learning rate, and no later step by more than a small multiple of it
+    (Kingma & Ba 2015, §2.1): if that rounds away for every weight, or no gradient is nonzero,
+    the run learns nothing. One comparison per run (one host read)."""
+    parameters = list(network.parameters())
+    if any(not torch.equal(p.detach(), old) for p, old in zip(parameters, before, strict=True)):
+        return
+    if all(p.grad is None or not bool(p.grad.any()) for p in parameters):
+        reason = "no weight receives a nonzero gradient from the loss (frozen or unused)"
+    else:
+        reason = (f"the learning rate {learning_rate:g} is below the resolution of the weights "
+                  "(each update rounds away)")
+    raise ValueError(f"the first training step changed no weight of the network: {reason}; "
+                     "nothing would be trained")
 
 
 def train(config: TrainConfig, out: str | Path, *, progress: bool = True) -> dict:
@@ -187,12 +213,21 @@ def train(config: TrainConfig, out: str | Path, *, progress: bool = True) -> dic
         loss = dsm_loss(network, x0, schedule, config.prediction, config.weighting,
                         generator(config.seed, "train_noise", step, device=config.device),
                         data_std)
+        if not loss.requires_grad:
+            raise ValueError("the loss does not depend on any trainable weight of the network "
+                             "(its parameters are frozen or its output is detached): nothing "
+                             "to train")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        before = [p.detach().clone() for p in network.parameters()] if step == start else None
         optimizer.step()
         value = float(loss.detach())  # one host read per step: the loss history and the progress bar
         if not math.isfinite(value):
-            raise FloatingPointError(f"the loss became {value} at step {step + 1}")
+            raise FloatingPointError(
+                f"the loss became {value} at step {step + 1}: training diverged; lower the "
+                f"learning rate ({config.learning_rate:g})")
+        if before is not None:
+            _check_step_changed_weights(network, before, config.learning_rate)
         losses.append(value)
         average = value if math.isnan(average) else 0.98 * average + 0.02 * value
         bar.set_postfix(loss=f"{average:.4g}")
