@@ -3,7 +3,8 @@
     python experiments/convergence.py --sde vp        # the same as: sdebench convergence --sde vp
 
 Thin wrapper: argument parsing, then sdebench.studies (run, fit) and sdebench.reports (render).
-Exit status: 0 when no verdict is FAIL and no unit failed, 1 otherwise, 2 for bad arguments.
+Exit status: 0 when no verdict is FAIL and no unit failed, 1 otherwise, 2 for bad arguments
+(one line naming the bad input), 130 when interrupted (Ctrl-C; one line saying what was kept).
 """
 
 from __future__ import annotations
@@ -131,9 +132,8 @@ def _specs(text: str, known: list[str] | dict[str, list[str]], what: str, parser
 
 def parse_args(argv=None, prog: str | None = None):
     """Parse and validate everything before anything is written; returns (args, config, store)."""
-    import torch
-
-    from sdebench.registry import SpecError
+    from sdebench.cli import device_problem
+    from sdebench.registry import SpecError, did_you_mean
     from sdebench.solvers.catalogue import sampler_groups
     from sdebench.studies.config import StudyConfig, known_names, resolve_sections, resolve_units
     from sdebench.studies.store import ResultStore, StoreError
@@ -144,7 +144,12 @@ def parse_args(argv=None, prog: str | None = None):
     except SpecError as error:
         argparse.ArgumentParser(prog=prog).error(str(error))
     parser = build_parser(prog)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        flags = [flag for action in parser._actions for flag in action.option_strings]
+        option = unknown[0].split("=")[0]
+        hint = did_you_mean(option, flags) if option.startswith("-") else ""
+        parser.error(f"unrecognized argument {unknown[0]!r}{hint} (see --help)")
     names = known_names()
     if args.list:
         return args, None, None
@@ -152,6 +157,8 @@ def parse_args(argv=None, prog: str | None = None):
         steps = [int(value) for value in args.steps.split(",") if value.strip()]
     except ValueError:
         parser.error(f"--steps must be comma-separated integers, got {args.steps!r}")
+    if not steps:
+        parser.error(f"--steps: expected at least one step count, got {args.steps!r}")
     if args.workers < 0 or (args.workers and args.scheduler):
         parser.error("--workers takes a count >= 1, and not together with --scheduler")
     if (args.workers or args.scheduler) and importlib.util.find_spec("distributed") is None:
@@ -162,10 +169,9 @@ def parse_args(argv=None, prog: str | None = None):
             int(value) for value in args.shape.split(",") if value.strip())
     except ValueError:
         parser.error(f"--shape must be comma-separated integers, got {args.shape!r}")
-    if args.device.startswith("cuda") and not torch.cuda.is_available() and not args.scheduler:
-        parser.error("--device cuda requested but no CUDA device is available")
-    if not (args.device == "cpu" or args.device.startswith("cuda")):
-        parser.error(f"--device must be cpu or cuda[:N], got {args.device!r}")
+    problem = device_problem(args.device, remote=bool(args.scheduler))
+    if problem:
+        parser.error(problem)
     try:
         config = StudyConfig(
             schedules=_specs(args.schedules, names["schedules"], "schedule", parser),
@@ -179,7 +185,8 @@ def parse_args(argv=None, prog: str | None = None):
         if not resolve_units(config, resolve_sections(config)):
             parser.error(f"no requested metric applies to problem {config.problem!r} with "
                          "these samplers (e.g. strong_error needs a declared strong order)")
-    except (ValueError, TypeError, SpecError, ImportError, AttributeError) as error:
+    except (ValueError, TypeError, SpecError, ImportError, AttributeError, RuntimeError,
+            ArithmeticError) as error:  # RuntimeError: torch's (a device, a dtype)
         parser.error(str(error))
     out = config.default_out() if args.out is None else args.out
     try:
@@ -286,34 +293,11 @@ def _dask_client(args):
             cluster.close()
 
 
-def main(argv=None, prog: str | None = None) -> int:
-    args, config, store = parse_args(argv, prog)
-    if args.list:
-        from sdebench.studies.config import known_names
-
-        for catalogue, names in known_names().items():
-            print(f"{catalogue}: {', '.join(names)}")
-        return 0
-    from sdebench.studies.convergence import run_study
+def _summary(args, config, store, study) -> int:
+    """Print what the study found, write its report; the exit status."""
     from sdebench.studies.order import VERDICT_LEGEND
     from sdebench.studies.reference import reference_summary
-    from sdebench.studies.store import StoreError
 
-    command = shlex.join([prog or "python experiments/convergence.py", *(
-        sys.argv[1:] if argv is None else argv)])
-    try:
-        with warnings.catch_warnings(), _dask_client(args) as client:
-            warnings.simplefilter("always")
-            study = run_study(config, store, progress=not args.quiet, command=command,
-                              trajectories=not args.no_report, client=client,
-                              plugins=tuple(args.plugin))
-    except StoreError as error:  # another process took the directory after our check
-        print(f"{prog or 'convergence.py'}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"interrupted: every finished unit is stored in {store.directory}; run the same "
-              "command again to resume", file=sys.stderr)
-        return 130
     print(f"results: {store.directory} (one file per unit in units/; results.csv, orders.csv)")
     for sampler in sorted(set(config.samplers) - set(study.results.sampler)):
         print(f"note: no requested metric applies to {sampler} (e.g. strong_error needs a "
@@ -337,6 +321,46 @@ def main(argv=None, prog: str | None = None) -> int:
 
         print(f"report: {render_directory(store.directory, progress=not args.quiet)}")
     return 1 if (not failed.empty or (not table.empty and (table.verdict == "FAIL").any())) else 0
+
+
+def main(argv=None, prog: str | None = None) -> int:
+    name = prog or "convergence.py"
+    try:
+        args, config, store = parse_args(argv, prog)
+        if args.list:
+            from sdebench.studies.config import known_names
+
+            for catalogue, names in known_names().items():
+                print(f"{catalogue}: {', '.join(names)}")
+            return 0
+        from sdebench.studies.convergence import run_study
+        from sdebench.studies.store import StoreError
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted while starting, before any unit ran (nothing is stored); run "
+              "the command again", file=sys.stderr)
+        return 130
+    command = shlex.join([prog or "python experiments/convergence.py", *(
+        sys.argv[1:] if argv is None else argv)])
+    try:
+        with warnings.catch_warnings(), _dask_client(args) as client:
+            warnings.simplefilter("always")
+            study = run_study(config, store, progress=not args.quiet, command=command,
+                              trajectories=not args.no_report, client=client,
+                              plugins=tuple(args.plugin))
+    except StoreError as error:  # another process took the directory after our check
+        print(f"{name}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted: every finished unit is stored in {store.directory}; run the "
+              "same command again to resume", file=sys.stderr)
+        return 130
+    try:
+        return _summary(args, config, store, study)
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted after the study, before its report was written: every unit "
+              f"is stored in {store.directory}; write the report with: sdebench report "
+              f"{shlex.quote(str(store.directory))}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ rows and writes one section per configuration.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -64,6 +65,10 @@ def main(argv=None, prog: str | None = None) -> int:
         print(f"report: {render_directory(directory, output, progress=not args.quiet)}")
     except StoreError as error:
         parser.error(str(error))
+    except KeyboardInterrupt:  # the report is written atomically: no half-written page is left
+        print(f"{parser.prog}: interrupted: no report was written and the study in {directory} is "
+              "unchanged; run the command again", file=sys.stderr)
+        return 130
     return 0
 
 

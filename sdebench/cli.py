@@ -6,7 +6,7 @@
     sdebench peers
 
 Each subcommand is the ``main(argv)`` of the experiment module of the same name, so the script
-and the command are the same code.
+and the command are the same code. Helpers the experiment CLIs share live here too.
 """
 
 from __future__ import annotations
@@ -42,10 +42,43 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command not in SUBCOMMANDS:
-        print(f"sdebench: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+        from sdebench.registry import did_you_mean
+
+        print(f"sdebench: unknown command {command!r}{did_you_mean(command, SUBCOMMANDS)}\n\n"
+              f"{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"sdebench.experiments.{command}")
+    try:
+        module = importlib.import_module(f"sdebench.experiments.{command}")
+    except KeyboardInterrupt:
+        print(f"sdebench {command}: interrupted while starting, before anything ran or was "
+              "written; run the command again", file=sys.stderr)
+        return 130
     return module.main(rest, prog=f"sdebench {command}")
+
+
+def device_problem(device: str, *, remote: bool = False) -> str | None:
+    """Why ``--device`` cannot run here, in one line naming it, or None. sdebench runs on ``cpu``
+    and ``cuda[:N]`` (other torch backends, e.g. ``mps``, lack float64 or were never tested);
+    a CUDA device must be present, unless ``remote`` (a dask cluster's workers hold the GPUs)."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        return f"--device {device!r} is not a device name: expected cpu, cuda or cuda:N"
+    if parsed.type not in ("cpu", "cuda"):
+        return (f"--device {device!r} is not supported: sdebench runs on cpu or cuda[:N] "
+                "(float64 verification; other backends are untested)")
+    if parsed.type == "cpu" or remote:
+        return None
+    if not torch.cuda.is_available():
+        return (f"--device {device!r}: no CUDA device is available here (torch "
+                f"{torch.__version__}, CUDA build {torch.version.cuda}); use --device cpu")
+    count = torch.cuda.device_count()
+    if parsed.index is not None and parsed.index >= count:
+        return (f"--device {device!r}: this machine has {count} CUDA device(s), cuda:0 to "
+                f"cuda:{count - 1}")
+    return None
 
 
 if __name__ == "__main__":

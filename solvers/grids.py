@@ -5,9 +5,11 @@ Every grid has ``steps + 1`` points, starts at the schedule's t_max and ends at 
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from sdebench.registry import Registry, Spec
+from sdebench.registry import Registry, Spec, check_number
 from sdebench.theory.schedule import Schedule
 
 
@@ -45,8 +47,7 @@ def edm_rho_grid(schedule: Schedule, steps: int, *, rho: float = 7.0, dtype=torc
     """σ_i = (σ_max^{1/ρ} + i/N (σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ, t_i = σ⁻¹(σ_i)
     (Karras et al. 2022, eq. 5, ρ = 7)."""
     steps = _check_steps(steps)
-    if not rho > 0:
-        raise ValueError(f"rho must be positive, got {rho!r}")
+    rho = check_number("rho", rho, low=0, low_open=True)
     numeric = schedule.numeric
     t_max, t_min = _ends(schedule, dtype, device)
     sigma_max, sigma_min = numeric.sigma(t_max), numeric.sigma(t_min)
@@ -58,14 +59,20 @@ def edm_rho_grid(schedule: Schedule, steps: int, *, rho: float = 7.0, dtype=torc
 
 
 def log_snr_grid(schedule: Schedule, steps: int, *, dtype=torch.float64, device="cpu"):
-    """Uniform in λ = −log σ (Lu et al. 2022, DPM-Solver's 'logSNR' spacing)."""
+    """Uniform in λ = −log σ (Lu et al. 2022, DPM-Solver's 'logSNR' spacing). λ must be finite at
+    both ends: a schedule with σ(t_min) = 0 (``edm:sigma_min=0``) has λ = +∞ there, so no grid is
+    uniform in it; the ``edm`` and ``uniform`` grids reach σ = 0."""
     steps = _check_steps(steps)
     numeric = schedule.numeric
     t_max, t_min = _ends(schedule, dtype, device)
-    lam = torch.linspace(
-        float(numeric.half_log_snr(t_max)), float(numeric.half_log_snr(t_min)), steps + 1,
-        dtype=dtype, device=device,
-    )
+    ends = [float(numeric.half_log_snr(t)) for t in (t_max, t_min)]
+    if not all(map(math.isfinite, ends)):
+        sigmas = [float(numeric.sigma(t)) for t in (t_max, t_min)]
+        raise ValueError(
+            f"needs a finite log-SNR λ = -log sigma at both ends; schedule {schedule.name!r} has "
+            f"sigma = {sigmas[0]:g} at t_max and {sigmas[1]:g} at t_min (λ = {ends[0]:g}, "
+            f"{ends[1]:g}): use --grid edm or --grid uniform, or a schedule with sigma(t_min) > 0")
+    lam = torch.linspace(*ends, steps + 1, dtype=dtype, device=device)
     grid = numeric.t_of_half_log_snr(lam)
     grid[0], grid[-1] = t_max, t_min
     return grid

@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from sdebench.registry import check_number
 from sdebench.solvers.context import NonFiniteError
 from sdebench.solvers.runge_kutta import (
     DORMAND_PRINCE,
@@ -81,9 +82,8 @@ class DormandPrince45(Solver):
     tableau = DORMAND_PRINCE
 
     def __init__(self, rtol: float = 1e-5, atol: float = 1e-5):
-        if not (rtol > 0 and atol > 0):
-            raise ValueError(f"rtol and atol must be positive, got rtol={rtol}, atol={atol}")
-        self.rtol, self.atol = rtol, atol
+        self.rtol = check_number("rtol", rtol, low=0, low_open=True)
+        self.atol = check_number("atol", atol, low=0, low_open=True)
 
     def step(self, ctx, x, t_cur, t_next, state):
         """Sub-steps from t_cur to t_next; ``state`` carries the last accepted sub-step size."""

@@ -8,6 +8,7 @@ import math
 
 import torch
 
+from sdebench.registry import check_number
 from sdebench.solvers.solver import Solver
 from sdebench.state import axpy, mean_square_norm
 
@@ -25,9 +26,7 @@ class EulerMaruyama(Solver):
     handles_zero_sigma = True  # evaluates the model and g at t_cur only
 
     def __init__(self, noise_scale: float = 1.0):
-        if not noise_scale >= 0:
-            raise ValueError(f"noise_scale must be >= 0, got {noise_scale!r}")
-        self.noise_scale = float(noise_scale)
+        self.noise_scale = float(check_number("noise_scale", noise_scale, low=0))
 
     @property
     def stochastic(self) -> bool:
@@ -96,9 +95,8 @@ class PredictorCorrector(Solver):
     handles_zero_sigma = True  # corrector and predictor evaluate the model at t_cur only
 
     def __init__(self, snr: float = 0.16, n_corrector: int = 1):
-        if not snr > 0 or int(n_corrector) != n_corrector or n_corrector < 1:
-            raise ValueError(f"need snr > 0 and an integer n_corrector >= 1, got {snr}, {n_corrector}")
-        self.snr, self.n_corrector = snr, int(n_corrector)
+        self.snr = check_number("snr", snr, low=0, low_open=True)
+        self.n_corrector = check_number("n_corrector", n_corrector, low=1, integer=True)
 
     @property
     def nfe_per_step(self) -> int:
@@ -125,11 +123,10 @@ class AnnealedLangevin(Solver):
     order_note = "no convergence order: an MCMC scheme whose bias is set by step_ratio and n_steps"
 
     def __init__(self, step_ratio: float = 0.2, n_steps: int = 10):
-        if not 0 < step_ratio < 2 or int(n_steps) != n_steps or n_steps < 1:
-            raise ValueError(
-                f"need 0 < step_ratio < 2 and an integer n_steps >= 1, got {step_ratio}, {n_steps}"
-            )
-        self.step_ratio, self.n_steps = step_ratio, int(n_steps)
+        # Langevin on a Gaussian of variance v is stable for ε < 2v, and v ≥ (sσ)² (class doc)
+        self.step_ratio = check_number("step_ratio", step_ratio, low=0, high=2, low_open=True,
+                                       high_open=True)
+        self.n_steps = check_number("n_steps", n_steps, low=1, integer=True)
 
     @property
     def nfe_per_step(self) -> int:
@@ -157,12 +154,10 @@ class EDMStochastic(Solver):
 
     def __init__(self, s_churn: float = 10.0, s_min: float = 0.0, s_max: float | None = None,
                  s_noise: float = 1.0):
-        if s_churn < 0 or s_min < 0 or s_noise < 0 or (s_max is not None and s_max < s_min):
-            raise ValueError(
-                f"invalid EDM parameters: s_churn={s_churn}, s_min={s_min}, s_max={s_max}, "
-                f"s_noise={s_noise}"
-            )
-        self.s_churn, self.s_min, self.s_max, self.s_noise = s_churn, s_min, s_max, s_noise
+        self.s_churn = check_number("s_churn", s_churn, low=0)
+        self.s_min = check_number("s_min", s_min, low=0)
+        self.s_max = None if s_max is None else check_number("s_max", s_max, low=self.s_min)
+        self.s_noise = check_number("s_noise", s_noise, low=0)
 
     def step(self, ctx, x, t_cur, t_next, state):
         sched = ctx.schedule

@@ -24,6 +24,7 @@ from sdebench.registry import parse_spec
 from sdebench.seeding import check_seed, generator
 from sdebench.solvers.catalogue import SAMPLERS, get_solver
 from sdebench.solvers.grids import GRIDS, make_grid
+from sdebench.solvers.loop import final_sigma_is_zero
 from sdebench.studies.metrics import METRICS, Metric, get_metric
 from sdebench.studies.provenance import code_provenance, digest, source_fingerprint
 from sdebench.studies.reference import DEFAULT_REFERENCE, resolve_reference
@@ -325,12 +326,28 @@ def brownian_times(config: StudyConfig, section: Section, steps: int) -> torch.T
     return times
 
 
+def _check_zero_sigma(config: StudyConfig, section: Section) -> None:
+    """Refuse, before any unit runs, the samplers that cannot end the study's grid where σ = 0
+    (``edm:sigma_min=0``): each of their units would fail (they divide by σ(t_next),
+    :func:`sdebench.solvers.loop.check_zero_sigma`)."""
+    schedule = section.problem.schedule
+    if not final_sigma_is_zero(schedule, make_grid(config.grid, schedule, 1)):
+        return
+    refused = [name for name in config.samplers
+               if not getattr(get_solver(name), "handles_zero_sigma", False)]
+    if refused:
+        raise ValueError(f"grid {config.grid!r} on schedule {section.schedule_spec!r} ends where "
+                         f"sigma = 0, and {', '.join(refused)} divide by sigma(t_next): leave them "
+                         "out of --samplers, or end at sigma > 0")
+
+
 def resolve_units(config: StudyConfig, sections: list[Section]) -> list[Unit]:
     """Every (section, sampler, steps) unit with at least one metric that applies, with its full
     configuration and identifier. A unit measured on Brownian paths records which path (a hash
     of its times, :func:`brownian_times`): the same unit on another path is another unit."""
     units = []
     for section in sections:
+        _check_zero_sigma(config, section)
         for sampler in config.samplers:
             solver = get_solver(sampler)
             metrics = _metrics_for(config, section.problem, solver)
