@@ -18,7 +18,7 @@ from sdebench.solvers.catalogue import get_solver
 from sdebench.solvers.loop import sample
 from sdebench.solvers.noise import GaussianIncrements
 from sdebench.state import mean_square_norm
-from sdebench.studies.metrics import Measurement, UnitRun, register_metric
+from sdebench.studies.metrics import MEASURED_ROUNDOFF, Measurement, UnitRun, register_metric
 
 
 def has_twin(problem, solver) -> bool:
@@ -59,5 +59,5 @@ def agreement(run: UnitRun) -> Measurement:
         # √E‖peer − twin‖² over the batch, in the norm of the floor's scale √E‖x‖²: the batch's
         # largest coordinate against that average scale read round-off as a difference (gmm)
         difference = float(mean_square_norm(run.batch_run.x - own)) ** 0.5
-    return Measurement(difference, floor=run.roundoff_floor(), floor_kind="round-off",
+    return Measurement(difference, floor=run.roundoff_floor(), floor_kind=MEASURED_ROUNDOFF,
                        against=f"sdebench {run.solver.twin}")

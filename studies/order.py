@@ -22,6 +22,27 @@ Verdicts:
   (tests/test_solver_orders.py);
 * ABOVE / FAIL — the declared order lies outside max(CI, allowance): faster (the declared order
   is a worst-case bound; Euler–Maruyama on VE, theory/em_error.py) or slower than declared.
+
+No PASS, ABOVE or FAIL before the asymptotic regime. An error e(h) = C h^p (1 + c h^q + …) has
+local slopes p_i (between neighbouring step counts) that approach p with a drift shrinking by
+2^-q per halving of h. For three points a factor 2 apart the least-squares slope is the mean of
+the two local slopes p₁, p₂, and with q ≥ 1 the remaining correction of p₂ is at most
+|p₂ − p₁|, so the fit lies within 1.5 |p₂ − p₁| of p: the allowance 0.1 holds when the local
+slopes agree within ``ASYMPTOTIC_DRIFT`` = 0.1 / 1.5 = 1/15 (a lack of agreement is the trend
+in the fit's residuals: for log-equally spaced points their second difference is the drift).
+The check reads the local slopes of the fitted points and of the usable point before them:
+
+1. *settled*: their spread is at most 1/15, plus twice the spread's standard error where the
+   errors carry one (Monte Carlo; deterministic errors from shared start points carry none);
+2. *settling*: three slopes whose drifts d₁, d₂ keep their sign and shrink (r = d₂/d₁ in [0, 1)),
+   i.e. a correction decaying geometrically; the fit's distance from the limit is then
+   |d₂|·(r/(1 − r) + ½) (the geometric tail plus half the last drift), which must be at most
+   the allowance 0.1;
+3. otherwise (slopes that oscillate, grow apart, or drift too much) the verdict is INCONCLUSIVE
+   "not yet asymptotic: local slopes …; add finer step counts".
+
+A stiff ε-network's Euler run (slopes 0.72, 0.85, 0.81 at 128–1024 steps) is case 3: the fit
+0.83 ± 0.14 would have been a FAIL. The rule is the same for exact, reference and peer rows.
 """
 
 from __future__ import annotations
@@ -37,6 +58,9 @@ MAX_HALF_WIDTH = 0.25
 FIT_POINTS = 3
 STDERR_MULTIPLE = 3
 MONTE_CARLO_MULTIPLE = 3
+ASYMPTOTIC_DRIFT = MIN_ALLOWANCE / 1.5
+"""The largest spread of local slopes read as settled: the 3-point fit is then within
+1.5 × 1/15 = ``MIN_ALLOWANCE`` of its limit (module docstring)."""
 ORDER_COLUMNS = {"order": "declared_order", "strong_order": "declared_strong_order"}
 
 
@@ -75,6 +99,38 @@ def verdict(measured: float, half_width: float, declared: float | None) -> str:
     if abs(measured - declared) > tolerance:
         return "ABOVE" if measured > declared else "FAIL"
     return "PASS" if half_width <= MAX_HALF_WIDTH else "INCONCLUSIVE"
+
+
+def local_slopes(steps, errors) -> np.ndarray:
+    """−Δlog(error)/Δlog(steps) between neighbouring step counts (ascending, distinct)."""
+    x, y = np.log(np.asarray(steps, float)), np.log(np.asarray(errors, float))
+    return -np.diff(y) / np.diff(x)
+
+
+def local_slope_errors(steps, errors, stderrs) -> np.ndarray:
+    """Standard error of each local slope from the errors' standard errors (relative errors
+    added in quadrature, independent points assumed); 0 where the errors carry none."""
+    relative = np.nan_to_num(np.asarray(stderrs, float) / np.asarray(errors, float))
+    return np.hypot(relative[1:], relative[:-1]) / np.diff(np.log(np.asarray(steps, float)))
+
+
+def asymptotic_check(slopes: np.ndarray, slope_errors: np.ndarray) -> str:
+    """"" if ``slopes`` (the last local slopes, coarse to fine) show the asymptotic regime, else
+    why not (rules 1–3 of the module docstring)."""
+    spread = float(slopes.max() - slopes.min())
+    noise = 2 * float(np.hypot(slope_errors[slopes.argmax()], slope_errors[slopes.argmin()]))
+    if spread <= ASYMPTOTIC_DRIFT + noise:
+        return ""
+    listed = ", ".join(f"{slope:.2f}" for slope in slopes)
+    if slopes.size >= 3:
+        first, last = slopes[-2] - slopes[-3], slopes[-1] - slopes[-2]
+        ratio = last / first
+        if 0 <= ratio < 1 and abs(last) * (ratio / (1 - ratio) + 0.5) <= MIN_ALLOWANCE:
+            return ""
+        if ratio < 0:
+            return f"not yet asymptotic: local slopes {listed} oscillate; add finer step counts"
+    return (f"not yet asymptotic: local slopes {listed} differ by {spread:.2f} > "
+            f"{ASYMPTOTIC_DRIFT:.3f}; add finer step counts")
 
 
 def usable_points(group: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[int]]]:
@@ -120,6 +176,17 @@ def _inconclusive_reason(usable: pd.DataFrame, dropped: dict[str, list[int]],
     return f"CI ±{half_width:.2g} > ±{MAX_HALF_WIDTH}"
 
 
+MEASUREMENT_BASIS = ("brownian_path", "reference_solve")
+"""Row columns naming what the errors were measured on: a store can hold a section's rows on an
+older Brownian path or reference solve next to the current ones, and those are fitted apart."""
+
+TABLE_COLUMNS = ("config_id", "schedule", "problem", "sampler", "metric", "library", "points",
+                 "fit_steps", "measured_order", "ci95", "declared_order", "verdict", "reason",
+                 "local_slopes", "floor", "floor_kind", "dropped", "note", "score", "against",
+                 "reference_margin")
+"""The order table's columns: the same header with no fitted rows (an empty study)."""
+
+
 def order_table(results: pd.DataFrame) -> pd.DataFrame:
     """One row per (configuration, sampler, fitted metric): points used, measured order with its
     CI, declared order and verdict with its reason, what the errors were measured against and,
@@ -127,20 +194,29 @@ def order_table(results: pd.DataFrame) -> pd.DataFrame:
     declaration its error follows (column ``metric_order``: ``order`` or ``strong_order``)."""
     rows = []
     if results.empty:
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows, columns=TABLE_COLUMNS)
     fitted = results[results.metric_order.isin(list(ORDER_COLUMNS))]
-    keys = ["config_id", "schedule", "problem", "sampler", "metric"]
-    for key, group in fitted.groupby(keys, sort=False):
+    keys = list(TABLE_COLUMNS[:5])
+    basis = [column for column in MEASUREMENT_BASIS if column in fitted]
+    for key, group in fitted.groupby(keys + basis, sort=False, dropna=False):
+        key = key[:len(keys)]
         declared = group[ORDER_COLUMNS[group.metric_order.iloc[0]]].iloc[0]
         declared = None if pd.isna(declared) else float(declared)
         usable, dropped = usable_points(group)
-        usable = usable.tail(FIT_POINTS)
+        window, usable = usable.tail(FIT_POINTS + 1), usable.tail(FIT_POINTS)
         measured = half_width = math.nan
+        slopes = np.array([])
         if len(usable) >= 2:
             measured, half_width = fit_order(usable.steps, usable.value)
+            slopes = local_slopes(window.steps, window.value)
         result = verdict(measured, half_width, declared) if len(usable) >= FIT_POINTS or \
             declared is None else "INCONCLUSIVE"
         reason = _inconclusive_reason(usable, dropped, half_width) if result == "INCONCLUSIVE" else ""
+        if result in ("PASS", "ABOVE", "FAIL"):
+            reason = asymptotic_check(slopes, local_slope_errors(
+                window.steps, window.value, window.get("stderr", np.full(len(window), np.nan))))
+            result = "INCONCLUSIVE" if reason else result
+        floor, floor_kind = _judged_floor(group)
         rows.append({
             **dict(zip(keys, key, strict=True)),
             "library": group.library.iloc[0] if "library" in group else "sdebench",
@@ -151,6 +227,9 @@ def order_table(results: pd.DataFrame) -> pd.DataFrame:
             "declared_order": declared,
             "verdict": result,
             "reason": reason,
+            "local_slopes": ", ".join(f"{slope:.3g}" for slope in slopes),
+            "floor": floor,
+            "floor_kind": floor_kind,
             "dropped": "; ".join(f"{', '.join(map(str, steps))}: {reason}"
                                  for reason, steps in dropped.items()),
             "note": group.order_note.iloc[0] if declared is None else "",
@@ -159,7 +238,18 @@ def order_table(results: pd.DataFrame) -> pd.DataFrame:
             "against": _against(group),
             "reference_margin": _reference_margin(usable),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def _judged_floor(group: pd.DataFrame) -> tuple[float, str]:
+    """The largest floor any point of the group was judged against, and where it comes from
+    (``none`` when the metric has no floor, e.g. the exact KL)."""
+    floors = group.floor if "floor" in group else pd.Series(dtype=float)
+    if floors.notna().sum() == 0:
+        return math.nan, "none"
+    largest = floors.idxmax()
+    kind = group.floor_kind.loc[largest] if "floor_kind" in group else ""
+    return float(floors.loc[largest]), kind if isinstance(kind, str) and kind else "unnamed"
 
 
 def _against(group: pd.DataFrame) -> str:

@@ -36,6 +36,10 @@ def unit_columns(unit: Unit) -> dict:
         "order_source": getattr(solver, "order_source", ""),
         "twin": getattr(solver, "twin", ""), "convention": getattr(solver, "convention", ""),
         "steps_on": getattr(solver, "steps_on", ""),  # a peer with its own grid says so
+        # what the errors are measured on: rows on another Brownian path or against another
+        # reference solve are another measurement, never fitted together (order_table)
+        "brownian_path": unit.config.get("brownian_path", ""),
+        "reference_solve": unit.reference or "",
         **row_provenance(),  # library versions and git commit: recorded, not compared
     }
 

@@ -253,10 +253,15 @@ def test_a_lock_left_by_a_dead_process_is_called_stale_with_what_to_do(tmp_path)
 
 def test_views_with_no_columns_are_not_written_as_a_blank_line(tmp_path):
     """Without trajectories, score errors or fitted orders (--metrics kl: no order), the
-    views used to be files holding one blank line, which pandas cannot read."""
+    views used to be files holding one blank line, which pandas cannot read. A view with no
+    columns is not written; the order table keeps its header with no rows."""
+    from sdebench.studies.order import TABLE_COLUMNS
+
     _run(tmp_path, metrics=["kl"])
-    for name in ("orders", "trajectories", "score_error"):
+    for name in ("trajectories", "score_error"):
         assert not (tmp_path / f"{name}.csv").exists(), name
+    orders = pd.read_csv(tmp_path / "orders.csv")
+    assert orders.empty and tuple(orders.columns) == TABLE_COLUMNS
     assert len(pd.read_csv(tmp_path / "results.csv")) == UNITS
 
 

@@ -69,6 +69,12 @@ def test_resume_neither_recomputes_nor_duplicates(tmp_path, monkeypatch):
     again = run_study(_config(steps=[16, 32, 64]), ResultStore(tmp_path), progress=False,
                       trajectories=False)
     assert calls == [] and again.results.equals(resumed.results)
+    # orders.csv, compacted from every stored unit, fits each Brownian path apart: the old
+    # path's strong errors at 16 and 32 steps are not mixed into the new path's fit (they were:
+    # two values at each step count in one fit)
+    view = pd.read_csv(tmp_path / "orders.csv", keep_default_na=False, na_values=[""])
+    strong = view[(view.sampler == "euler_maruyama") & (view.metric == "strong_error")]
+    assert sorted(strong.fit_steps) == ["16-32", "16-64"], strong[["fit_steps", "points"]]
 
 
 def test_a_different_configuration_in_the_same_store_is_computed_and_kept_apart(tmp_path):
