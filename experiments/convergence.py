@@ -3,8 +3,9 @@
     python experiments/convergence.py --sde vp        # the same as: sdebench convergence --sde vp
 
 Thin wrapper: argument parsing, then sdebench.studies (run, fit) and sdebench.reports (render).
-Exit status: 0 when no verdict is FAIL and no unit failed, 1 otherwise, 2 for bad arguments
-(one line naming the bad input), 130 when interrupted (Ctrl-C; one line saying what was kept).
+Exit status: 0 when no verdict is FAIL and no unit failed, 1 otherwise, 2 for bad arguments, a
+dask cluster that cannot be used or a report that cannot be written (one line naming the bad
+input), 130 when interrupted (Ctrl-C; one line saying what was kept).
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def _specs(text: str, known: list[str] | dict[str, list[str]], what: str, parser
 
 def parse_args(argv=None, prog: str | None = None):
     """Parse and validate everything before anything is written; returns (args, config, store)."""
-    from sdebench.cli import device_problem
+    from sdebench.devices import device_problem
     from sdebench.registry import SpecError, did_you_mean
     from sdebench.solvers.catalogue import sampler_groups
     from sdebench.studies.config import StudyConfig, known_names, resolve_sections, resolve_units
@@ -272,25 +273,19 @@ def _print_error_at_nfe(results) -> None:
 
 @contextlib.contextmanager
 def _dask_client(args):
-    """A dask client for --workers (an embedded LocalCluster) or --scheduler; None otherwise."""
+    """A dask client for --workers (an embedded LocalCluster, its workers bounded) or
+    --scheduler (reached within its timeout), closed on exit; None otherwise. A cluster that
+    cannot be used raises ClusterError (sdebench.studies.distributed.cluster_client)."""
     if not (args.workers or args.scheduler):
         yield None
         return
-    import distributed
+    from sdebench.studies.distributed import cluster_client
 
-    from sdebench.studies.distributed import local_cluster
-
-    cluster = None if args.scheduler else local_cluster(
-        args.workers, gpus=int(args.device.startswith("cuda")))
-    client = distributed.Client(args.scheduler or cluster)
-    if not args.quiet:
-        print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
-    try:
+    with cluster_client(workers=args.workers, scheduler=args.scheduler,
+                        gpus=int(args.device.startswith("cuda"))) as client:
+        if not args.quiet:
+            print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
         yield client
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def _summary(args, config, store, study) -> int:
@@ -334,6 +329,7 @@ def main(argv=None, prog: str | None = None) -> int:
                 print(f"{catalogue}: {', '.join(names)}")
             return 0
         from sdebench.studies.convergence import run_study
+        from sdebench.studies.distributed import ClusterError  # imports dask only when used
         from sdebench.studies.store import StoreError
     except KeyboardInterrupt:
         print(f"{name}: interrupted while starting, before any unit ran (nothing is stored); run "
@@ -350,12 +346,18 @@ def main(argv=None, prog: str | None = None) -> int:
     except StoreError as error:  # another process took the directory after our check
         print(f"{name}: error: {error}", file=sys.stderr)
         return 2
+    except ClusterError as error:  # --scheduler unreachable or malformed, --workers refused
+        print(f"{name}: error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{name}: interrupted: every finished unit is stored in {store.directory}; run the "
               "same command again to resume", file=sys.stderr)
         return 130
     try:
         return _summary(args, config, store, study)
+    except StoreError as error:  # the report (or a view) cannot be written: the units are kept
+        print(f"{name}: error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{name}: interrupted after the study, before its report was written: every unit "
               f"is stored in {store.directory}; write the report with: sdebench report "

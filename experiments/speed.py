@@ -218,12 +218,34 @@ def add_size_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_device(parser: argparse.ArgumentParser, device: str) -> None:
-    import torch
+    """One usage line where ``--device`` cannot run here (:func:`sdebench.devices.device_problem`:
+    not a device name, not cpu or cuda[:N], no such CUDA device)."""
+    from sdebench.devices import device_problem
 
-    if not (device == "cpu" or device.startswith("cuda")):
-        parser.error(f"--device must be cpu or cuda[:N], got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error("--device cuda requested but no CUDA device is available")
+    problem = device_problem(device)
+    if problem:
+        parser.error(problem)
+
+
+def check_csv_path(parser: argparse.ArgumentParser, path: str) -> None:
+    """One usage line, before anything is timed, where ``--csv`` cannot be written: a
+    directory, or a folder that is a file or not writable (its nearest existing ancestor,
+    since the write creates the missing ones)."""
+    import os
+    from pathlib import Path
+
+    target = Path(path)
+    if not path or target.is_dir():
+        parser.error(f"--csv {path!r} is {'empty' if not path else 'a directory'}: give a file "
+                     "path, e.g. speed.csv")
+    folder = target.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        parser.error(f"--csv {path!r}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        parser.error(f"--csv {path!r}: the folder {folder} is not writable (no permission): "
+                     "write elsewhere")
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -252,16 +274,18 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def write_csv(table, args: argparse.Namespace, path: str) -> None:
-    """The table with the run's configuration in every row (tidy: one file per run)."""
-    import torch
-
+    """The table with the run's configuration and provenance in every row (tidy: one file per
+    run; :func:`~sdebench.studies.provenance.row_provenance`: the library versions and git
+    commit), written atomically (:func:`~sdebench.studies.store.atomic_write_text`: a failed
+    write is a StoreError and leaves no partial file)."""
     from sdebench import __version__
-    from sdebench.studies.provenance import git_commit
+    from sdebench.studies.provenance import row_provenance
+    from sdebench.studies.store import atomic_write_text
 
     options = {k: v for k, v in vars(args).items() if k not in {"csv", "quiet", "check"}}
-    table.assign(**options, repeat_coverage=repeat_coverage(args.repeat),
-                 torch_version=torch.__version__, sdebench_version=__version__,
-                 git_commit=git_commit()).to_csv(path, index=False)
+    atomic_write_text(path, table.assign(
+        **options, repeat_coverage=repeat_coverage(args.repeat), sdebench_version=__version__,
+        **row_provenance()).to_csv(index=False))
 
 
 def speed_table(args: argparse.Namespace):
@@ -378,8 +402,11 @@ def main(argv=None, prog: str | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     check_device(parser, args.device)
+    if args.csv is not None:
+        check_csv_path(parser, args.csv)
     from sdebench.registry import SpecError, split_specs
     from sdebench.solvers.catalogue import get_solver
+    from sdebench.studies.store import StoreError
 
     try:
         for name in split_specs(args.samplers):
@@ -388,7 +415,11 @@ def main(argv=None, prog: str | None = None) -> int:
         parser.error(str(error))
     table = print_table(speed_table, args)
     if args.csv:
-        write_csv(table, args, args.csv)
+        try:
+            write_csv(table, args, args.csv)
+        except StoreError as error:  # e.g. the disk filled during the run
+            print(f"{parser.prog}: error: {error}", file=sys.stderr)
+            return 2
     over = table[~table.within_target]
     if args.check and not over.empty:
         print(f"over target: {', '.join(over.sampler)}", file=sys.stderr)

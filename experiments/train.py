@@ -73,14 +73,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv=None, prog: str | None = None) -> int:
-    import torch
-
+    from sdebench.devices import device_problem
     from sdebench.training.trainer import TrainConfig, load_checkpoint, train
 
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error("--device cuda requested but no CUDA device is available")
+    problem = device_problem(args.device)  # not a device, not cpu/cuda[:N], no such GPU
+    if problem:
+        parser.error(problem)
     try:
         config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     except (ValueError, TypeError) as error:

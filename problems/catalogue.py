@@ -13,7 +13,7 @@ from sdebench.problems.checkerboard import CheckerboardProblem
 from sdebench.problems.gaussian import GaussianProblem
 from sdebench.problems.mixture import GaussianMixtureProblem
 from sdebench.problems.protocol import check_problem
-from sdebench.registry import Registry, Spec, parse_spec
+from sdebench.registry import Registry, Spec, check_number, parse_spec
 from sdebench.seeding import generator
 from sdebench.theory.schedule import Schedule
 
@@ -31,8 +31,7 @@ def gaussian(schedule: Schedule, *, dim: int, seed: int, condition: float = 100.
     """N(μ, diag λ) in eigen-coordinates: μ ~ N(0, I), λ log-uniform in [1/√cond, √cond]
     (torch's stream ``seed``). The exact output law of every sampler is available."""
     _require_dim("gaussian", dim, range(1, 10**7))
-    if not condition >= 1:
-        raise ValueError(f"condition must be >= 1, got {condition!r}")
+    check_number("condition", condition, low=1)
     return GaussianProblem.random(schedule, dim, seed=seed, condition=condition)
 
 
@@ -56,10 +55,14 @@ def gaussian_rotated(schedule: Schedule, *, dim: int, seed: int,
 @register_problem("gmm")
 def gaussian_mixture(schedule: Schedule, *, dim: int, seed: int, components: int = 8,
                      radius: float = 2.0, std: float = 0.2) -> GaussianMixtureProblem:
-    """In 2-D the ring benchmark: ``components`` equal-weight N(m_k, std² I) on a circle of
-    ``radius``; in other dimensions 4 equal-weight components with means ~ N(0, 4 I) (stream
-    ``seed``) and variance 0.1."""
+    """In 2-D the ring benchmark: ``components`` (an integer >= 1) equal-weight N(m_k, std² I),
+    std > 0, on a circle of finite ``radius``; in other dimensions 4 equal-weight components
+    with means ~ N(0, 4 I) (stream ``seed``) and variance 0.1 (the options are checked there
+    too: a bad value is refused, not ignored)."""
     _require_dim("gmm", dim, range(1, 10**5))
+    components = check_number("components", components, low=1, integer=True)
+    check_number("radius", radius)
+    check_number("std", std, low=0, low_open=True)
     if dim == 2:
         return GaussianMixtureProblem.ring(schedule, components, radius, std)
     means = 2 * torch.randn(4, dim, generator=generator(seed, "gmm"), dtype=torch.float64)

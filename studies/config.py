@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 import sympy
 import torch
 
-from sdebench.problems.adapters import load_model, network_digest, sample_shape
+from sdebench.problems.adapters import ModelContractError, load_model, network_digest, sample_shape
 from sdebench.problems.catalogue import PROBLEMS, get_problem
 from sdebench.problems.model import LearnedScoreProblem, ModelProblem
 from sdebench.problems.protocol import PATHS
@@ -26,7 +26,12 @@ from sdebench.solvers.catalogue import SAMPLERS, get_solver
 from sdebench.solvers.grids import GRIDS, make_grid
 from sdebench.solvers.loop import final_sigma_is_zero
 from sdebench.studies.metrics import METRICS, Metric, get_metric
-from sdebench.studies.provenance import code_provenance, digest, source_fingerprint
+from sdebench.studies.provenance import (
+    code_provenance,
+    digest,
+    source_fingerprint,
+    unit_identifier,
+)
 from sdebench.studies.reference import DEFAULT_REFERENCE, resolve_reference
 from sdebench.theory.catalogue import SCHEDULES, get_schedule
 from sdebench.theory.schedule import exact_number
@@ -196,12 +201,16 @@ def _network(config: StudyConfig, spec: str):
 
 def _check_network_call(config: StudyConfig, problem) -> None:
     """One call of the network on two start samples, so that a shape (or dtype) it cannot take
-    fails here, naming it, instead of as every unit's failed row."""
+    fails here, naming it, instead of as every unit's failed row. A breach of the model
+    contract on that first call (:class:`~sdebench.problems.adapters.ModelContractError`) is
+    raised as it is: its one line already names the model and what it returned."""
     t_max = torch.tensor(float(problem.schedule.t_max), dtype=torch.float64, device=problem.device)
     x = problem.sample_marginal(t_max, 2, generator(config.seed, "network_check",
                                                     device=problem.device))
     try:
         denoised = problem.denoiser(x, t_max)
+    except ModelContractError:
+        raise
     except Exception as error:  # the user's network: any error means it cannot take these states
         raise ValueError(f"model {config.model!r} cannot denoise states of shape "
                          f"{tuple(x.shape)} ({config.dtype}): {type(error).__name__}: {error} "
@@ -355,7 +364,7 @@ def resolve_units(config: StudyConfig, sections: list[Section]) -> list[Unit]:
                 continue
             check_options = getattr(solver, "check_options", None)  # a peer's bad option values
             if check_options is not None:
-                check_options(section.problem.schedule, min(config.steps))
+                check_options(section.problem.schedule, config.steps)  # the largest vs its limits
             description = {
                 "config_id": section.config_id, "sampler": sampler,
                 "sampler_class": f"{type(solver).__module__}.{type(solver).__qualname__}",
@@ -374,7 +383,7 @@ def resolve_units(config: StudyConfig, sections: list[Section]) -> list[Unit]:
                     unit_config["brownian_path"] = digest(path_times.tolist())
                 if reference:
                     unit_config["reference"] = reference
-                unit_id = digest(unit_config, 16)
+                unit_id = unit_identifier(unit_config)
                 unit_config["sampler_index"] = config.samplers.index(sampler)  # display order only
                 units.append(Unit(section, sampler, get_solver(sampler), steps, metrics,
                                   unit_config, unit_id, path_times, reference))

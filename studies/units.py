@@ -17,12 +17,27 @@ from sdebench.studies.metrics import UnitRun
 from sdebench.studies.outcomes import failed_rows, outcome_rows, unit_columns
 
 SCATTER_POINTS = 400
+FITTED_ORDERS = ("order", "strong_order")
+"""``metric_order`` of the rows whose errors are fitted (:mod:`sdebench.studies.order`)."""
+
+_SOLVER_FLOOR_UNSET = object()
+
+
+def solver_error_floor(solver, problem, ts) -> tuple[float, str] | None:
+    """The (floor, kind) a solver declares for its errors on ``problem`` over the grid ``ts``
+    (``error_floor``, e.g. diffusers' Euler/Heun on a σ table:
+    :meth:`sdebench.peers.diffusers.DiffusersSampler.error_floor`), or None where it declares
+    none."""
+    error_floor = getattr(solver, "error_floor", None)
+    return None if error_floor is None else error_floor(problem, ts)
 
 
 def run_unit(config: StudyConfig, unit: Unit) -> tuple[list[dict], list[dict]]:
     """All measurements of one unit, and up to 400 output points of a 2-D problem. A run whose
     model output or state turns non-finite is recorded as ``diverged`` (value ∞), one that
-    raises as ``failed`` with its error; neither stops the study."""
+    raises as ``failed`` with its error; neither stops the study. A fitted row's floor is
+    raised to the one its solver declares (:func:`solver_error_floor`) where that is larger,
+    with the solver's ``floor_kind``: errors at it are not discretisation error."""
     run = UnitRun(unit.section.problem, unit.solver, unit.steps, grid=config.grid,
                   batch=config.batch, seed=config.seed,
                   strong_reference_factor=config.strong_reference_factor,
@@ -35,10 +50,16 @@ def run_unit(config: StudyConfig, unit: Unit) -> tuple[list[dict], list[dict]]:
                     wall_time=batch.wall_time, wall_time_min=min(batch.timings),
                     wall_time_max=max(batch.timings))
         rows = []
+        solver_floor = _SOLVER_FLOOR_UNSET
         for metric in unit.metrics:
-            measurement = metric(run)
+            measurement = dict(vars(metric(run)))  # a copy: a Measurement is frozen
+            if metric.order in FITTED_ORDERS:
+                if solver_floor is _SOLVER_FLOOR_UNSET:
+                    solver_floor = solver_error_floor(unit.solver, unit.section.problem, run.ts)
+                if solver_floor is not None and not measurement["floor"] >= solver_floor[0]:
+                    measurement.update(floor=solver_floor[0], floor_kind=solver_floor[1])
             rows.append({**base, "metric": metric.name, "metric_order": metric.order or "",
-                         "status": "ok", "error": "", **vars(measurement)})
+                         "status": "ok", "error": "", **measurement})
     except NonFiniteError as error:
         return outcome_rows(base, unit, "diverged", str(error), math.inf), []
     except Exception as error:  # a user plugin's bug must not lose the rest of the study

@@ -76,9 +76,16 @@ ROWS = [
     (["--grid", "uniform:steps=3"], "steps is set by the study"),
     (["--problem", "gausian"], "unknown problem 'gausian' (did you mean 'gaussian'?)"),
     (["--problem", "gaussian:condition=abc"], "condition must be a number, got 'abc'"),
-    (["--problem", "gaussian:condition=0.5"], "condition must be >= 1, got 0.5"),
+    (["--problem", "gaussian:condition=0.5"], "condition must be a finite number >= 1, got 0.5"),
+    (["--problem", "gaussian:condition=inf"], "condition must be a finite number >= 1, got inf"),
     (["--problem", "gaussian:dim=3"], "dim is set by the study"),
     (["--problem", "gmm:components=abc"], "components must be an integer, got 'abc'"),
+    (["--problem", "gmm:components=0"], "problem 'gmm:components=0': components must be an "
+                                         "integer >= 1, got 0"),
+    (["--problem", "gmm:std=0"], "problem 'gmm:std=0': std must be a finite number > 0, got 0"),
+    (["--problem", "gmm:std=nan"], "std must be a finite number > 0, got nan"),
+    (["--problem", "gmm:radius=inf"], "problem 'gmm:radius=inf': radius must be a finite number, "
+                                      "got inf"),
     (["--problem", "checkerboard"], "problem 'checkerboard' needs dim in (2,), got 4"),
     (["--metrics", "sliced_w3"], "unknown metric 'sliced_w3' (did you mean 'sliced_w2'?)"),
     (["--problem", "gmm", "--metrics", "w2"], "metric 'w2' needs a problem that answers"),
@@ -198,3 +205,25 @@ def test_ctrl_c_during_the_report_keeps_the_study_and_says_how_to_render_it(work
     assert len(list((out / "units").iterdir())) == 1
     assert report.main([str(out)], prog="sdebench report") == 130
     assert "no report was written and the study in" in capsys.readouterr().err
+
+
+def test_a_report_that_cannot_be_written_is_one_line_and_keeps_the_study(workdir, monkeypatch,
+                                                                         capsys):
+    """A StoreError while the report is rendered (a full disk, no permission) is one line and
+    exit status 2, not a traceback; the study's units stay stored."""
+    from sdebench.studies.store import StoreError
+
+    def unwritable(directory, *args, **kwargs):
+        raise StoreError(f"cannot write {directory}/report.html: No space left on device (the "
+                         "disk is full: free space or write elsewhere); everything stored before "
+                         "is kept")
+
+    monkeypatch.setattr(report, "render_directory", unwritable)
+    out = workdir / "out"
+    status, err = _main(["--samplers", "euler", "--steps", "4", "--dim", "1", "--batch", "2",
+                         "--quiet", "--out", str(out)], capsys)
+    assert status == 2 and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"convergence.py: error: cannot write {out}/report.html: No space left on device (the "
+        "disk is full: free space or write elsewhere); everything stored before is kept"]
+    assert len(list((out / "units").iterdir())) == 1

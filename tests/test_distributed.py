@@ -185,3 +185,19 @@ def test_an_unreachable_scheduler_is_one_line_within_its_timeout():
     assert time.monotonic() - started < 15  # dask retries until the timeout, then gives up
     with pytest.raises(ClusterError, match="'no-port' is not a dask scheduler address"):
         connect("no-port", timeout=1)
+
+
+def test_the_cli_says_a_bad_scheduler_in_one_line_and_exits_2(tmp_path, capsys):
+    """experiments/convergence.py reaches --scheduler through cluster_client: a ClusterError is
+    one line and exit status 2 (it was dask's traceback), and nothing is run."""
+    from sdebench.experiments import convergence
+
+    out = tmp_path / "out"
+    status = convergence.main(["--samplers", "euler", "--steps", "4", "--dim", "1", "--batch",
+                               "2", "--quiet", "--no-report", "--scheduler", "no-port", "--out",
+                               str(out)], prog="convergence.py")
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith(
+        "convergence.py: error: --scheduler 'no-port' is not a dask scheduler address"), err
+    assert not any((out / "units").glob("*.json"))

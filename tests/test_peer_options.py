@@ -2,18 +2,16 @@
 table, and the floor its interpolation leaves (issue 24: `=false` ran as true; diffusers' Heun
 read as FAIL at its table's floor; DPM-Solver raised IndexError past its table).
 
-Skipped without the peer libraries, as tests/test_peers.py is (CI requires them)."""
+Marked ``peers``: skipped without the peer libraries, as tests/test_peers.py is (CI requires
+them; tests/peer_libraries.py)."""
 
 import math
-import os
 
 import pandas as pd
 import pytest
 import torch
 
-from sdebench.peers.base import PeerUnavailable
 from sdebench.peers.diffusers import TABLE_FLOOR_MULTIPLE
-from sdebench.peers.kdiffusion import sampling_module
 from sdebench.problems import get_problem
 from sdebench.problems.law import ExactLawNoise
 from sdebench.registry import SpecError
@@ -21,16 +19,7 @@ from sdebench.solvers import get_solver, make_grid, sample
 from sdebench.studies.order import order_table
 from sdebench.theory import get_schedule
 
-try:
-    import diffusers  # noqa: F401
-
-    sampling_module()
-    MISSING = ""
-except (ImportError, PeerUnavailable) as error:
-    MISSING = str(error)
-pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning:diffusers")]
-if MISSING and os.environ.get("SDEBENCH_REQUIRE_PEERS") != "1":
-    pytestmark.append(pytest.mark.skip(reason=f"peer libraries absent ({MISSING})"))
+pytestmark = [pytest.mark.peers, pytest.mark.filterwarnings("ignore::DeprecationWarning:diffusers")]
 
 EDM = get_schedule("edm")
 
@@ -194,9 +183,10 @@ def test_the_floor_is_declared_where_the_table_is_interpolated(heun_64):
 
 
 def test_points_at_the_table_floor_are_dropped_not_fitted_into_a_fail(heun_64):
-    """The issue's case on a small table: Heun's W₂ errors level off at F, so fitted as they
-    are they give a FAIL; with the floor the peer declares, the points are dropped "at the σ
-    table, σ = 0 end floor" and the verdict says so instead."""
+    """The issue's case on a small table: Heun's W₂ errors level off at F. Fitted as they are
+    they gave a FAIL; now their flattening local slopes are "not yet asymptotic" (order.py),
+    and with the floor the peer declares the points are dropped "at the σ table, σ = 0 end
+    floor" and the verdict says so instead."""
     problem, _, _, (floor, kind) = heun_64
     rows = []
     for steps in (64, 128, 256, 512):
@@ -207,8 +197,48 @@ def test_points_at_the_table_floor_are_dropped_not_fitted_into_a_fail(heun_64):
                      "value": float(problem.w2(law, ts[-1])), "stderr": math.nan})
     unmarked = order_table(pd.DataFrame([{**row, "floor": math.nan, "floor_kind": ""}
                                          for row in rows])).iloc[0]
-    assert unmarked.verdict == "FAIL", unmarked.to_dict()
+    assert unmarked.verdict == "INCONCLUSIVE", unmarked.to_dict()
+    assert unmarked.reason.startswith("not yet asymptotic"), unmarked.reason
     marked = order_table(pd.DataFrame([{**row, "floor": floor, "floor_kind": kind}
                                        for row in rows])).iloc[0]
     assert marked.verdict == "INCONCLUSIVE", marked.to_dict()
     assert "at the σ table, σ = 0 end floor" in marked.dropped
+
+
+@pytest.mark.peers("diffusers")
+def test_a_study_row_past_the_table_floor_is_judged_against_it(heun_64):
+    """run_unit raises a fitted row's floor to the one its sampler declares (error_floor): at
+    512 steps diffusers' Heun and Euler on a 64-entry table have levelled off at F (above), so
+    their w2 rows carry the σ table's floor, not the measured round-off; sdebench's own Heun,
+    which declares none, keeps the measured round-off."""
+    from sdebench.studies.config import StudyConfig, canonical, resolve_sections, resolve_units
+    from sdebench.studies.metrics import MEASURED_ROUNDOFF
+    from sdebench.studies.units import run_unit
+
+    euler = "diffusers.EulerDiscreteScheduler:train_steps=64"
+    config = StudyConfig(schedules=["edm"], samplers=[HEUN_64, euler, "heun"], steps=[512],
+                         dim=4, batch=8, metrics=["w2"])
+    rows = {unit.sampler: run_unit(config, unit)[0]
+            for unit in resolve_units(config, resolve_sections(config))}
+    problem, _, _, (floor, _) = heun_64
+    (heun,) = rows[canonical(HEUN_64)]
+    assert heun["status"] == "ok" and heun["floor_kind"] == "σ table, σ = 0 end"
+    assert heun["floor"] == pytest.approx(floor, rel=1e-9)
+    assert heun["value"] < heun["floor"]  # at F: not discretisation error
+    (euler_row,) = rows[canonical(euler)]
+    assert euler_row["floor_kind"] == "σ table" and euler_row["floor"] > 0
+    (own,) = rows["heun"]
+    assert own["floor_kind"] == MEASURED_ROUNDOFF
+
+
+@pytest.mark.peers("diffusers")
+def test_a_study_is_refused_up_front_at_its_largest_step_count():
+    """resolve_units passes every step count to check_options, so the largest is checked
+    against the table before any unit runs (it passed the smallest, and 2048 steps of
+    DPM-Solver failed as a unit's row)."""
+    from sdebench.studies.config import StudyConfig, resolve_sections, resolve_units
+
+    config = StudyConfig(schedules=["edm"], samplers=["diffusers.DPMSolverMultistepScheduler"],
+                         steps=[8, 2048], dim=2, batch=4, metrics=["w2"])
+    with pytest.raises(SpecError, match="at most 1023 steps, got 2048"):
+        resolve_units(config, resolve_sections(config))

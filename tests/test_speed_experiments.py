@@ -1,4 +1,5 @@
-"""experiments/speed.py and experiments/peers.py run end to end at toy sizes.
+"""experiments/speed.py and experiments/peers.py run end to end at toy sizes (and
+experiments/train.py's --device check, shared with them).
 
 Timings themselves are checked by nothing here (speed targets belong to benchmarks and to the
 experiments' own output); these tests keep the scripts from rotting and check their accounting:
@@ -9,8 +10,9 @@ import sys
 
 import pytest
 
-from sdebench.experiments import peers, speed
+from sdebench.experiments import peers, speed, train
 from sdebench.solvers.catalogue import get_solver
+from sdebench.studies.provenance import row_provenance
 
 TOY = ["--dim", "16", "--batch", "8", "--steps", "3", "--repeat", "1", "--quiet"]
 
@@ -33,6 +35,7 @@ def test_speed_table_accounts_nfe_noise_and_bandwidth():
     assert "copy bandwidth" in header
 
 
+@pytest.mark.peers
 def test_peers_table_runs_every_scheduler_of_both_libraries():
     args = _peers_args()
     table, _ = peers.peers_table(args)
@@ -142,4 +145,30 @@ def test_speed_csv_records_the_run_configuration(tmp_path):
     assert (row["dim"], row["batch"], row["steps"], row["repeat"]) == (16, 8, 3, 1)
     assert row["device"] == "cpu" and row["check_finite"] == "auto"
     assert row["repeat_coverage"] == 0.0  # one round: a repeat's single timing may fall anywhere
-    assert {"torch_version", "sdebench_version", "git_commit"} <= set(saved.columns)
+    assert {"sdebench_version", *row_provenance()} <= set(saved.columns)  # five libraries, commit
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["speed.csv"]  # atomic: no debris
+
+
+@pytest.mark.parametrize("device, message", [
+    ("tpu", "--device 'tpu' is not a device name: expected cpu, cuda or cuda:N"),
+    ("mps", "--device 'mps' is not supported")])
+@pytest.mark.parametrize("script", [speed, train], ids=["speed", "train"])
+def test_a_bad_device_is_one_line(script, device, message, capsys):
+    """--device goes through sdebench.devices.device_problem, as in the convergence CLI."""
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--device", device])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err.strip().splitlines()[-1], err
+
+
+def test_an_unwritable_csv_folder_is_refused_before_timing(tmp_path, monkeypatch, capsys):
+    """--csv into a folder that cannot be written used to fail after the whole run, with a
+    traceback; now the run does not start."""
+    monkeypatch.setattr(speed, "speed_table", lambda args: pytest.fail("the run started"))
+    (tmp_path / "a_file").write_text("")
+    for path, message in ((tmp_path / "a_file" / "speed.csv", "is a file, not a folder"),
+                          (tmp_path, "is a directory: give a file path")):
+        with pytest.raises(SystemExit) as exit_info:
+            speed.main([*TOY, "--csv", str(path)])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and message in err.strip().splitlines()[-1], err

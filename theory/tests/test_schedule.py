@@ -144,3 +144,10 @@ def test_schedule_specs_take_parameters_and_name_the_result():
     assert schedule.g2.subs(T, 1) == 10
     with pytest.raises(ValueError, match="takes no parameter 'rho'"):
         get_schedule("vp:rho=3")
+
+
+def test_a_nan_inverse_is_refused():
+    """A sigma_inverse whose round trip is NaN at every point used to pass its check (NaN > tol
+    is False); the check is now ``not error <= tol``."""
+    with pytest.raises(ScheduleError, match=r"sigma_inverse\(sigma\(t\)\) != t at t = 0\.2125"):
+        Schedule("nan_inverse", sympy.Integer(1), T, 0.1, 1, sigma_inverse=SIGMA * sympy.nan)
