@@ -178,11 +178,11 @@ def tiny_unet():
     return _make_tiny_unet()
 
 
+@pytest.mark.peers("diffusers")
 def test_a_diffusers_unet_runs_a_reference_study(tmp_path):
     """A real diffusers network (UNet2DModel, tiny config, no download) through the discrete-time
     adapter: image-shaped states, reference-based errors that shrink with the step count, and
     rows recording the convention, weights and reference."""
-    pytest.importorskip("diffusers")
     config = StudyConfig(schedules=["vp"], samplers=["euler", "heun"], steps=[4, 8, 16], batch=4,
                          model="tests.test_adapters:tiny_unet", reference="rk4@64")
     results = run_study(config, progress=False, trajectories=False).results

@@ -94,15 +94,13 @@ def assert_cuda_gives_the_cpu_result(name: str, problem) -> None:
     assert (on_gpu.x.cpu() - on_cpu.x).abs().max() <= roundoff
 
 
-@pytest.mark.parametrize("name", ["kdiffusion.euler", "diffusers.EulerDiscreteScheduler",
-                                  "diffusers.DDIMScheduler"])
+@pytest.mark.parametrize("name", [
+    pytest.param("kdiffusion.euler", marks=pytest.mark.peers("k-diffusion")),
+    *(pytest.param(name, marks=pytest.mark.peers("diffusers"))
+      for name in ("diffusers.EulerDiscreteScheduler", "diffusers.DDIMScheduler"))])
 def test_peers_give_the_cpu_result_on_cuda(name):
     """The peer libraries' loops on a CUDA state (diffusers' timesteps then live on the GPU, and
     its network must not mix CPU tables into their kernels) agree with their CPU runs to the
     round-off bound above, with u the peer's own precision (float32 for diffusers)."""
-    try:
-        get_solver(name)
-    except ImportError as missing:  # PeerUnavailable: the peer library is not installed
-        pytest.skip(str(missing))
     assert_cuda_gives_the_cpu_result(name, get_problem("gaussian", get_schedule("edm"), dim=DIM,
                                                        seed=1))

@@ -24,7 +24,7 @@ LAYERS = {  # subpackage → the sdebench subpackages it may import
     "peers": {"solvers", "problems", "studies"},
     "experiments": {"theory", "solvers", "problems", "studies", "reports", "training", "peers"},
 }
-ROOT_MODULES = {"registry", "seeding", "state"}  # sdebench/*.py utilities every layer may use
+ROOT_MODULES = {"registry", "seeding", "state", "devices"}  # sdebench/*.py utilities every layer may use
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +163,38 @@ def test_optional_engines_are_imported_only_when_asked():
             "print(sorted(m for m in ('dask', 'distributed') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+CI_README_HEADINGS = {"Run the main job (fresh machine, Python 3.11)": "convergence.py",
+                      "Run the tests": "pytest"}
+
+
+@pytest.mark.parametrize("heading", CI_README_HEADINGS)
+def test_ci_takes_its_commands_from_the_readme(heading):
+    """.ci/run runs the README's set-up and test commands verbatim (and syntax-checks the main
+    job's) by extracting them with .ci/readme_command.py, so a README edit cannot drift from CI:
+    the heading it names must exist and hold a ```bash block."""
+    run = (ROOT / ".ci" / "run").read_text()
+    assert f'.ci/readme_command.py "{heading}"' in run
+    result = subprocess.run([sys.executable, str(ROOT / ".ci" / "readme_command.py"), heading],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert CI_README_HEADINGS[heading] in result.stdout
+
+
+def test_ci_runs_the_readme_tests_then_the_peer_and_browser_tests_required():
+    run = (ROOT / ".ci" / "run").read_text()
+    assert 'bash -n -c "$main_job"' in run and 'bash -e -o pipefail -c "$tests"' in run
+    assert ('SDEBENCH_REQUIRE_PEERS=1 SDEBENCH_REQUIRE_BROWSER=1 python -m pytest -n 2 '
+            '-m "peers or browser"') in run
+    assert run.index('-c "$tests"') < run.index("k-diffusion==") < run.index('-m "peers or browser"')
+
+
+def test_readme_command_names_a_missing_heading_or_block(tmp_path):
+    script = ROOT / ".ci" / "readme_command.py"
+    for heading, message in (("No such heading", 'no heading "## No such heading"'),
+                             ("What is where", 'no ```bash block under "## What is where"')):
+        result = subprocess.run([sys.executable, str(script), heading], capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr.strip().endswith(message) and result.stderr.count("\n") == 1

@@ -2,7 +2,6 @@
 affects, and every row records the versions of the libraries that computed it."""
 
 import importlib.metadata
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -15,9 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RENDER_ONLY = ("reports", "experiments")
 """Folders whose code only parses arguments or renders stored frames."""
 
-needs_k_diffusion = pytest.mark.skipif(importlib.util.find_spec("k_diffusion") is None,
-                                       reason="needs k-diffusion (pip install --no-deps "
-                                              "k-diffusion, README 'Peer libraries')")
+needs_k_diffusion = pytest.mark.peers("k-diffusion")
+"""Skipped with the reason without k-diffusion, failed under SDEBENCH_REQUIRE_PEERS=1
+(tests/peer_libraries.py)."""
 
 
 def test_the_fingerprints_cover_every_source_file_that_computes():
@@ -27,7 +26,7 @@ def test_the_fingerprints_cover_every_source_file_that_computes():
                for path in provenance.package_files(name)}
     sources = {path.resolve() for path in ROOT.glob("*/**/*.py")
                if path.relative_to(ROOT).parts[0] not in (*RENDER_ONLY, "tests", "benchmarks",
-                                                          "examples", ".venv")
+                                                          "examples", ".venv", ".ci")
                and "tests" not in path.relative_to(ROOT).parts
                and not path.relative_to(ROOT).parts[0].endswith(".egg-info")}
     assert sources and sources == covered
