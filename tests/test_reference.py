@@ -112,3 +112,19 @@ def test_the_own_model_example_measures_the_declared_orders():
     assert verdicts == {"euler": "PASS", "heun": "PASS", "dpmpp_2m": "PASS"}, result.stdout
     assert re.search(r"reference: rk4@2048 .* the smallest fitted error is \S+× its change",
                      result.stdout), result.stdout
+
+
+def test_deterministic_reference_errors_are_never_dropped_as_noise():
+    """A stiff ε-network's dpmpp_2m used to end "1 usable step count": its errors E‖x_N − x_ref‖
+    were dropped as "within 3 SE of 0", the SE being the spread over start points — no
+    uncertainty for errors that are deterministic functions of shared starts. ref_error now
+    carries no standard error, and its only floors are δ and the measured round-off."""
+    from sdebench.studies.metrics import MEASURED_ROUNDOFF
+
+    config = StudyConfig(schedules=["vp"], samplers=["heun"], steps=[8, 16, 32], batch=16,
+                         model="examples/own_model.py:tiny_eps_mlp")
+    study = run_study(config, progress=False, trajectories=False)
+    rows = study.results[study.results.metric == "ref_error"]
+    assert len(rows) == 3 and rows.stderr.isna().all()
+    assert set(rows.floor_kind) <= {"reference", MEASURED_ROUNDOFF}
+    assert "standard errors" not in study.orders.dropped.iloc[0]
