@@ -127,7 +127,27 @@ def test_ctrl_c_leaves_a_valid_store_that_resumes(tmp_path):
 PLUGIN = str(ROOT / "examples" / "my_plugin.py")
 
 
-def test_a_plugin_file_runs_on_workers_that_run_many_units(tmp_path, client):
+@pytest.fixture
+def plugin_names():
+    """Leaves the catalogues as they were: the plugin imported in this process would otherwise
+    stay registered ('ralston', 'second_moment_error') for every later test on the same xdist
+    worker, which then sees one sampler and one metric more than it expects."""
+    from sdebench.problems.catalogue import PROBLEMS
+    from sdebench.solvers.catalogue import SAMPLERS
+    from sdebench.solvers.grids import GRIDS
+    from sdebench.studies.metrics import METRICS
+    from sdebench.theory.catalogue import SCHEDULES
+
+    registries = (PROBLEMS, SAMPLERS, GRIDS, METRICS, SCHEDULES)
+    saved = [dict(registry._factories) for registry in registries]
+    yield
+    for registry, factories in zip(registries, saved, strict=True):
+        registry._factories.clear()
+        registry._factories.update(factories)
+    sys.modules.pop(Path(PLUGIN).stem, None)
+
+
+def test_a_plugin_file_runs_on_workers_that_run_many_units(tmp_path, client, plugin_names):
     """The README's `--workers 2 --plugin examples/my_plugin.py` failed every unit after a
     worker's first: each task re-imported the file, and registering 'ralston' again was
     refused. 6 units on 2 workers: some worker runs at least 2 of them."""
@@ -142,7 +162,7 @@ def test_a_plugin_file_runs_on_workers_that_run_many_units(tmp_path, client):
         result.results.error.unique()
 
 
-def test_importing_a_plugin_file_twice_in_one_process_registers_once():
+def test_importing_a_plugin_file_twice_in_one_process_registers_once(plugin_names):
     from sdebench.solvers.catalogue import SAMPLERS
     from sdebench.studies.distributed import import_plugin_once
 
