@@ -158,6 +158,94 @@ def edm(sigma_min=sympy.Rational(2, 1000), sigma_max=80) -> Schedule:
     )
 
 
+@register_schedule("vp0snr")
+def vp_zero_terminal_snr(beta_min=sympy.Rational(1, 10), beta_max=20,
+                         t_min=sympy.Rational(1, 1000)) -> Schedule:
+    """VP with linear β rescaled to zero terminal SNR (Lin et al. 2024, "Common Diffusion Noise
+    Schedules and Sample Steps are Flawed", §3.1 and Alg. 1, in continuous time): √ᾱ is shifted
+    so that it reaches 0 at t = 1 and scaled so that it keeps its value at t = 0,
+
+        s(t) = (e^{−B(t)/2} − k)/(1 − k),  k = e^{−B(1)/2},     σ = √(1 − s²)/s  (VP: s²(1 + σ²) = 1),
+
+    so x₁ = ε exactly (s = 0, σ = ∞, a pure-noise end). 1 − s = (1 − e^{−B/2})/(1 − k) is written
+    as such, so that σ near t_min does not lose digits in 1 − s²."""
+    beta_min, beta_max = _linear_betas(beta_min, beta_max)
+    b = _integrated_linear_beta(beta_min, beta_max)
+    k = sympy.exp(-b.subs(T, 1) / 2)
+    one_minus_s = (1 - sympy.exp(-b / 2)) / (1 - k)
+    # e^{−B/2} − k = k (e^{(B(1) − B)/2} − 1), B(1) − B(t) = (1 − t)(β_min + Δβ (1 + t)/2): zero
+    # at t = 1 in floating point too (a difference of two exponentials leaves 10⁻¹⁸ there)
+    remaining = (1 - T) * (beta_min + (beta_max - beta_min) * (1 + T) / 2)
+    s = k * (sympy.exp(remaining / 2) - 1) / (1 - k)
+    # t(σ): e^{−B/2} = k + (1 − k) s with s = 1/√(1 + σ²), 1 − s = σ²/(√(1 + σ²)(1 + √(1 + σ²)))
+    root = sympy.sqrt(1 + SIGMA**2)
+    b_of_sigma = -2 * sympy.log(1 - (1 - k) * SIGMA**2 / (root * (1 + root)))
+    return Schedule(
+        "vp0snr",
+        s=s,
+        sigma=sympy.sqrt(one_minus_s * (2 - one_minus_s)) / s,
+        t_min=t_min,
+        t_max=1,
+        sigma_inverse=_t_of_integrated_beta(b_of_sigma, beta_min, beta_max),
+        reference="Lin et al. 2024 (WACV), §3.1 and Alg. 1, on Song et al. 2021's linear-β VP",
+    )
+
+
+def dynamic_shift_mu(image_seq_len, base_seq_len=256, max_seq_len=4096, base_shift=0.5,
+                     max_shift=1.15):
+    """Flux's resolution-dependent μ: linear in the number of image tokens, base_shift at
+    base_seq_len and max_shift at max_seq_len (diffusers' ``calculate_shift``, the defaults of
+    FLUX.1's scheduler config); the time shift is then e^μ (``time_shift_type="exponential"``)."""
+    image_seq_len = check_number("image_seq_len", exact_number(image_seq_len, "image_seq_len"),
+                                 low=1)
+    slope = sympy.Rational(repr(max_shift)) - sympy.Rational(repr(base_shift))
+    slope /= max_seq_len - base_seq_len
+    return sympy.Rational(repr(base_shift)) + slope * (image_seq_len - base_seq_len)
+
+
+@register_schedule("rf")
+def rectified_flow(shift=1, mu=None, image_seq_len=None, time_shift_type="exponential",
+                   t_min=sympy.Rational(1, 1000)) -> Schedule:
+    """Rectified flow / flow matching with the linear path x_τ = (1 − τ) x₀ + τ ε (Liu et al. 2023;
+    Lipman et al. 2023, eq. 20 with σ_min = 0; Albergo & Vanden-Eijnden 2023), in the time-shifted
+    form of Esser et al. 2024 (SD3, §5.3.2): τ(t) = shift·t/(1 + (shift − 1) t). Hence
+
+        s = 1 − τ = (1 − t)/(1 + (shift − 1) t),     σ = τ/(1 − τ) = shift · t/(1 − t),
+
+    a pure-noise end at t = 1 (s = 0, sσ = 1). A shift multiplies σ by a constant: the same
+    marginals at matched SNR, reached at another time (theory/claims/flow.py). Flux's dynamic
+    shifting (diffusers' ``use_dynamic_shifting``) gives shift = e^μ (``time_shift_type``
+    exponential) or μ (linear), with μ given or computed from ``image_seq_len`` by
+    :func:`dynamic_shift_mu`. ``t_min`` = 10⁻³ keeps every sampler's last step at σ > 0;
+    ``rf:t_min=0`` ends on the data (samplers that declare handles_zero_sigma).
+
+    A flow network predicts v = ε − x₀ as a function of (x, τ): the prediction kind ``v_flow``
+    (:mod:`sdebench.theory.parameterisation`)."""
+    given = [name for name, value in (("shift", shift if shift != 1 else None), ("mu", mu),
+                                      ("image_seq_len", image_seq_len)) if value is not None]
+    if len(given) > 1:
+        raise ValueError(f"rf takes one of shift, mu, image_seq_len; got {', '.join(given)}")
+    if time_shift_type not in ("exponential", "linear"):
+        raise ValueError(f"time_shift_type must be 'exponential' or 'linear', got "
+                         f"{time_shift_type!r}")
+    if image_seq_len is not None:
+        mu = dynamic_shift_mu(image_seq_len)
+    if mu is not None:
+        mu = exact_number(mu, "mu")
+        shift = sympy.exp(mu) if time_shift_type == "exponential" else mu
+    shift = check_number("shift", exact_number(shift, "shift"), low=0, low_open=True)
+    return Schedule(
+        "rf",
+        s=(1 - T) / (1 + (shift - 1) * T),
+        sigma=shift * T / (1 - T),
+        t_min=t_min,
+        t_max=1,
+        sigma_inverse=SIGMA / (shift + SIGMA),
+        reference="Liu et al. 2023 (ICLR); Lipman et al. 2023 (ICLR), eq. 20; Esser et al. 2024 "
+                  "(ICML), §5.3.2 (shift)",
+    )
+
+
 def get_schedule(spec: str | Spec) -> Schedule:
     """The schedule a spec names: a catalogue name with optional parameters
     (``"vp"``, ``"vp:beta_max=10"``) or ``module:attribute`` of a constructor (or of a

@@ -34,13 +34,14 @@ steps (about 10⁴ on the d = 4 test problem of tests/test_em_error_expansion.py
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import sympy
 
 from sdebench.theory.claims.common import MU, V0
-from sdebench.theory.kernel import Kernel, T
+from sdebench.theory.kernel import Kernel, T, generic_kernel
 from sdebench.theory.numeric import lambdify
 
 STEP = sympy.Symbol("h", positive=True)
@@ -128,7 +129,20 @@ def ve_variance_coefficient(kernel: Kernel, eigenvalues, t_min: float, t_max: fl
 def one_step_residuals(kernel: Kernel) -> tuple[sympy.Expr, sympy.Expr]:
     """One EM step of size h from the exact moments at t, minus the second-order Taylor polynomial
     of the exact moments at t − h, minus h² × the local-error densities; η symbolic, c = ½(1+η²).
-    Both vanish identically: the O(h) terms cancel and the h² terms are the densities."""
+    Both vanish identically: the O(h) terms cancel and the h² terms are the densities.
+
+    Expanded once on the generic kernel, then the schedule's s(t), σ(t) substituted: expanding
+    a concrete schedule's residual takes minutes where s is a difference of exponentials
+    (vp0snr)."""
+    generic = generic_kernel()
+    if kernel.s == generic.s and kernel.sigma == generic.sigma:
+        return _one_step_residuals(generic)
+    concrete = {generic.s: kernel.s, generic.sigma: kernel.sigma}
+    return tuple(residual.subs(concrete).doit() for residual in _one_step_residuals(generic))
+
+
+@functools.cache
+def _one_step_residuals(kernel: Kernel) -> tuple[sympy.Expr, sympy.Expr]:
     mean, variance = _moments(kernel)
     densities = local_error_densities(kernel, drift_weight(ETA))
     em_mean = mean - STEP * kernel.f * mean

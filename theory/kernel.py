@@ -88,6 +88,20 @@ class Kernel:
         return self.s**2 * self.sigma**2
 
     @cached_property
+    def pf_coefficients(self) -> tuple[sympy.Expr, sympy.Expr]:
+        """(a_x, a_D) with the probability-flow drift f x − ½ g² ∇log p = a_x x + a_D x̂₀, written
+        in s and the kernel's standard deviation sσ (DPM-Solver's α_t, σ_t; Lu et al. 2022, eq. 2.4):
+
+            a_x = (sσ)˙/(sσ),      a_D = ṡ − s a_x,
+
+        from f = ṡ/s, g² = 2s²σ̇σ and ∇log p = (s x̂₀ − x)/(s²σ²) (theory/tests/test_flow.py proves
+        the two forms equal). This form stays finite where s → 0 and σ → ∞ with sσ finite (the
+        pure-noise end of a flow schedule, where f and g² diverge)."""
+        std = self.kernel_std
+        a_x = sympy.diff(std, T) / std
+        return a_x, self.ds - self.s * a_x
+
+    @cached_property
     def half_log_snr(self) -> sympy.Expr:
         """λ(t) = −log σ(t), the time variable of DPM-Solver (Lu et al. 2022, eq. 3.3)."""
         return -sympy.log(self.sigma)

@@ -176,7 +176,15 @@ def score_matching_loss(schedule: Schedule, data: GaussianData, score: AffineSco
 
 def kl_bound(schedule: Schedule, data: GaussianData, score: AffineScore, *, kind: str = "sde",
              weighting: str = "likelihood") -> KLBound:
-    """Both sides of note 001's bound for the ``kind`` sampler (see :class:`KLBound`)."""
+    """Both sides of note 001's bound for the ``kind`` sampler (see :class:`KLBound`).
+
+    Not for a schedule with a pure-noise end (rf, vp0snr): there f and g² are infinite at t_max
+    and ∫ g² dt diverges (rf: g² = 2t/(1 − t)), so the moment ODE of the reverse SDE cannot be
+    started at t_max; the learned-score study (sdebench.studies.learned) evaluates the loss term,
+    whose integrand g² e(t) does tend to 0 there."""
+    if schedule.pure_noise_end:
+        raise ValueError(f"kl_bound: {schedule.name!r} starts at pure noise (s = 0 at t_max), where "
+                         "f and g^2 are infinite and the reverse SDE's moment ODE cannot start")
     c = _Coefficients(schedule, data, score)
     mean, var = output_law(schedule, data, score, kind)
     s_min, sigma_min = c.s(np.float64(c.t_min)), c.sigma(np.float64(c.t_min))

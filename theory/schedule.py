@@ -50,11 +50,19 @@ class Schedule(Kernel):
         here and proven exactly in ``theory/tests``. Without it, numeric inversion is by bisection.
     reference: the paper (and equation) the schedule comes from.
 
+    A *pure-noise end* (flow matching, zero terminal SNR) is allowed: s(t_max) = 0 exactly, where
+    σ = ∞ and λ = −∞, provided the kernel's standard deviation sσ has a finite positive value
+    there as written (the expression of σ must cancel against s, as t/(1 − t) · (1 − t) does).
+    Then ``pure_noise_end`` is True, x_{t_max} = sσ ε is pure noise, and the numeric twin's
+    ``s``, ``kernel_std`` and ``pf_coefficients`` are finite at t_max; samplers that start there
+    must declare ``handles_infinite_sigma`` (:mod:`sdebench.solvers.solver`).
+
     Raises
     ------
     ScheduleError
         if t_min ≥ t_max, an expression has free symbols other than t, or at any of 513 points of
-        the range s ≤ 0, σ < 0, σ̇ ≤ 0 or a value is not finite (checked with mpmath at 30 digits).
+        the range s ≤ 0, σ < 0, σ̇ ≤ 0 or a value is not finite (checked with mpmath at 30 digits;
+        at a pure-noise end: sσ finite and positive instead).
     """
 
     def __init__(
@@ -72,6 +80,7 @@ class Schedule(Kernel):
         self.t_max = exact_number(t_max, "t_max")
         self.sigma_inverse = None if sigma_inverse is None else sympy.sympify(sigma_inverse)
         self.reference = reference
+        self.pure_noise_end = sympy.simplify(self.s.subs(T, self.t_max)) == 0
         self._validate()
 
     def _validate(self) -> None:
@@ -90,10 +99,13 @@ class Schedule(Kernel):
             ("sigma(t) >= 0", self.sigma, lambda v: v >= 0),
             ("d sigma/dt > 0 (sigma increasing)", self.dsigma, lambda v: v > 0),
         )
+        interior = _VALIDATION_POINTS - 1 if self.pure_noise_end else _VALIDATION_POINTS
         with mpmath.workdps(30):
             functions = [(label, sympy.lambdify(T, e, "mpmath"), ok) for label, e, ok in checks]
             lo, hi = mpmath.mpf(self.t_min), mpmath.mpf(self.t_max)
-            for k in range(_VALIDATION_POINTS):
+            if self.pure_noise_end:
+                self._check_pure_noise_end()
+            for k in range(interior):
                 t = lo + (hi - lo) * k / (_VALIDATION_POINTS - 1)
                 for label, fn, ok in functions:
                     try:
@@ -113,6 +125,20 @@ class Schedule(Kernel):
             self._check_inverse()
         self._check_numeric_twin()
 
+    def _check_pure_noise_end(self) -> None:
+        """At a pure-noise end s(t_max) = 0 the kernel's std sσ must be finite and positive as
+        written (then x_{t_max} = sσ ε carries no data and the PF-ODE coefficients stay finite)."""
+        try:
+            std = sympy.lambdify(T, self.kernel_std, "mpmath")(mpmath.mpf(self.t_max))
+        except (ZeroDivisionError, ValueError, TypeError):
+            std = mpmath.nan
+        if not (mpmath.isfinite(std) and mpmath.im(std) == 0 and std > 0):
+            raise ScheduleError(
+                f"schedule {self.name!r}: s(t_max) = 0 (pure noise at t_max = {self.t_max}) needs "
+                f"the kernel's std s*sigma = {self.kernel_std} finite and positive at t_max, got "
+                f"{mpmath.nstr(std, 6)}: write sigma so that s*sigma cancels (e.g. sigma = "
+                "t/(1 - t) with s = 1 - t), or end the range before t_max")
+
     def _check_inverse(self) -> None:
         """sigma_inverse(sigma(t)) = t to 20 digits at 7 interior points; a NaN (or complex)
         round trip is refused: the comparison is written so that NaN fails it."""
@@ -129,31 +155,58 @@ class Schedule(Kernel):
     def _check_numeric_twin(self) -> None:
         """The torch functions the solvers use must equal the SymPy expressions: evaluate both
         (float64 against 30-digit mpmath) at 9 points of the range, relative tolerance 1e-9
-        (round-off of a few dozen operations, amplified by at most ~10⁵ by cancellation)."""
+        (round-off of a few dozen operations, amplified by at most ~10⁵ by cancellation); at a
+        pure-noise end relative to the function's largest value on the points (a coefficient
+        that vanishes there, vp0snr's a_x, is a difference of terms of that size)."""
         try:
             numeric = self.numeric
         except Exception as error:
             raise ScheduleError(f"schedule {self.name!r} cannot be evaluated with torch "
                                 f"({type(error).__name__}: {error})") from None
+        functions = [(attr, getattr(self, attr), getattr(numeric, attr))
+                     for attr in _NUMERIC_FUNCTIONS]
+        for index, name in enumerate(("a_x", "a_D")):
+            functions.append((f"pf_coefficients {name}", self.pf_coefficients[index],
+                              lambda t, i=index: numeric.pf_coefficients(t)[i]))
+        hi = mpmath.mpf(self.t_max)
+        zero_sigma_start = sympy.simplify(self.sigma.subs(T, self.t_min)) == 0
         with mpmath.workdps(30):
-            for attr in _NUMERIC_FUNCTIONS:
-                exact = sympy.lambdify(T, getattr(self, attr), "mpmath")
-                for k in range(9):
-                    t = mpmath.mpf(self.t_min) + (self.t_max - self.t_min) * mpmath.mpf(k) / 8
+            for attr, expression, function in functions:
+                exact = sympy.lambdify(T, expression, "mpmath")
+                # at a pure-noise end only what stays finite there is evaluated at t_max
+                at_end = not self.pure_noise_end or attr in _FINITE_AT_PURE_NOISE \
+                    or attr.startswith("pf_coefficients")
+                # nor the PF-ODE's coefficients where σ = 0 (a_x = (sσ)˙/(sσ) is infinite; no
+                # solver evaluates the model there, see handles_zero_sigma)
+                at_start = not (attr.startswith("pf_coefficients") and zero_sigma_start)
+                times = [mpmath.mpf(self.t_min) + (self.t_max - self.t_min) * mpmath.mpf(k) / 8
+                         for k in range(0 if at_start else 1, 9 if at_end else 8)]
+                expected = [exact(t) for t in times]
+                # a coefficient that is 0 at a pure-noise end (vp0snr's a_x) is the difference
+                # of terms of the function's own size there: its round-off is relative to that
+                scale = max((abs(e) for e in expected if mpmath.isfinite(e)), default=0)
+                # the PF drift a_x x + a_D x̂₀ is judged against its largest term (x and x̂₀ are
+                # of one size): a_x = f − ½g²c_x is 10⁻⁹ of f at t = 1 of a constant-β VP
+                drift_terms = [sympy.lambdify(T, e, "mpmath") for e in (
+                    *self.pf_coefficients, self.f, self.ds)] \
+                    if attr.startswith("pf_coefficients") else []
+                for t, exact_value in zip(times, expected, strict=True):
                     try:
-                        value = float(getattr(numeric, attr)(torch.tensor(float(t), dtype=torch.float64)))
+                        value = float(function(torch.tensor(float(t), dtype=torch.float64)))
                     except Exception as error:
                         raise ScheduleError(
-                            f"schedule {self.name!r}: {attr}(t) = {getattr(self, attr)} cannot be "
+                            f"schedule {self.name!r}: {attr}(t) = {expression} cannot be "
                             f"evaluated with torch ({type(error).__name__}: {error})"
                         ) from None
-                    expected = exact(t)
-                    if mpmath.isinf(expected) and value == float(expected):
+                    if mpmath.isinf(exact_value) and value == float(exact_value):
                         continue  # e.g. λ = −log σ = +∞ where σ = 0
-                    if not abs(value - expected) <= 1e-9 * abs(expected) + 1e-300:
+                    size = max(abs(exact_value), scale) if self.pure_noise_end and t == hi \
+                        else abs(exact_value)
+                    size = max([size, *(_finite_abs(term, t) for term in drift_terms)])
+                    if not abs(value - exact_value) <= 1e-9 * size + 1e-300:
                         raise ScheduleError(
                             f"schedule {self.name!r}: the torch twin of {attr}(t) gives {value!r} "
-                            f"at t = {mpmath.nstr(t, 8)}, SymPy {mpmath.nstr(expected, 17)}"
+                            f"at t = {mpmath.nstr(t, 8)}, SymPy {mpmath.nstr(exact_value, 17)}"
                         )
 
     def conversion(self, kind_from: str, kind_to: str) -> tuple[sympy.Expr, sympy.Expr]:
@@ -166,8 +219,20 @@ class Schedule(Kernel):
         return NumericSchedule(self)
 
 
-_NUMERIC_FUNCTIONS = ("s", "sigma", "f", "g2", "g", "half_log_snr")
+def _finite_abs(function, t):
+    """|function(t)| in mpmath, 0 where it is infinite or undefined (f at a pure-noise end)."""
+    try:
+        value = function(t)
+    except ZeroDivisionError:
+        return mpmath.mpf(0)
+    return abs(value) if mpmath.isfinite(value) else mpmath.mpf(0)
+
+
+_NUMERIC_FUNCTIONS = ("s", "sigma", "kernel_std", "f", "g2", "g", "half_log_snr")
 """The functions of t that solvers evaluate (lambdified once per schedule)."""
+
+_FINITE_AT_PURE_NOISE = ("s", "kernel_std")
+"""What stays finite at a pure-noise end (s = 0, σ = ∞): there σ, f, g², g and λ are infinite."""
 
 _MEMO_SIZE = 4096
 
@@ -206,9 +271,13 @@ class NumericSchedule:
         self.name = schedule.name
         self.t_min = float(schedule.t_min)
         self.t_max = float(schedule.t_max)
-        self.sigma_max = float(schedule.sigma.subs(T, schedule.t_max))
+        self.pure_noise_end = schedule.pure_noise_end
+        self.sigma_max = math.inf if self.pure_noise_end \
+            else float(schedule.sigma.subs(T, schedule.t_max))
         for attr in _NUMERIC_FUNCTIONS:
             setattr(self, attr, _memoised(lambdify(getattr(schedule, attr))))
+        self._pf_coefficients = tuple(_memoised(lambdify(c)) for c in schedule.pf_coefficients) \
+            if self.pure_noise_end else None
         self._sigma_inverse = (
             None
             if schedule.sigma_inverse is None
@@ -228,6 +297,19 @@ class NumericSchedule:
             lo = torch.where(below, mid, lo)
             hi = torch.where(below, hi, mid)
         return 0.5 * (lo + hi)
+
+    def pf_coefficients(self, t):
+        """(a_x, a_D) with PF drift f x − ½ g² ∇log p = a_x x + a_D x̂₀.
+
+        Computed as f − ½ g² c_x and −½ g² c_D from the functions above; on a schedule with a
+        pure-noise end, where f and g² diverge at t_max, from the finite (s, sσ) form of
+        :attr:`~sdebench.theory.kernel.Kernel.pf_coefficients` instead (its value at t_max is
+        the limit)."""
+        if self._pf_coefficients is not None:
+            return tuple(c(t) for c in self._pf_coefficients)
+        c_x, c_denoised = self.conversion_coefficients("x0", "score")
+        half_g2 = 0.5 * self.g2(t)
+        return self.f(t) - half_g2 * c_x(t), -half_g2 * c_denoised(t)
 
     def t_of_half_log_snr(self, lam: torch.Tensor) -> torch.Tensor:
         """Inverse of λ(t) = −log σ(t) (Lu et al. 2022, t_λ)."""

@@ -4,7 +4,9 @@ Song et al. 2021 (ICLR), eq. 9, 11, 29 and App. B–C: VP f = −½β, g² = β;
 g² = β(1 − e^{−2∫β}); VE f = 0, g = σ_min (σ_max/σ_min)ᵗ √(2 log(σ_max/σ_min)).
 Karras et al. 2022, Table 1: VP σ(t) = √(e^{½β_d t² + β_min t} − 1), s(t) = 1/√(e^{½β_d t² + β_min t})
 with β_d = 19.9, β_min = 0.1; EDM σ(t) = t, s(t) = 1. Nichol & Dhariwal 2021, eq. 17: ᾱ(t) =
-cos²(φ(t))/cos²(φ(0)).
+cos²(φ(t))/cos²(φ(0)). Esser et al. 2024 (SD3), eq. 3: rectified flow z_t = (1 − t) x₀ + t ε.
+Lin et al. 2024, Alg. 1: √ᾱ rescaled to (√ᾱ − √ᾱ_T) √ᾱ_0/(√ᾱ_0 − √ᾱ_T), here on the continuous
+VP's ᾱ = e^{−B} (ᾱ_0 = 1), with ᾱ + β̄ = 1 (variance preserving).
 """
 
 from __future__ import annotations
@@ -59,4 +61,14 @@ def published_residuals(name: str) -> dict[str, sympy.Expr]:
         return {"edm_sigma": schedule.sigma - T, "edm_s": schedule.s - 1}
     if name == "vp_cosine":
         return {"nichol_alpha_bar": schedule.alpha_bar - _nichol_alpha_bar()}
+    if name == "rf":
+        return {"esser_mean": schedule.s - (1 - T), "esser_std": schedule.kernel_std - T}
+    if name == "vp0snr":
+        root_alpha_bar, root_alpha_bar_end = sympy.exp(-_INTEGRATED_BETA / 2), sympy.exp(
+            -_INTEGRATED_BETA.subs(T, 1) / 2)
+        return {
+            "lin_root_alpha_bar": schedule.s
+            - (root_alpha_bar - root_alpha_bar_end) / (1 - root_alpha_bar_end),
+            "variance_preserving": schedule.alpha_bar + schedule.beta_bar - 1,
+        }
     raise ValueError(f"no published form recorded for {name!r}")

@@ -8,7 +8,7 @@ import pytest
 from sdebench.theory import SCHEDULES
 from sdebench.theory.testing import kernel_named
 
-KERNEL_NAMES = ["generic", *SCHEDULES.names()]
+KERNEL_NAMES = ["generic", *SCHEDULES.names(), "rf:shift=3"]
 
 
 @pytest.fixture(params=KERNEL_NAMES)

@@ -65,17 +65,61 @@ def _check(numeric, exact, x: float, label: str) -> None:
             f"{label}: relative error {float(error):.3g} > {ROUNDINGS}(1 + κ)u, κ = {float(kappa):.3g}")
 
 
-def _times(sched):
-    return [float(sched.t_min), float((sched.t_min + sched.t_max) / 2), float(sched.t_max)]
+def _times(sched, finite_at_pure_noise: bool = False):
+    """t_min, the midpoint and t_max — without t_max at a pure-noise end (s = 0, σ = ∞) unless
+    the function stays finite there."""
+    ends = [float(sched.t_max)] if finite_at_pure_noise or not sched.pure_noise_end else []
+    return [float(sched.t_min), float((sched.t_min + sched.t_max) / 2), *ends]
+
+
+FINITE_AT_PURE_NOISE = ("s", "kernel_std")
 
 
 @pytest.mark.parametrize("name", SCHEDULES.names())
 def test_schedule_functions_match_mpmath(name):
     sched = schedule(name)
-    for attr in ("s", "sigma", "f", "g2", "g", "half_log_snr"):
+    for attr in ("s", "sigma", "kernel_std", "f", "g2", "g", "half_log_snr"):
         exact = sympy.lambdify(T, getattr(sched, attr), "mpmath")
-        for t in _times(sched):
+        for t in _times(sched, attr in FINITE_AT_PURE_NOISE):
             _check(getattr(sched.numeric, attr), exact, t, f"{name} {attr}(t = {t})")
+
+
+def _finite_abs(fn, t):
+    """|fn(t)| in mpmath, 0 where it is infinite or undefined (f and g² at a pure-noise end)."""
+    try:
+        value = fn(t)
+    except ZeroDivisionError:
+        return mpmath.mpf(0)
+    return abs(value) if mpmath.isfinite(value) else mpmath.mpf(0)
+
+
+@pytest.mark.parametrize("name", SCHEDULES.names())
+def test_pf_coefficients_match_mpmath(name):
+    """The PF-ODE drift a_x x + a_D x̂₀ that every ODE solver evaluates, to a few ulps of its own
+    size: x and x̂₀ are of the same magnitude, so the drift's error is (|Δa_x| + |Δa_D|)|x|, and
+    each coefficient is judged against the drift's largest term — max(|a_x|, |a_D|, |f|,
+    ½g²|c_x|, |ṡ|) — not its own value (a_x = f − ½g²c_x is a tiny difference at large t on VP,
+    4·10⁻⁵ of f, and 0 at vp0snr's pure-noise end). Bound: C (1 + κ) u × that size, κ the
+    largest condition number of the terms; a_x is never evaluated where σ = 0."""
+    sched = schedule(name)
+    zero_sigma_start = sched.sigma.subs(T, sched.t_min) == 0  # a_x infinite there, never used
+    terms = [sched.pf_coefficients[0], sched.pf_coefficients[1], sched.f, sched.ds,
+             sched.g2 / (2 * sched.kernel_std**2)]  # ½g²|c_x| = g²/(2(sσ)²)
+    functions = [sympy.lambdify(T, term, "mpmath") for term in terms]
+    times = _times(sched, finite_at_pure_noise=True)[1 if zero_sigma_start else 0:]
+    for index in range(2):
+        exact = functions[index]
+        for t in times:
+            got = float(sched.numeric.pf_coefficients(torch.tensor(t, dtype=torch.float64))[index])
+            with mpmath.workdps(50):
+                x = mpmath.mpf(t)
+                scale = max(_finite_abs(fn, x) for fn in functions)
+                kappa = max(abs(x * mpmath.diff(fn, x) / fn(x)) for fn in functions
+                            if _finite_abs(fn, x) > 0)
+                error = abs(got - exact(x)) / scale
+                assert error <= ROUNDINGS * (1 + kappa) * UNIT_ROUNDOFF, (
+                    f"{name} pf_coefficients[{index}](t = {t}): error {float(error):.3g} of the "
+                    f"drift's scale > {ROUNDINGS}(1 + κ)u, κ = {float(kappa):.3g}")
 
 
 @pytest.mark.parametrize("name", SCHEDULES.names())

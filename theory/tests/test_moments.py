@@ -3,7 +3,9 @@
 import sympy
 
 from sdebench.theory.claims import moments
-from sdebench.theory.testing import assert_vanishes
+from sdebench.theory.kernel import T
+from sdebench.theory.testing import assert_vanishes, midpoint_time
+from sdebench.theory.verify import is_nonzero_somewhere
 
 
 def test_kernel_mean_solves_mean_ode(kernel):
@@ -35,4 +37,7 @@ def test_linear_sde_covariance_ode_full_initial_covariance(kernel):
 def test_variance_ode_detects_a_wrong_diffusion(kernel):
     """Negative control: doubling g² leaves a residual of −g² ≠ 0."""
     wrong = moments.kernel_variance_ode_residual(kernel) - kernel.g2
-    assert sympy.simplify(wrong) != 0
+    if kernel.name == "generic":
+        assert sympy.simplify(wrong) != 0
+    else:  # simplify takes minutes on vp0snr; at a point g² > 0 (σ̇ > 0, checked by Schedule)
+        assert is_nonzero_somewhere(wrong, {T: midpoint_time(kernel)})

@@ -24,12 +24,13 @@ def test_numeric_matches_symbolic(name, dtype):
     schedule = get_schedule(name)
     ts = torch.linspace(float(schedule.t_min), float(schedule.t_max), 7, dtype=dtype)
     eps = torch.finfo(dtype).eps
-    for attr in ("s", "sigma", "f", "g2"):
+    for attr in ("s", "sigma", "kernel_std", "f", "g2"):
         fn = getattr(schedule.numeric, attr)
-        got = fn(ts)
-        assert got.dtype == dtype and got.shape == ts.shape
+        finite = ts[:-1] if schedule.pure_noise_end and attr not in ("s", "kernel_std") else ts
+        got = fn(finite)  # σ, f, g² are infinite at a pure-noise end (t_max)
+        assert got.dtype == dtype and got.shape == finite.shape
         expr = getattr(schedule, attr)
-        for t, value in zip(ts.tolist(), got.tolist(), strict=True):
+        for t, value in zip(finite.tolist(), got.tolist(), strict=True):
             exact = float(expr.subs(T, sympy.Float(t, 30)).evalf(30))
             # condition number of these expressions is < 1e3 on the range: 1e4 ulps is safe
             assert abs(value - exact) <= 1e4 * eps * max(1.0, abs(exact)), (attr, t)
