@@ -67,8 +67,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                              "network model(x, t) (see --prediction) or an adapter of "
                              "sdebench.problems.adapters (diffusers, k-diffusion); errors are "
                              "measured against a reference solve (--reference)")
-    parser.add_argument("--prediction", default=None, choices=["eps", "x0", "v", "score"],
-                        help="what a plain --model network predicts (default: eps)")
+    parser.add_argument("--prediction", default=None, choices=["eps", "x0", "v", "score", "v_flow"],
+                        help="what a plain --model network predicts (default: eps; v_flow: a flow "
+                             "network's velocity eps - x0, as diffusers' flow_prediction)")
     parser.add_argument("--shape", default=None, metavar="DIMS",
                         help="one sample's shape for --model, e.g. 3,32,32 (default: the "
                              "adapter's or the network's sample_shape)")
@@ -83,8 +84,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int, default=256,
                         help="samples per run: timing, strong errors, Monte Carlo metrics "
                              "(default: 256)")
-    parser.add_argument("--grid", default="logsnr", metavar="SPEC",
-                        help=f"time grid spec (known: {', '.join(names['grids'])}; default: logsnr)")
+    parser.add_argument("--grid", default=None, metavar="SPEC",
+                        help=f"time grid spec (known: {', '.join(names['grids'])}; default: logsnr; "
+                             "auto — uniform in t where a schedule starts at pure noise, rf and "
+                             "vp0snr, logsnr elsewhere — when a schedule does)")
     parser.add_argument("--metrics", default=None, metavar="NAMES",
                         help=f"comma-separated metrics (known: {', '.join(names['metrics'])}); "
                              "default: every metric the problem answers, Monte Carlo ones only "
@@ -136,7 +139,13 @@ def parse_args(argv=None, prog: str | None = None):
     from sdebench.devices import device_problem
     from sdebench.registry import SpecError, did_you_mean
     from sdebench.solvers.catalogue import sampler_groups
-    from sdebench.studies.config import StudyConfig, known_names, resolve_sections, resolve_units
+    from sdebench.studies.config import (
+        StudyConfig,
+        default_grid,
+        known_names,
+        resolve_sections,
+        resolve_units,
+    )
     from sdebench.studies.store import ResultStore, StoreError
 
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -174,18 +183,22 @@ def parse_args(argv=None, prog: str | None = None):
     if problem:
         parser.error(problem)
     try:
+        schedules = _specs(args.schedules, names["schedules"], "schedule", parser)
         config = StudyConfig(
-            schedules=_specs(args.schedules, names["schedules"], "schedule", parser),
+            schedules=schedules,
             samplers=_specs(args.samplers, sampler_groups(), "samplers", parser),
-            steps=steps, problem=args.problem, dim=args.dim, batch=args.batch, grid=args.grid,
+            steps=steps, problem=args.problem, dim=args.dim, batch=args.batch,
+            grid=args.grid or default_grid(schedules),
             dtype=args.dtype, device=args.device, seed=args.seed,
             timing_repeats=args.timing_repeats, metrics=None if args.metrics is None else
             _specs(args.metrics, names["metrics"], "metrics", parser),
             reference=args.reference, model=args.model, prediction=args.prediction,
             shape=shape, compile=args.compile)
-        if not resolve_units(config, resolve_sections(config)):
+        sections = resolve_sections(config)
+        if not resolve_units(config, sections):
             parser.error(f"no requested metric applies to problem {config.problem!r} with "
                          "these samplers (e.g. strong_error needs a declared strong order)")
+        args.refused_samplers = _print_refusals(config, sections)
     except (ValueError, TypeError, SpecError, ImportError, AttributeError, RuntimeError,
             ArithmeticError) as error:  # RuntimeError: torch's (a device, a dtype)
         parser.error(str(error))
@@ -197,6 +210,24 @@ def parse_args(argv=None, prog: str | None = None):
     except StoreError as error:
         parser.error(str(error))
     return args, config, store
+
+
+def _print_refusals(config, sections) -> set[str]:
+    """Name the samplers a schedule's pure-noise start rules out, once per schedule; return them."""
+    from sdebench.studies.config import refused_samplers
+
+    names = set()
+    for spec in dict.fromkeys(section.schedule_spec for section in sections):
+        section = next(section for section in sections if section.schedule_spec == spec)
+        refused = refused_samplers(config, section)
+        if refused:
+            print(f"note: {spec} starts at pure noise (s = 0, sigma = infinity at t = "
+                  f"{float(section.problem.schedule.t_max):g}); not run there: "
+                  f"{', '.join(refused)}: their steps use sigma, log-SNR, f or g, which are "
+                  "infinite at that start (they do not declare handles_infinite_sigma)",
+                  file=sys.stderr)
+            names.update(refused)
+    return names
 
 
 def _print_table(table) -> None:
@@ -294,7 +325,8 @@ def _summary(args, config, store, study) -> int:
     from sdebench.studies.reference import reference_summary
 
     print(f"results: {store.directory} (one file per unit in units/; results.csv, orders.csv)")
-    for sampler in sorted(set(config.samplers) - set(study.results.sampler)):
+    unmeasured = set(config.samplers) - set(study.results.sampler) - args.refused_samplers
+    for sampler in sorted(unmeasured):  # the refused ones were named when parsing
         print(f"note: no requested metric applies to {sampler} (e.g. strong_error needs a "
               "declared strong order)", file=sys.stderr)
     failed = study.results[study.results.status == "failed"].drop_duplicates("unit_id")

@@ -29,6 +29,7 @@ def _shape(text: str) -> tuple[int, ...]:
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    from sdebench.theory.parameterisation import KINDS
     from sdebench.training.dsm import WEIGHTINGS
     from sdebench.training.trainer import TrainConfig
 
@@ -43,10 +44,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--sde", dest="schedule", default=defaults.schedule,
                         help="schedule the network is trained on (default: vp)")
     parser.add_argument("--prediction", default=defaults.prediction,
-                        choices=["eps", "x0", "v", "score"], help="network output (default: eps)")
+                        choices=list(KINDS), help="network output (default: eps; v_flow with "
+                                                  "--weighting flow on --sde rf: conditional flow "
+                                                  "matching)")
     parser.add_argument("--weighting", default=defaults.weighting, choices=WEIGHTINGS,
                         help="simple: ε-MSE (= λ = s²σ² on the score); likelihood: λ = g²; "
-                             "edm: Karras et al.'s (default: simple)")
+                             "edm: Karras et al.'s; flow: ‖v̂ − (ε − x₀)‖², conditional flow "
+                             "matching (default: simple)")
     for name, help_text in (("steps", "optimiser steps"), ("batch", "samples per step"),
                             ("width", "hidden units per layer"), ("depth", "hidden layers"),
                             ("seed", "seed of weights, data and noise"),

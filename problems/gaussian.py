@@ -89,28 +89,34 @@ class GaussianProblem:
         return v if self.eigenvectors is None else v @ self.eigenvectors.T
 
     def _coords(self, t):
+        """(s, sσ): both finite at a pure-noise end (s = 0, σ = ∞), where σ itself is not."""
         sched = self.schedule.numeric
-        return sched.s(t), sched.sigma(t)
+        return sched.s(t), sched.kernel_std(t)
 
     def denoiser(self, x, t):
         """E[x₀ | x_t = x]; accepts tensors (batch, d) and :class:`GaussianLaw` states."""
-        return self.denoise_at(x, *self._coords(t))
+        return self._denoise(x, *self._coords(t))
 
     def denoise_at(self, x, s, sigma):
         """E[x₀ | s x₀ + sσε = x] = m + U diag(λ/(λ + σ²)) Uᵀ (x/s − m), for kernel coefficients
         given directly (e.g. from a peer library's discrete ᾱ: s = √ᾱ, σ = √((1 − ᾱ)/ᾱ))."""
+        return self._denoise(x, s, s * sigma)
+
+    def _denoise(self, x, s, std):
+        """The posterior mean in s and std = sσ: λ/(λ + σ²) (x/s − m) = (sλ/(s²λ + std²)) (x − s m),
+        which is finite (0) where s = 0."""
         mean_eig = self._rotate_in(self.mean)
-        gain = self.eigenvalues / (self.eigenvalues + sigma**2)
+        gain_over_s = s * self.eigenvalues / (s**2 * self.eigenvalues + std**2)
         if isinstance(x, GaussianLaw):
             if self.eigenvectors is not None:
                 raise ValueError("exact laws are propagated in eigen-coordinates: use .eigen()")
-            return (gain / s) * x + (1 - gain) * mean_eig
-        centred = self._rotate_in(x / s - self.mean)
-        return self.mean + self._rotate_out(gain * centred)
+            return gain_over_s * x + (1 - s * gain_over_s) * mean_eig
+        centred = self._rotate_in(x - s * self.mean)
+        return self.mean + self._rotate_out(gain_over_s * centred)
 
     def marginal_std_eigen(self, t) -> torch.Tensor:
-        s, sigma = self._coords(t)
-        return s * torch.sqrt(self.eigenvalues + sigma**2)
+        s, std = self._coords(t)
+        return torch.sqrt(s**2 * self.eigenvalues + std**2)
 
     def sample_marginal(self, t, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Exact samples of p_t, shape (n, d)."""

@@ -59,8 +59,8 @@ class GaussianMixtureProblem:
 
     def _component_log_densities(self, x, t):
         sched = self.schedule.numeric
-        s, sigma = sched.s(t), sched.sigma(t)
-        var = s**2 * (self.variances + sigma**2)  # (K, d)
+        s, std = sched.s(t), sched.kernel_std(t)
+        var = s**2 * self.variances + std**2  # (K, d): s²(v + σ²), finite where s = 0
         diff = x[:, None, :] - s * self.means[None]  # (B, K, d)
         return (-0.5 * (diff**2 / var).sum(-1) - 0.5 * torch.log(2 * math.pi * var).sum(-1)
                 + torch.log(self.weights))
@@ -70,16 +70,17 @@ class GaussianMixtureProblem:
 
     def denoiser(self, x, t):
         sched = self.schedule.numeric
-        s, sigma = sched.s(t), sched.sigma(t)
+        s, std = sched.s(t), sched.kernel_std(t)
         responsibilities = torch.softmax(self._component_log_densities(x, t), dim=1)  # (B, K)
-        gain = self.variances / (self.variances + sigma**2)
-        posterior = self.means[None] + gain[None] * (x[:, None, :] / s - self.means[None])
+        # v/(v + σ²) (x/s − m) = s v/(s² v + s²σ²) (x − s m): finite at a pure-noise end (s = 0)
+        gain_over_s = s * self.variances / (s**2 * self.variances + std**2)
+        posterior = self.means[None] + gain_over_s[None] * (x[:, None, :] - s * self.means[None])
         return (responsibilities[..., None] * posterior).sum(1)
 
     def sample_marginal(self, t, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         sched = self.schedule.numeric
-        s, sigma = sched.s(t), sched.sigma(t)
+        s, std = sched.s(t), sched.kernel_std(t)
         index = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         z = torch.randn((n, self.dim), generator=generator, dtype=self.means.dtype,
                         device=self.means.device)
-        return s * (self.means[index] + torch.sqrt(self.variances[index] + sigma**2) * z)
+        return s * self.means[index] + torch.sqrt(s**2 * self.variances[index] + std**2) * z

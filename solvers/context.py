@@ -131,11 +131,10 @@ class StepContext:
 
         Fused: with ∇log p_t = c_x x + c_D x̂₀ it is (f − ½g² c_x) x − ½g² c_D x̂₀, two tensor
         passes instead of six, which matters where the model is cheap (the diagonal problem of
-        experiments/speed.py); tests/test_solvers.py checks it against the paper form."""
-        sched = self.schedule
-        c_x, c_denoised = self.score_coefficients(t)
-        half_g2 = 0.5 * sched.g2(t)
-        return axpy((sched.f(t) - half_g2 * c_x) * x, -half_g2 * c_denoised, self.denoise(x, t))
+        experiments/speed.py); tests/test_solvers.py checks it against the paper form. The
+        coefficients stay finite at a pure-noise end (:meth:`NumericSchedule.pf_coefficients`)."""
+        a_x, a_denoised = self.schedule.pf_coefficients(t)
+        return axpy(a_x * x, a_denoised, self.denoise(x, t))
 
     def normal(self, t_cur, t_next, like, channel: int = 0):
         """A standard normal draw tied to the step [t_cur, t_next] (ΔW/√|Δt| of the noise source)."""

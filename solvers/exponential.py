@@ -16,30 +16,39 @@ from sdebench.solvers.solver import Solver
 from sdebench.state import axpy
 
 
-def exponential_update(x, denoised, s, sigma, s_next, sigma_next):
+def exponential_update(x, denoised, s, std, s_next, std_next):
     """The first-order exponential step shared by every solver here (DPM-Solver++1, Lu et al.
-    2022b, eq. 8; = DDIM, Song et al. 2021, eq. 12; = DPM-Solver-1 with ε̂ = (x − s x̂₀)/(sσ)):
+    2022b, eq. 8; = DDIM, Song et al. 2021, eq. 12; = DPM-Solver-1 with ε̂ = (x − s x̂₀)/(sσ)),
+    written in s and the kernel's std sσ (their α_t and σ_t):
 
-        x' = (s'σ'/(sσ)) x + s'(1 − σ'/σ) D,
+        x' = (s'σ'/(sσ)) x + (s' − s · s'σ'/(sσ)) D,
 
-    the exact PF-ODE solution from (s, σ) to (s', σ') when the denoiser is held at D. Two tensor
-    passes (axpy)."""
-    sigma_ratio = sigma_next / sigma
-    return axpy((s_next / s * sigma_ratio) * x, s_next * (1 - sigma_ratio), denoised)
+    the exact PF-ODE solution from (s, σ) to (s', σ') when the denoiser is held at D (s'(1 − σ'/σ)
+    = s' − s s'σ'/(sσ)). Finite at a pure-noise start (s = 0, σ = ∞, sσ finite), where it is
+    x' = (s'σ'/(sσ)) x + s' D, and at σ' = 0. Two tensor passes (axpy)."""
+    std_ratio = std_next / std
+    return axpy(std_ratio * x, s_next - s * std_ratio, denoised)
+
+
+def sigma_ratio(s, std, s_next, std_next):
+    """σ'/σ = e^{−h} from s and sσ: 0 at a pure-noise start (s = 0)."""
+    return (std_next / std) * (s / s_next)
 
 
 def ancestral_update(ctx, x, denoised, t_cur, t_next, sigma_up):
     """Exponential step to σ_down = √(σ'² − σ_up²), then fresh noise s'σ_up z: the exact posterior
-    q(x_{t'} | x_t, x̂₀ = D) when σ_up = σ'√(1 − σ'²/σ²) (Ho et al. 2020, eq. 6–7)."""
+    q(x_{t'} | x_t, x̂₀ = D) when σ_up = σ'√(1 − σ'²/σ²) (Ho et al. 2020, eq. 6–7). ``sigma_up``
+    is given relative to σ' (σ_up/σ'), so that it stays finite at a pure-noise start."""
     sched = ctx.schedule
-    s_next, sigma_next = sched.s(t_next), sched.sigma(t_next)
-    sigma_down = torch.sqrt(sigma_next**2 - sigma_up**2)
-    x_next = exponential_update(x, denoised, sched.s(t_cur), sched.sigma(t_cur), s_next, sigma_down)
-    return axpy(x_next, s_next * sigma_up, ctx.normal(t_cur, t_next, x))
+    s_next, std_next = sched.s(t_next), sched.kernel_std(t_next)
+    std_down = std_next * torch.sqrt(1 - sigma_up**2)
+    x_next = exponential_update(x, denoised, sched.s(t_cur), sched.kernel_std(t_cur), s_next, std_down)
+    return axpy(x_next, std_next * sigma_up, ctx.normal(t_cur, t_next, x))
 
 
 def _coefficients(ctx, t):
-    return ctx.schedule.s(t), ctx.schedule.sigma(t)
+    """(s, sσ) at t."""
+    return ctx.schedule.s(t), ctx.schedule.kernel_std(t)
 
 
 def _h(ctx, t_cur, t_next):
@@ -59,6 +68,7 @@ class DDIM(Solver):
     strong_order = None
     nfe_per_step = 1
     handles_zero_sigma = True
+    handles_infinite_sigma = True  # the step reads s, sσ and σ'/σ only, all finite there
 
     def __init__(self, eta: float = 0.0):
         if not 0.0 <= eta <= 1.0:
@@ -70,11 +80,11 @@ class DDIM(Solver):
         return self.eta > 0
 
     def step(self, ctx, x, t_cur, t_next, state):
-        (s, sigma), (s_next, sigma_next) = _coefficients(ctx, t_cur), _coefficients(ctx, t_next)
+        (s, std), (s_next, std_next) = _coefficients(ctx, t_cur), _coefficients(ctx, t_next)
         denoised = ctx.denoise(x, t_cur)
         if not self.stochastic:
-            return exponential_update(x, denoised, s, sigma, s_next, sigma_next), state
-        sigma_up = self.eta * sigma_next * torch.sqrt(1 - (sigma_next / sigma) ** 2)
+            return exponential_update(x, denoised, s, std, s_next, std_next), state
+        sigma_up = self.eta * torch.sqrt(1 - sigma_ratio(s, std, s_next, std_next) ** 2)
         return ancestral_update(ctx, x, denoised, t_cur, t_next, sigma_up), state
 
 
@@ -90,13 +100,13 @@ class DPMSolver2(Solver):
         sched = ctx.schedule
         h = _h(ctx, t_cur, t_next)
         t_mid = sched.t_of_half_log_snr(sched.half_log_snr(t_cur) + self.r1 * h)
-        (s, sigma), (s_mid, sigma_mid) = _coefficients(ctx, t_cur), _coefficients(ctx, t_mid)
-        s_next, sigma_next = _coefficients(ctx, t_next)
+        (s, std), (s_mid, std_mid) = _coefficients(ctx, t_cur), _coefficients(ctx, t_mid)
+        s_next, std_next = _coefficients(ctx, t_next)
         denoised = ctx.denoise(x, t_cur)
-        u = exponential_update(x, denoised, s, sigma, s_mid, sigma_mid)
+        u = exponential_update(x, denoised, s, std, s_mid, std_mid)
         eps_difference = ctx.eps(u, ctx.denoise(u, t_mid), t_mid) - ctx.eps(x, denoised, t_cur)
-        x_next = exponential_update(x, denoised, s, sigma, s_next, sigma_next)
-        return axpy(x_next, -s_next * sigma_next * torch.expm1(h) / (2 * self.r1), eps_difference), state
+        x_next = exponential_update(x, denoised, s, std, s_next, std_next)
+        return axpy(x_next, -std_next * torch.expm1(h) / (2 * self.r1), eps_difference), state
 
 
 class DPMSolver3(Solver):
@@ -114,19 +124,19 @@ class DPMSolver3(Solver):
         lam = sched.half_log_snr(t_cur)
         t1 = sched.t_of_half_log_snr(lam + self.r1 * h)
         t2 = sched.t_of_half_log_snr(lam + self.r2 * h)
-        (s, sigma), (s1, sigma1) = _coefficients(ctx, t_cur), _coefficients(ctx, t1)
-        (s2, sigma2), (s_next, sigma_next) = _coefficients(ctx, t2), _coefficients(ctx, t_next)
+        (s, std), (s1, std1) = _coefficients(ctx, t_cur), _coefficients(ctx, t1)
+        (s2, std2), (s_next, std_next) = _coefficients(ctx, t2), _coefficients(ctx, t_next)
         denoised = ctx.denoise(x, t_cur)
         eps = ctx.eps(x, denoised, t_cur)
-        u1 = exponential_update(x, denoised, s, sigma, s1, sigma1)
+        u1 = exponential_update(x, denoised, s, std, s1, std1)
         d1 = ctx.eps(u1, ctx.denoise(u1, t1), t1) - eps
         phi_2 = torch.expm1(self.r2 * h) / (self.r2 * h) - 1
-        u2 = axpy(exponential_update(x, denoised, s, sigma, s2, sigma2),
-                  -s2 * sigma2 * (self.r2 / self.r1) * phi_2, d1)
+        u2 = axpy(exponential_update(x, denoised, s, std, s2, std2),
+                  -std2 * (self.r2 / self.r1) * phi_2, d1)
         d2 = ctx.eps(u2, ctx.denoise(u2, t2), t2) - eps
         phi = torch.expm1(h) / h - 1
-        x_next = axpy(exponential_update(x, denoised, s, sigma, s_next, sigma_next),
-                      -s_next * sigma_next / self.r2 * phi, d2)
+        x_next = axpy(exponential_update(x, denoised, s, std, s_next, std_next),
+                      -std_next / self.r2 * phi, d2)
         return x_next, state
 
 
@@ -151,13 +161,14 @@ class DPMSolverPP2M(Solver):
     update with D of :func:`second_order_denoised`."""
 
     order, strong_order, nfe_per_step, stochastic = 2, None, 1, False
+    handles_infinite_sigma = True  # h = ∞ on the first step: the second has r = ∞, D = x̂₀
 
     def step(self, ctx, x, t_cur, t_next, state: History | None):
-        (s, sigma), (s_next, sigma_next) = _coefficients(ctx, t_cur), _coefficients(ctx, t_next)
+        (s, std), (s_next, std_next) = _coefficients(ctx, t_cur), _coefficients(ctx, t_next)
         h = _h(ctx, t_cur, t_next)
         denoised = ctx.denoise(x, t_cur)
         d = second_order_denoised(denoised, state, h)
-        return exponential_update(x, d, s, sigma, s_next, sigma_next), History(denoised, h)
+        return exponential_update(x, d, s, std, s_next, std_next), History(denoised, h)
 
 
 class DPMSolverPP2MSDE(Solver):
@@ -168,12 +179,13 @@ class DPMSolverPP2MSDE(Solver):
 
     order = 2  # weak order, as claimed by Lu et al. 2022b (Thm. 5.1 for the ODE counterpart)
     strong_order, nfe_per_step, stochastic = None, 1, True
+    handles_infinite_sigma = True  # first step: x' = s'D + s'σ' z, the exact posterior
 
     def step(self, ctx, x, t_cur, t_next, state: History | None):
         h = _h(ctx, t_cur, t_next)
         denoised = ctx.denoise(x, t_cur)
         d = second_order_denoised(denoised, state, h)
-        sigma_up = ctx.schedule.sigma(t_next) * torch.sqrt(-torch.expm1(-2 * h))
+        sigma_up = torch.sqrt(-torch.expm1(-2 * h))  # relative to σ'; 1 at a pure-noise start
         return ancestral_update(ctx, x, d, t_cur, t_next, sigma_up), History(denoised, h)
 
 
@@ -202,16 +214,17 @@ class UniPCBh2(Solver):
     """
 
     order, strong_order, nfe_per_step, stochastic = 3, None, 1, False
+    handles_infinite_sigma = True  # λ = −∞ on the first step: then r₁ = ∞ and D₁ = 0
 
     def step(self, ctx, x, t_cur, t_next, state: UniPCHistory | None):
         denoised = ctx.denoise(x, t_cur)
         if state is not None:  # UniC: correct x with the model output at the predicted x
             x = state.base - state.alpha_b * (state.correction + state.rho_c * (denoised - state.denoised))
-        (s, sigma), (s_next, sigma_next) = _coefficients(ctx, t_cur), _coefficients(ctx, t_next)
+        (s, std), (s_next, std_next) = _coefficients(ctx, t_cur), _coefficients(ctx, t_next)
         lam, lam_next = ctx.schedule.half_log_snr(t_cur), ctx.schedule.half_log_snr(t_next)
         h = lam_next - lam
         b_h = torch.expm1(-h)
-        base = exponential_update(x, denoised, s, sigma, s_next, sigma_next)
+        base = exponential_update(x, denoised, s, std, s_next, std_next)
         alpha_b = s_next * b_h
         if state is None:
             return base, UniPCHistory(lam, denoised, base, alpha_b, 0.0, 0.5)

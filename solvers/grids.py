@@ -78,12 +78,23 @@ def log_snr_grid(schedule: Schedule, steps: int, *, dtype=torch.float64, device=
     return grid
 
 
+def log_snr_or_uniform_grid(schedule: Schedule, steps: int, *, dtype=torch.float64, device="cpu"):
+    """``logsnr`` where λ is finite at both ends, else ``uniform`` in t: a schedule that starts at
+    pure noise (rf, vp0snr: λ = −∞ at t_max) or ends at σ = 0 has no grid uniform in λ."""
+    numeric = schedule.numeric
+    ends = [float(numeric.half_log_snr(torch.tensor(float(t), dtype=torch.float64)))
+            for t in (schedule.t_max, schedule.t_min)]
+    grid = log_snr_grid if all(map(math.isfinite, ends)) else uniform_t_grid
+    return grid(schedule, steps, dtype=dtype, device=device)
+
+
 GRIDS = Registry("grid")
 """Grid families: name → ``fn(schedule, steps, *, dtype, device, **params)``."""
 GRIDS.register("uniform", uniform_t_grid)
 GRIDS.register("quadratic", quadratic_grid)
 GRIDS.register("edm", edm_rho_grid)
 GRIDS.register("logsnr", log_snr_grid)
+GRIDS.register("auto", log_snr_or_uniform_grid)
 register_grid = GRIDS.register
 
 

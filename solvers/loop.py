@@ -50,6 +50,31 @@ def check_zero_sigma(solver, schedule: Schedule, ts: torch.Tensor) -> bool:
     return zero
 
 
+def starts_at_pure_noise(schedule: Schedule, ts: torch.Tensor) -> bool:
+    """Whether the grid starts at the schedule's pure-noise end (s = 0, σ = ∞: ``rf``, ``vp0snr``)."""
+    return schedule.pure_noise_end and float(ts[0]) >= float(schedule.t_max)
+
+
+def infinite_sigma_refusal(solver, schedule: Schedule) -> str:
+    """Why ``solver`` cannot start at the pure-noise end of ``schedule``, or '' when it can."""
+    if not schedule.pure_noise_end or getattr(solver, "handles_infinite_sigma", False):
+        return ""
+    return (f"{getattr(solver, 'name', type(solver).__name__)} cannot start at t = "
+            f"{float(schedule.t_max):g} of {schedule.name!r}, where s = 0 and sigma = infinity (pure "
+            "noise): its step uses sigma, log-SNR, f or g, which are infinite there, and does not "
+            "declare handles_infinite_sigma")
+
+
+def check_infinite_sigma(solver, schedule: Schedule, ts: torch.Tensor) -> None:
+    """A grid that starts at a pure-noise end is only for solvers that declare
+    ``handles_infinite_sigma`` (they take the step's exact limit there)."""
+    if starts_at_pure_noise(schedule, ts):
+        reason = infinite_sigma_refusal(solver, schedule)
+        if reason:
+            raise ValueError(f"{reason}: start the grid below t_max, or use a solver that declares "
+                             "it (euler, heun, rk4, ddim, dpmpp_2m, unipc_bh2, ancestral)")
+
+
 def sample(
     solver,
     model: Denoiser,
@@ -84,6 +109,7 @@ def sample(
     if is_path_sampler(solver):
         return _integrate(solver, model, schedule, x, ts, noise, monitor, enable_grad)
     steps = ts.numel() - 1
+    check_infinite_sigma(solver, schedule, ts)
     ctx = StepContext(model, schedule, noise if noise is not None else GaussianIncrements(0), steps,
                       monitor, final_sigma_is_zero=check_zero_sigma(solver, schedule, ts))
     init_state = getattr(solver, "init_state", None)

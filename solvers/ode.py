@@ -33,6 +33,7 @@ class ExplicitRungeKutta(Solver, abstract=True):
     tableau: Tableau
     stochastic = False
     strong_order = None
+    handles_infinite_sigma = True  # the drift's coefficients are finite there (their limit)
 
     def __init_subclass__(cls, **kwargs):
         if "tableau" in cls.__dict__:
@@ -79,6 +80,7 @@ class DormandPrince45(Solver):
     strong_order = None
     stochastic = False
     nfe_per_step = float("nan")
+    handles_infinite_sigma = True
     tableau = DORMAND_PRINCE
 
     def __init__(self, rtol: float = 1e-5, atol: float = 1e-5):

@@ -19,6 +19,9 @@ the solver's parameters may be a property, checked on the instance when sampling
 ``nfe_per_step``       model evaluations per step (``nan``: adaptive)
 ``stochastic``         whether the step draws noise
 ``handles_zero_sigma`` whether a step may end where σ = 0 (no division by σ(t_next)); default False
+``handles_infinite_sigma`` whether a step may start at a pure-noise end (s = 0, σ = ∞, λ = −∞:
+                       flow matching, zero terminal SNR) and take the exact limit there: it uses
+                       only s, sσ and the PF-ODE coefficients, which stay finite; default False
 ``precision``          a dtype coarser than the state's that the solver computes in (a peer
                        library's float32 tables), or None; it sets the round-off floor
 
@@ -111,6 +114,7 @@ class Solver:
     nfe_per_step = UNDECLARED
     stochastic = UNDECLARED
     handles_zero_sigma: bool = False
+    handles_infinite_sigma: bool = False
     order_note: str = ""
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs):

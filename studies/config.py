@@ -24,7 +24,7 @@ from sdebench.registry import parse_spec
 from sdebench.seeding import check_seed, generator
 from sdebench.solvers.catalogue import SAMPLERS, get_solver
 from sdebench.solvers.grids import GRIDS, make_grid
-from sdebench.solvers.loop import final_sigma_is_zero
+from sdebench.solvers.loop import final_sigma_is_zero, infinite_sigma_refusal
 from sdebench.studies.metrics import METRICS, Metric, get_metric
 from sdebench.studies.provenance import (
     code_provenance,
@@ -350,6 +350,23 @@ def _check_zero_sigma(config: StudyConfig, section: Section) -> None:
                          "out of --samplers, or end at sigma > 0")
 
 
+def default_grid(schedule_specs: list[str]) -> str:
+    """``logsnr`` (uniform in λ, DPM-Solver's choice), or ``auto`` — the same, but uniform in t on
+    a schedule that starts at pure noise (``rf``, ``vp0snr``), where λ = −∞ and no grid is uniform
+    in it (flow-matching samplers step uniformly in t, Esser et al. 2024) — when the study has one."""
+    pure_noise = any(get_schedule(spec).pure_noise_end for spec in schedule_specs)
+    return "auto" if pure_noise else "logsnr"
+
+
+def refused_samplers(config: StudyConfig, section: Section) -> dict[str, str]:
+    """The samplers that cannot start at the section's pure-noise end (s = 0, σ = ∞) and why
+    (:func:`sdebench.solvers.loop.infinite_sigma_refusal`): the study runs none of their units
+    and says so."""
+    schedule = section.problem.schedule
+    reasons = {name: infinite_sigma_refusal(get_solver(name), schedule) for name in config.samplers}
+    return {name: reason for name, reason in reasons.items() if reason}
+
+
 def resolve_units(config: StudyConfig, sections: list[Section]) -> list[Unit]:
     """Every (section, sampler, steps) unit with at least one metric that applies, with its full
     configuration and identifier. A unit measured on Brownian paths records which path (a hash
@@ -357,7 +374,10 @@ def resolve_units(config: StudyConfig, sections: list[Section]) -> list[Unit]:
     units = []
     for section in sections:
         _check_zero_sigma(config, section)
+        refused = refused_samplers(config, section)
         for sampler in config.samplers:
+            if sampler in refused:
+                continue
             solver = get_solver(sampler)
             metrics = _metrics_for(config, section.problem, solver)
             if not metrics:  # e.g. --metrics strong_error for an ODE sampler: nothing to run

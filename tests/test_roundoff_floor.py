@@ -27,24 +27,25 @@ schedule = functools.cache(get_schedule)
 
 def mpmath_output_law(problem, ts, tableau):
     """Mean and standard deviation per eigen-coordinate of the explicit Runge–Kutta ``tableau``
-    on the PF-ODE dx/dt = f x − ½g² (s D(x) − x)/(s²σ²), D(x) = μ + λ/(λ + σ²)(x/s − μ), from
-    p_{ts[0]} = N(sμ, s²(λ + σ²)): the run is affine in x, so mean and std follow the same steps."""
+    on the PF-ODE dx/dt = a_x x + a_D D(x), D(x) = μ + (sλ/(s²λ + (sσ)²))(x − sμ) (the SymPy
+    schedule's (s, sσ) form, proven equal to f x − ½g²∇log p in theory/tests/test_flow.py, and
+    finite at a pure-noise start), from p_{ts[0]} = N(sμ, s²λ + (sσ)²): the run is affine in x,
+    so mean and std follow the same steps."""
     sched = problem.schedule
-    s_of, sigma_of, f_of, g2_of = (sympy.lambdify(T, e, "mpmath")
-                                   for e in (sched.s, sched.sigma, sched.f, sched.g2))
+    s_of, std_of, a_x_of, a_d_of = (sympy.lambdify(T, e, "mpmath")
+                                    for e in (sched.s, sched.kernel_std, *sched.pf_coefficients))
     mu = [mpmath.mpf(float(v)) for v in problem.mean]
     lam = [mpmath.mpf(float(v)) for v in problem.eigenvalues]
     ts = [mpmath.mpf(float(t)) for t in ts]
 
     def drift(t):
         """(a_i, b_i) with drift a_i x + b_i in coordinate i."""
-        s, sigma, f, g2 = s_of(t), sigma_of(t), f_of(t), g2_of(t)
-        gains = [eigenvalue / (eigenvalue + sigma**2) for eigenvalue in lam]
-        return [(f - g2 / 2 * (gain - 1) / (s**2 * sigma**2),
-                 -g2 / 2 * (1 - gain) * m / (s * sigma**2)) for gain, m in zip(gains, mu, strict=True)]
+        s, std, a_x, a_d = s_of(t), std_of(t), a_x_of(t), a_d_of(t)
+        gains = [s * eigenvalue / (s**2 * eigenvalue + std**2) for eigenvalue in lam]
+        return [(a_x + a_d * gain, a_d * m * (1 - s * gain)) for gain, m in zip(gains, mu, strict=True)]
 
-    s0, sigma0 = s_of(ts[0]), sigma_of(ts[0])
-    state = [[s0 * m, s0 * mpmath.sqrt(eigenvalue + sigma0**2)]
+    s0, std0 = s_of(ts[0]), std_of(ts[0])
+    state = [[s0 * m, mpmath.sqrt(s0**2 * eigenvalue + std0**2)]
              for m, eigenvalue in zip(mu, lam, strict=True)]
     a, b, c = ([[mpmath.mpf(v) for v in row] for row in tableau.a], [mpmath.mpf(v) for v in tableau.b],
                [mpmath.mpf(v) for v in tableau.c])
@@ -69,7 +70,7 @@ def mpmath_output_law(problem, ts, tableau):
 def test_measured_floor_bounds_the_actual_roundoff(name, sampler, steps):
     problem = get_problem("gaussian", schedule(name), dim=4, seed=0)
     solver = get_solver(sampler)
-    run = UnitRun(problem, solver, steps, grid="logsnr", batch=16, seed=0)
+    run = UnitRun(problem, solver, steps, grid="auto", batch=16, seed=0)
     sched = schedule(name)
     with mpmath.workdps(50):
         exact = mpmath_output_law(problem, run.ts, solver.tableau)

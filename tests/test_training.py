@@ -51,6 +51,43 @@ def test_weightings_are_the_score_matching_weightings_they_claim(schedule):
         assert torch.allclose(x0_weight(weighting, sched, t) * x0_error, expected, rtol=1e-10)
 
 
+@pytest.mark.parametrize("schedule", ["rf", "rf:shift=3", "vp0snr"])
+def test_flow_weighting_is_the_conditional_flow_matching_loss(schedule):
+    """flow: w ‖x̂₀ − x₀‖² = ‖v̂ − (ε − x₀)‖² (Lipman et al. 2023, eq. 23) with v̂ the v_flow
+    prediction of x̂₀ (x_t = s x₀ + sσ ε); an identity, to 1e-10 relative."""
+    sched = get_schedule(schedule)
+    numeric = sched.numeric
+    generator = torch.Generator().manual_seed(0)
+    t = numeric.t_min + (numeric.t_max - numeric.t_min) * torch.rand(
+        64, generator=generator, dtype=torch.float64)
+    x0, eps, x0_hat = (torch.randn(64, 3, generator=generator, dtype=torch.float64)
+                       for _ in range(3))
+    s, std = numeric.s(t)[:, None], numeric.kernel_std(t)[:, None]
+    x_t = s * x0 + std * eps
+    eps_hat = (x_t - s * x0_hat) / std
+    expected = ((eps_hat - x0_hat) - (eps - x0)).pow(2).sum(1)
+    got = x0_weight("flow", sched, t) * (x0_hat - x0).pow(2).sum(1)
+    assert torch.allclose(got, expected, rtol=1e-10)
+
+
+def test_the_exact_flow_velocity_has_no_score_error_up_to_pure_noise():
+    """On rf the score-error times reach t = 1 (uniform in t), where e = 0 and the integrand's
+    limit is 0: an exact v_flow 'network' gives e(t) = 0 everywhere and a finite bound of 0."""
+    schedule = get_schedule("rf")
+    truth = get_problem("gmm", schedule, dim=2, seed=0)
+    to_velocity = schedule.numeric.conversion("x0", "v_flow")
+    exact = continuous_time(lambda x, t: to_velocity(x, truth.denoiser(x, t[0]), t[0]), "v_flow",
+                            shape=(2,))
+    frame = score_error_frame(LearnedScoreProblem(truth, exact), seed=0, times=6, samples=64)
+    # round-off only: the x̂₀ → v → x̂₀ round trip is off by ≲ 4u|x| (|x| ≲ 3 here), and e weighs
+    # it by (s/(sσ)²)² ≤ 1/t_min⁴ = 10¹², in d = 2: e ≤ 2 (4 u · 3 · 10⁶)² ≈ 3.5e-18
+    bound = 2 * (4 * torch.finfo(torch.float64).eps / 2 * 3 * 1e6) ** 2
+    assert frame.score_error.max() <= bound and frame.score_error.iloc[-1] == 0
+    # ½ Σ w g² e with Σ w ≤ 1 and g² = 2t/(1 − t) ≤ 8 at the interior times (t ≤ 0.8); the t = 1
+    # row adds its limit 0, not ∞ · 0
+    assert 0 <= frame.bound.iloc[0] <= 4 * bound
+
+
 def test_training_resumes_bit_for_bit(tmp_path):
     """30 steps in one run equal 15 steps, a stop and a resume to 30 (CPU, float64): every
     batch, time and noise comes from a stream keyed by (seed, step)."""

@@ -1,7 +1,9 @@
 """A small time-conditioned network for DSM training: MLP on preconditioned inputs.
 
 Inputs follow EDM's preconditioning (Karras et al. 2022, Table 1): the state scaled to unit
-variance, c_in x = x / (s √(σ_data² + σ²)), and the noise level as c_noise = ¼ ln σ; the output is
+variance, c_in x = x / √(s² σ_data² + (sσ)²), and the noise level as c_noise = ¼ ln σ — or, on a
+schedule with a pure-noise end (rf, vp0snr), where ln σ = ∞ there, the kernel's std sσ (τ on rf,
+the time flow networks take; Esser et al. 2024); the output is
 the raw prediction of the chosen kind (ε, x₀, v or score), converted by the adapters. The schedule
 is part of the network (it is trained on one), named by its spec so a checkpoint rebuilds it.
 """
@@ -32,6 +34,8 @@ class ScoreMLP(torch.nn.Module):
         self.net = torch.nn.Sequential(*layers, torch.nn.Linear(size, dim))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        s, sigma = self._numeric.s(t)[:, None], self._numeric.sigma(t)[:, None]
-        scaled = x / (s * torch.sqrt(self.data_std**2 + sigma**2))
-        return self.net(torch.cat([scaled, 0.25 * torch.log(sigma)], dim=1))
+        numeric = self._numeric
+        s, std = numeric.s(t)[:, None], numeric.kernel_std(t)[:, None]
+        scaled = x / torch.sqrt((s * self.data_std) ** 2 + std**2)
+        noise_level = std if numeric.pure_noise_end else 0.25 * torch.log(numeric.sigma(t)[:, None])
+        return self.net(torch.cat([scaled, noise_level], dim=1))
