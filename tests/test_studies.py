@@ -167,8 +167,21 @@ if not torch.cuda.is_available():
 
 
 @pytest.mark.parametrize("args", BAD_ARGUMENTS, ids=" ".join)
-def test_cli_rejects_bad_arguments_without_writing(tmp_path, args):
-    result = _cli(*args, "--out", str(tmp_path / "out"), cwd=tmp_path)
+def test_cli_rejects_bad_arguments_without_writing(tmp_path, args, capsys, monkeypatch):
+    """In this process (a subprocess per case cost ~12 s of start-up each on 2 cores); the
+    script's own exit status is checked once, below."""
+    from sdebench.experiments.convergence import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--out", str(tmp_path / "out")])
+    stderr = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "error" in stderr, stderr[-500:]
+    assert not (tmp_path / "out" / "units").exists()
+
+
+def test_cli_script_exits_2_on_a_bad_argument(tmp_path):
+    result = _cli("--sde", "nope", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert result.returncode == 2 and "error" in result.stderr, result.stderr[-500:]
     assert not (tmp_path / "out" / "units").exists()
 
