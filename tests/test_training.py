@@ -26,6 +26,16 @@ SMALL = TrainConfig(data="gmm", dim=2, steps=30, batch=64, width=16, depth=2, ch
                     dtype="float64")
 
 
+def _random_times_and_data(numeric):
+    """64 times uniform on the schedule's range, and x₀, ε, x̂₀ ~ N(0, I) in d = 3 (seed 0)."""
+    generator = torch.Generator().manual_seed(0)
+    t = numeric.t_min + (numeric.t_max - numeric.t_min) * torch.rand(
+        64, generator=generator, dtype=torch.float64)
+    x0, eps, x0_hat = (torch.randn(64, 3, generator=generator, dtype=torch.float64)
+                       for _ in range(3))
+    return t, x0, eps, x0_hat
+
+
 @pytest.mark.parametrize("schedule", ["vp", "ve", "edm"])
 def test_weightings_are_the_score_matching_weightings_they_claim(schedule):
     """For random x̂₀: simple = ‖ε̂ − ε‖² (Ho et al.'s L_simple) = s²σ² ‖ŝ − ∇log p(x_t|x₀)‖²;
@@ -33,11 +43,7 @@ def test_weightings_are_the_score_matching_weightings_they_claim(schedule):
     ∇log p(x_t|x₀) = −ε/(sσ). Identities: equal to 1e-10 relative (round-off of a few ops)."""
     sched = get_schedule(schedule)
     numeric = sched.numeric
-    generator = torch.Generator().manual_seed(0)
-    t = numeric.t_min + (numeric.t_max - numeric.t_min) * torch.rand(
-        64, generator=generator, dtype=torch.float64)
-    x0, eps, x0_hat = (torch.randn(64, 3, generator=generator, dtype=torch.float64)
-                       for _ in range(3))
+    t, x0, eps, x0_hat = _random_times_and_data(numeric)
     s, sigma = numeric.s(t)[:, None], numeric.sigma(t)[:, None]
     x_t = s * (x0 + sigma * eps)
     eps_hat = (x_t / s - x0_hat) / sigma
@@ -57,11 +63,7 @@ def test_flow_weighting_is_the_conditional_flow_matching_loss(schedule):
     prediction of x̂₀ (x_t = s x₀ + sσ ε); an identity, to 1e-10 relative."""
     sched = get_schedule(schedule)
     numeric = sched.numeric
-    generator = torch.Generator().manual_seed(0)
-    t = numeric.t_min + (numeric.t_max - numeric.t_min) * torch.rand(
-        64, generator=generator, dtype=torch.float64)
-    x0, eps, x0_hat = (torch.randn(64, 3, generator=generator, dtype=torch.float64)
-                       for _ in range(3))
+    t, x0, eps, x0_hat = _random_times_and_data(numeric)
     s, std = numeric.s(t)[:, None], numeric.kernel_std(t)[:, None]
     x_t = s * x0 + std * eps
     eps_hat = (x_t - s * x0_hat) / std

@@ -22,7 +22,7 @@ import torch
 
 from sdebench.theory import SCHEDULES, T, get_schedule
 from sdebench.theory.numeric import lambdify
-from sdebench.theory.schedule import SIGMA
+from sdebench.theory.schedule import SIGMA, _finite_abs
 
 UNIT_ROUNDOFF = 2.0**-53
 ROUNDINGS = 8
@@ -82,15 +82,6 @@ def test_schedule_functions_match_mpmath(name):
         exact = sympy.lambdify(T, getattr(sched, attr), "mpmath")
         for t in _times(sched, attr in FINITE_AT_PURE_NOISE):
             _check(getattr(sched.numeric, attr), exact, t, f"{name} {attr}(t = {t})")
-
-
-def _finite_abs(fn, t):
-    """|fn(t)| in mpmath, 0 where it is infinite or undefined (f and g² at a pure-noise end)."""
-    try:
-        value = fn(t)
-    except ZeroDivisionError:
-        return mpmath.mpf(0)
-    return abs(value) if mpmath.isfinite(value) else mpmath.mpf(0)
 
 
 @pytest.mark.parametrize("name", SCHEDULES.names())
