@@ -213,20 +213,28 @@ def parse_args(argv=None, prog: str | None = None):
 
 
 def _print_refusals(config, sections) -> set[str]:
-    """Name the samplers a schedule's pure-noise start rules out, once per schedule; return them."""
+    """Name the samplers a schedule rules out (its pure-noise start, or a schedule the sampler
+    refuses), once per schedule, with the reason; return them."""
+    from sdebench.solvers.catalogue import get_solver
+    from sdebench.solvers.loop import infinite_sigma_refusal
     from sdebench.studies.config import refused_samplers
 
     names = set()
     for spec in dict.fromkeys(section.schedule_spec for section in sections):
         section = next(section for section in sections if section.schedule_spec == spec)
+        schedule = section.problem.schedule
         refused = refused_samplers(config, section)
-        if refused:
+        infinite = [name for name in refused if infinite_sigma_refusal(get_solver(name), schedule)]
+        if infinite:
             print(f"note: {spec} starts at pure noise (s = 0, sigma = infinity at t = "
-                  f"{float(section.problem.schedule.t_max):g}); not run there: "
-                  f"{', '.join(refused)}: their steps use sigma, log-SNR, f or g, which are "
+                  f"{float(schedule.t_max):g}); not run there: "
+                  f"{', '.join(infinite)}: their steps use sigma, log-SNR, f or g, which are "
                   "infinite at that start (they do not declare handles_infinite_sigma)",
                   file=sys.stderr)
-            names.update(refused)
+        for name, reason in refused.items():
+            if name not in infinite:
+                print(f"note: not run on {spec}: {reason}", file=sys.stderr)
+        names.update(refused)
     return names
 
 

@@ -65,6 +65,13 @@ def infinite_sigma_refusal(solver, schedule: Schedule) -> str:
             "declare handles_infinite_sigma")
 
 
+def schedule_refusal(solver, schedule: Schedule) -> str:
+    """Why ``solver`` cannot run on ``schedule``, or '': its pure-noise start
+    (:func:`infinite_sigma_refusal`), or the solver's own ``schedule_refusal(schedule)``."""
+    declared = getattr(solver, "schedule_refusal", None)
+    return infinite_sigma_refusal(solver, schedule) or (declared(schedule) if declared else "")
+
+
 def check_infinite_sigma(solver, schedule: Schedule, ts: torch.Tensor) -> None:
     """A grid that starts at a pure-noise end is only for solvers that declare
     ``handles_infinite_sigma`` (they take the step's exact limit there)."""

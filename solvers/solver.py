@@ -29,7 +29,10 @@ A *path sampler* (a peer library's whole loop, :mod:`sdebench.peers`) has no ste
 the same attributes and implements ``integrate(model, schedule, x, ts, noise) -> x_out``, which
 :func:`sdebench.solvers.loop.sample` calls in place of its own loop. It may also implement
 ``check_options(schedule, steps)``, which a study calls once per schedule before its first unit,
-to refuse option values that its library rejects only when it runs.
+to refuse option values that its library rejects only when it runs, and ``schedule_refusal(
+schedule) -> str``: why it cannot run on a schedule at all ('' where it can; diffusers' flow
+schedulers need a pure-noise end), which a study reports and runs the rest
+(:func:`sdebench.solvers.loop.schedule_refusal`).
 
 The constructor's parameters must be stored as attributes of the same names, so that
 :meth:`Solver.parameters` can record them with every result.

@@ -24,7 +24,7 @@ from sdebench.registry import parse_spec
 from sdebench.seeding import check_seed, generator
 from sdebench.solvers.catalogue import SAMPLERS, get_solver
 from sdebench.solvers.grids import GRIDS, make_grid
-from sdebench.solvers.loop import final_sigma_is_zero, infinite_sigma_refusal
+from sdebench.solvers.loop import final_sigma_is_zero, schedule_refusal
 from sdebench.studies.metrics import METRICS, Metric, get_metric
 from sdebench.studies.provenance import (
     code_provenance,
@@ -359,11 +359,11 @@ def default_grid(schedule_specs: list[str]) -> str:
 
 
 def refused_samplers(config: StudyConfig, section: Section) -> dict[str, str]:
-    """The samplers that cannot start at the section's pure-noise end (s = 0, σ = ∞) and why
-    (:func:`sdebench.solvers.loop.infinite_sigma_refusal`): the study runs none of their units
-    and says so."""
+    """The samplers that cannot run on the section's schedule and why (a pure-noise start they
+    cannot take, or a schedule they refuse: :func:`sdebench.solvers.loop.schedule_refusal`):
+    the study runs none of their units and says so."""
     schedule = section.problem.schedule
-    reasons = {name: infinite_sigma_refusal(get_solver(name), schedule) for name in config.samplers}
+    reasons = {name: schedule_refusal(get_solver(name), schedule) for name in config.samplers}
     return {name: reason for name, reason in reasons.items() if reason}
 
 
