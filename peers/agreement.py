@@ -28,9 +28,22 @@ def has_twin(problem, solver) -> bool:
 
 
 def peer_grid(run: UnitRun):
-    """The grid the peer steps on, in the study's time t (its ``grid_sigmas`` mapped by σ⁻¹,
-    the ends kept at the study's, which it starts and ends at up to its float rounding); the
-    study's grid for a peer that steps on it or ends at σ = 0."""
+    """The grid the peer steps on, in the study's time t: its ``grid_times`` where it declares
+    them (a flow scheduler's σ_f grid, without its last point where that lies at σ = 0 below
+    the schedule's range: :func:`twin_output` takes that step), else its ``grid_sigmas``
+    mapped by σ⁻¹ with the ends kept at the study's, which it starts and ends at up to its
+    float rounding; the study's grid for a peer that steps on it or ends at σ = 0."""
+    times = getattr(run.solver, "grid_times", lambda schedule, ts: None)(
+        run.problem.schedule, run.ts)
+    if times is not None:
+        t_min = float(run.problem.schedule.t_min)
+        times = times[:-1] if float(times[-1]) < t_min else times
+        if float(times[-1]) < t_min:
+            raise ValueError(f"agreement: {run.solver.name} steps down to t = {float(times[-1]):g}, "
+                             f"below t_min = {t_min:g} of {run.problem.schedule.name!r}, where its "
+                             "twin cannot follow; give it the schedule's shift (e.g. shift=3.0 on "
+                             "rf:shift=3), whose σ_f grid ends inside the schedule's range")
+        return times
     sigmas = getattr(run.solver, "grid_sigmas", lambda schedule, ts: None)(
         run.problem.schedule, run.ts)
     if sigmas is None:
@@ -40,22 +53,32 @@ def peer_grid(run: UnitRun):
     return ts
 
 
+def twin_output(run: UnitRun, start, noise):
+    """The twin's output from ``start`` (a batch or the start law) on :func:`peer_grid`; where
+    the peer's output lies at σ = 0 (:attr:`UnitRun.t_end` before the grid's end), its last
+    step is the jump to the data, x ← s(t_end) D(x; t) — Euler's step to σ = 0 in every form
+    (Karras et al. 2022, Alg. 1, line 6) and the peer's own last step."""
+    twin, problem = get_solver(run.solver.twin), run.problem
+    ts = peer_grid(run)
+    own = sample(twin, problem.denoiser, problem.schedule, start, ts, noise=noise).x
+    if float(run.t_end) < float(ts[-1]):
+        own = problem.denoiser(own, ts[-1]) * problem.schedule.numeric.s(run.t_end)
+    return own
+
+
 @register_metric("agreement", condition=has_twin,
                  description="difference to sdebench's own implementation (its twin): largest over "
                  "the exact laws, or root-mean-square over the outputs")
 def agreement(run: UnitRun) -> Measurement:
     """max |peer − twin| over coordinates of the exact output laws' means and standard
     deviations, or (no exact law) √E‖peer − twin‖² of the outputs from the same start points."""
-    twin, problem = get_solver(run.solver.twin), run.problem
-    ts = peer_grid(run)
+    problem = run.problem
     if EXACT_LAW in problem.capabilities:
-        own = sample(twin, problem.denoiser, problem.schedule, problem.marginal_law(run.ts[0]),
-                     ts, noise=ExactLawNoise()).x
+        own = twin_output(run, problem.marginal_law(run.ts[0]), ExactLawNoise())
         difference = max(float((run.law.mean - own.mean).abs().max()),
                          float((run.law.variance.sqrt() - own.variance.sqrt()).abs().max()))
     else:
-        own = sample(twin, problem.denoiser, problem.schedule, run.start, ts,
-                     noise=GaussianIncrements(run.seed)).x
+        own = twin_output(run, run.start, GaussianIncrements(run.seed))
         # √E‖peer − twin‖² over the batch, in the norm of the floor's scale √E‖x‖²: the batch's
         # largest coordinate against that average scale read round-off as a difference (gmm)
         difference = float(mean_square_norm(run.batch_run.x - own)) ** 0.5

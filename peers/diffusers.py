@@ -41,6 +41,22 @@ which (``table``):
   h²/12 on average), so the continuous limit N → ∞ is not the study's ODE: its error is a floor
   that no step count removes (:meth:`DiffusersSampler.error_floor`).
 
+**Flow matching** (state ``flow``: FlowMatchEuler/Heun, and DPMSolverMultistep or UniPC with
+``use_flow_sigmas=True``). These schedulers keep x_f = (1 − σ_f) x₀ + σ_f ε, σ_f ∈ [0, 1], and call
+a network v(x_f, timestep) = ε − x₀ at timestep = σ_f · T (T = ``num_train_timesteps``, 1000). Any
+schedule is one of these: x_f = x/(s + sσ) and σ_f = sσ/(s + sσ) = σ/(1 + σ) (on rf, x_f = x and
+σ_f = t). The exact network reads σ_f = timestep/T, the study's time t of that σ_f, and returns v =
+(x_f − D(x; t))/σ_f, D the problem's denoiser — what diffusers' ``flow_prediction`` means (its x̂₀
+= x_f − σ_f v). They run in their **stock** configuration: their own grids (FlowMatchEuler/Heun:
+σ_f from 1 down to its shifted 1/T; the flow modes of the multistep solvers: from just below 1 —
+DPMSolverMultistep the shifted 1 − 1/T, UniPC 1 − 10⁻⁶ — so they read the pure noise they are given
+as x_f at that σ_f) and their own last step to σ_f = 0, the data: their output is judged against
+the data law p at σ = 0 (:meth:`DiffusersSampler.output_time`), not at the study's t_min. Hence
+only schedules with a pure-noise end (rf, ``rf:shift=…``, vp0snr) and problems with an exact law or
+exact samples there (gaussian, gmm). The multistep solvers' flow modes pass **integer** timesteps
+⌊σ_f T⌋ (int64): the network sees a time up to 1/T below the σ_f they step with, an error no step
+count removes (their ``convention`` says so).
+
 **Precision.** diffusers keeps σ tables and step coefficients in float32 and casts the state to
 float32 inside ``step`` (DPMSolverMultistep, Euler, EDMEuler: "Upcast to avoid precision
 issues"), so its samplers are float32 methods whatever the state's dtype: ``precision =
@@ -73,6 +89,8 @@ TRAIN_STEPS = 1024
 EDM = "edm"
 VP = "vp"
 VE = "ve"
+FLOW = "flow"
+RANDN_TENSOR = "randn_tensor"
 ENTRIES, NODES, INTERPOLATED = "entries", "nodes", "interpolated"
 
 TABLE_FLOOR_MULTIPLE = 15
@@ -95,8 +113,10 @@ _LIMIT_ERRORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 @dataclass(frozen=True)
 class Scheduler:
     """One diffusers scheduler: the form of its state (``vp``: x_τ = √ᾱ x₀ + √(1 − ᾱ) ε;
-    ``ve``: x̃ = x₀ + σ ε with a VP network; ``edm``: x̃ with an EDM-preconditioned network), the
-    settings of the module docstring, and its declarations as functions of its options."""
+    ``ve``: x̃ = x₀ + σ ε with a VP network; ``edm``: x̃ with an EDM-preconditioned network;
+    ``flow``: x_f = (1 − σ_f) x₀ + σ_f ε with a velocity network, module docstring "Flow
+    matching"), the settings of the module docstring, and its declarations as functions of its
+    options (``order_note``: why the error does not vanish, where ``order`` is None)."""
 
     state: str
     settings: dict
@@ -110,9 +130,16 @@ class Scheduler:
     choices: tuple = ()  # (option, the values declared for, why others are refused)
     table: str = ""  # how it reads its training table (module docstring, "The table's limits")
     ends_at_zero: bool = False
+    order_note: object = lambda options: ""
 
 
 _FINAL = {"final_sigmas_type": "sigma_min"}
+_FLOW_MODE_OPTIONS = {"use_flow_sigmas", "flow_shift", "prediction_type", "mu"}
+_FLOW_MODE_CONVENTION = (
+    "flow mode (use_flow_sigmas): starts below σ_f = 1 (DPMSolverMultistep at the shifted "
+    "1 − 1/T, UniPC at 1 − 1e-6), so the pure noise it is given is read as x_f there; its int64 "
+    "timesteps ⌊σ_f T⌋ put the network up to 1/T below the σ_f it steps with; ends at σ_f = 0 "
+    "(final_sigmas_type 'zero', its default)")
 _EDM_THREE = "Karras et al. 2022, §3"
 _DPM_SOURCES = {1: "Lu et al. 2022b: first order, equivalent to DDIM (diffusers docstring)",
                 2: "Lu et al. 2022b, Alg. 2: second-order multistep (diffusers docstring)",
@@ -138,6 +165,10 @@ def _same_method(options: dict, keeping: set) -> bool:
 
 def _is_sde(options: dict) -> bool:
     return options.get("algorithm_type", "dpmsolver++") in ("sde-dpmsolver++", "sde-dpmsolver")
+
+
+def _is_stochastic_flow(options: dict) -> bool:
+    return bool(options.get("stochastic_sampling"))
 
 
 SCHEDULERS = {
@@ -189,6 +220,25 @@ SCHEDULERS = {
         and _same_method(o, {"solver_order"}) else "", table=NODES,
         convention="lower_order_final (default True): its last step is first order at every "
         "step count, sdebench's unipc_bh2 keeps order 2"),
+    "FlowMatchEulerDiscreteScheduler": Scheduler(
+        FLOW, {}, lambda o: None if _is_stochastic_flow(o) else 1,
+        lambda o: "" if _is_stochastic_flow(o) else "Lipman et al. 2023, §4; Esser et al. 2024, "
+        "§2: Euler's method on the flow ODE dx_f/dσ_f = v, first order",
+        twin=lambda o: "" if _is_stochastic_flow(o) else "ddim",
+        stochastic=_is_stochastic_flow, noise_argument=RANDN_TENSOR,
+        order_note=lambda o: "stochastic_sampling re-noises x̂₀ = x_f − σ_f v with fresh noise at "
+        "every σ_f' (consistency models' multistep sampling, Song et al. 2023, Alg. 1): not a "
+        "discretisation of the reverse SDE, whose marginals it does not keep as steps shrink"
+        if _is_stochastic_flow(o) else "",
+        convention="Euler in σ_f on x_f = x/(s + sσ), which is DDIM on the same σ's (theory/"
+        "claims/flow.py); float32 σ_f; its last step jumps to σ_f = 0 (x̂₀ = x_f − σ_f v), so "
+        "its output is judged against the data law"),
+    "FlowMatchHeunDiscreteScheduler": Scheduler(
+        FLOW, {}, lambda o: 2, lambda o: "Karras et al. 2022, Alg. 1 in σ_f on the flow ODE: "
+        "Heun's method, O(h³) local error", twin=lambda o: "heun", nfe_per_step=2,
+        convention="Heun in σ_f on x_f = x/(s + sσ), sdebench's heun in t (the same on rf, "
+        "where σ_f = t); its last step, from its smallest σ_f to 0, is an Euler step of a fixed "
+        "size (shifted 1/T) at every step count"),
     "EDMEulerScheduler": Scheduler(
         EDM, dict(_FINAL), lambda o: 1, lambda o: f"{_EDM_THREE}: Euler's method, first order",
         twin=lambda o: "euler", convention="EDM's ρ = 7 grid with N σ's (N − 1 steps and a "
@@ -224,9 +274,10 @@ def trained_betas(sigmas: torch.Tensor) -> list[float]:
 
 class DiffusersSampler(PeerSampler):
     """``diffusers.<Scheduler>`` with its options (every constructor keyword, typed by its
-    signature, :mod:`sdebench.peers.options`; ``eta`` for DDIM's step; ``train_steps``, the
-    size T of the table); see the module docstring for the network, settings, the table's
-    limits and precision."""
+    signature, :mod:`sdebench.peers.options`; ``eta`` for DDIM's step; ``mu`` for
+    ``set_timesteps`` where it takes one (dynamic shifting); ``train_steps``, the size T of the
+    table, except in flow mode, which keeps ``num_train_timesteps``); see the module docstring
+    for the network, settings, the table's limits, flow matching and precision."""
 
     library = "diffusers"
     strong_order = None
@@ -243,15 +294,26 @@ class DiffusersSampler(PeerSampler):
         parameters.pop("self")
         if method == "DDIMScheduler":
             parameters["eta"] = inspect.signature(self._class.step).parameters["eta"]
+        set_timesteps = inspect.signature(self._class.set_timesteps).parameters
+        if "mu" in set_timesteps:
+            parameters["mu"] = set_timesteps["mu"]
         parameters["train_steps"] = inspect.Parameter(
             "train_steps", inspect.Parameter.KEYWORD_ONLY, default=TRAIN_STEPS, annotation=int)
         options = typed_options({**options, "train_steps": train_steps}, parameters,
                                 f"diffusers {method}")
         self.train_steps = options.pop("train_steps")
-        if options.get("prediction_type", "epsilon") != "epsilon":
+        self.mu = options.pop("mu", None)
+        self.flow = self._declared.state == FLOW or bool(options.get("use_flow_sigmas"))
+        if self.flow and self.train_steps != TRAIN_STEPS:
+            raise SpecError(f"diffusers {method}: in flow mode the network's time is timestep/T "
+                            "with T = num_train_timesteps (1000 unless given); train_steps sets "
+                            "the VP table of the other modes")
+        expected = "flow_prediction" if self.flow else "epsilon"
+        if options.get("prediction_type", expected) != expected:
             raise SpecError(f"diffusers {method}: the exact network sdebench gives it predicts "
-                            f"ε (EDM: F), so prediction_type={options['prediction_type']!r} "
-                            "would measure a mismatched network, not the scheduler")
+                            f"{'v = ε − x₀' if self.flow else 'ε (EDM: F)'}, so prediction_type="
+                            f"{options['prediction_type']!r} would measure a mismatched network, "
+                            "not the scheduler")
         for option, declared, why in self._declared.choices:
             if option in options and options[option] not in declared:
                 raise SpecError(f"diffusers {method}: {option}={options[option]!r} is not one of "
@@ -262,8 +324,22 @@ class DiffusersSampler(PeerSampler):
         self.eta = float(options.get("eta", 0.0))
 
     @property
+    def state(self) -> str:
+        """The form of its state (:class:`Scheduler`): ``flow`` in flow mode, else declared."""
+        return FLOW if self.flow else self._declared.state
+
+    @property
+    def handles_infinite_sigma(self) -> bool:
+        """In flow mode it starts from pure noise in σ_f, which stays finite there (1)."""
+        return self.flow
+
+    @property
     def stochastic(self) -> bool:
         return self._declared.stochastic(self.options)
+
+    @property
+    def order_note(self) -> str:
+        return self._declared.order_note(self.options)
 
     @property
     def order(self):
@@ -275,10 +351,16 @@ class DiffusersSampler(PeerSampler):
 
     @property
     def twin(self) -> str:
-        return self._declared.twin(self.options)
+        """The declared twin for the options that may make another method; the flow mode's
+        options are not among them (they set the grid and the network's form, and the twin
+        runs on the peer's grid)."""
+        return self._declared.twin({name: value for name, value in self.options.items()
+                                    if name not in _FLOW_MODE_OPTIONS})
 
     @property
     def convention(self) -> str:
+        if self.flow and self._declared.state != FLOW:
+            return f"{self._declared.convention}; {_FLOW_MODE_CONVENTION}"
         return self._declared.convention
 
     @property
@@ -288,6 +370,9 @@ class DiffusersSampler(PeerSampler):
         if self._declared.state == EDM:
             return ("its own σ grid (sigma_schedule and rho of its settings), not the study's "
                     "--grid")
+        if self.flow:
+            return ("its own σ_f grid (its shift and sigma options), ending at σ_f = 0, not the "
+                    "study's --grid")
         spacing = self._settings().get("timestep_spacing", "its default")
         return f"its own timesteps ({spacing} spacing of {self.train_steps}), not the study's --grid"
 
@@ -296,20 +381,25 @@ class DiffusersSampler(PeerSampler):
         return self._declared.nfe_per_step
 
     def parameters(self) -> dict:
+        table = {"mu": self.mu} if self.flow else {"train_steps": self.train_steps}
         return {"method": self.method, "version": importlib.metadata.version("diffusers"),
-                "train_steps": self.train_steps, **self._settings()}
+                **table, **self._settings()}
 
     def _settings(self) -> dict:
-        settings = {**self._declared.settings, **self.options}
+        settings = {**({} if self.flow else self._declared.settings), **self.options}
         settings.pop("eta", None)
-        if self._declared.state != EDM:
+        if self.flow and self._declared.state != FLOW:
+            settings["prediction_type"] = "flow_prediction"
+        elif self._declared.state in (VP, VE):
             settings.setdefault("prediction_type", "epsilon")
         return settings
 
     def _new_scheduler(self, schedule):
         """The scheduler on the study's training table (module docstring)."""
         table = sigma_table(schedule, self.train_steps)
-        if self._declared.state == EDM:
+        if self.flow:  # its stock table: the network's time is timestep / num_train_timesteps
+            extra = {}
+        elif self._declared.state == EDM:
             extra = {"sigma_min": float(table[0]), "sigma_max": float(table[-1])}
         else:
             extra = {"num_train_timesteps": self.train_steps, "trained_betas": trained_betas(table)}
@@ -317,7 +407,9 @@ class DiffusersSampler(PeerSampler):
 
     def _scheduler(self, schedule):
         """:meth:`_new_scheduler`, refused where its float32 table cannot hold the schedule's
-        smallest σ (a unit fails with the reason; before, its outputs were NaN)."""
+        smallest σ (a unit fails with the reason; before, its outputs were NaN), and in flow
+        mode where the schedule does not end in pure noise (:meth:`check_schedule`)."""
+        self.check_schedule(schedule)
         scheduler = self._new_scheduler(schedule)
         alphas_cumprod = getattr(scheduler, "alphas_cumprod", None)
         if alphas_cumprod is not None and bool((alphas_cumprod >= 1).any()):
@@ -328,6 +420,37 @@ class DiffusersSampler(PeerSampler):
                 "float32's half-spacing below 1, 2⁻²⁵), so σ = 0 there; use a schedule whose "
                 "σ(t_min) is above 2.5e-4")
         return scheduler
+
+    def schedule_refusal(self, schedule) -> str:
+        """Why it cannot run on ``schedule`` ('' where it can): in flow mode, a schedule without
+        a pure-noise end, since the scheduler starts at σ_f = 1 (or 1 − 1/T), where only such a
+        schedule's start law is (module docstring, "Flow matching")."""
+        if not self.flow or schedule.pure_noise_end:
+            return ""
+        return (f"{self.name} is a flow-matching scheduler: it starts at σ_f ≈ 1, pure noise, "
+                f"which {schedule.name!r} never reaches (s(t_max) ≠ 0); study it on a schedule "
+                "with a pure-noise end: rf, rf:shift=3, vp0snr")
+
+    def check_schedule(self, schedule) -> None:
+        """Raise :meth:`schedule_refusal`'s reason as a spec error, where there is one."""
+        reason = self.schedule_refusal(schedule)
+        if reason:
+            raise SpecError(reason)
+
+    def _set_timesteps(self, scheduler, steps: int, device=None) -> None:
+        """``set_timesteps(steps)``, with ``mu`` where it was given (dynamic shifting)."""
+        extra = {} if self.mu is None else {"mu": self.mu}
+        scheduler.set_timesteps(steps, device=device, **extra)
+
+    def output_time(self, schedule, ts: torch.Tensor) -> torch.Tensor:
+        """The study time t of its output: ts[-1], or in flow mode the time of its last σ_f
+        (0 in its stock configuration, the data: module docstring, "Flow matching")."""
+        if not self.flow:
+            return ts[-1]
+        with self._quiet():
+            scheduler = self._scheduler(schedule)
+            self._set_timesteps(scheduler, ts.numel() - 1)
+        return flow_time(schedule.numeric, scheduler.sigmas[-1:].to(ts)).reshape(())
 
     @property
     def max_steps(self) -> int | None:
@@ -352,12 +475,15 @@ class DiffusersSampler(PeerSampler):
         steps = min(counts)
         try:
             with self._quiet(), torch.random.fork_rng(devices=[]):  # leaves torch's RNG as it was
+                self.check_schedule(schedule)
                 scheduler = self._new_scheduler(schedule)  # options only: a unit says the rest
-                scheduler.set_timesteps(steps)
+                self._set_timesteps(scheduler, steps)
                 state, generator = torch.zeros(1, 1), torch.Generator().manual_seed(0)
                 for t in scheduler.timesteps:
                     state = scheduler.step(torch.zeros_like(state), t, state, **self._step_arguments(
                         state, None, generator)).prev_sample
+        except SpecError:
+            raise
         except Exception as error:  # whatever the library raises, said as a spec error
             raise SpecError(f"{self!r} cannot run {steps} steps on {schedule.name!r}: "
                             f"{type(error).__name__}: {error}") from error
@@ -381,41 +507,71 @@ class DiffusersSampler(PeerSampler):
         draw, or the library's own from ``generator``)."""
         arguments = {"eta": self.eta} if self.method == "DDIMScheduler" else {}
         if self.stochastic:
-            if noise is not None:
+            if noise is not None and self._declared.noise_argument != RANDN_TENSOR:
                 arguments[self._declared.noise_argument] = noise.draw(state)
             else:
                 arguments["generator"] = generator
         return arguments
 
+    @contextlib.contextmanager
+    def _probe_randn(self, noise: ProbeNoise | None):
+        """For a scheduler that draws its noise itself (``randn_tensor`` in its module, e.g.
+        FlowMatchEuler's stochastic_sampling), the probe's noise served in its place while it
+        runs; nothing changes otherwise."""
+        if noise is None or self._declared.noise_argument != RANDN_TENSOR:
+            yield
+            return
+        module = importlib.import_module(self._class.__module__)
+        original = module.randn_tensor
+
+        def probe_randn(shape, generator=None, device=None, dtype=None, **_):
+            return noise.draw(torch.zeros(shape, device=device, dtype=dtype))
+
+        module.randn_tensor = probe_randn
+        try:
+            yield
+        finally:
+            module.randn_tensor = original
+
     def run(self, model, schedule, x, ts, noise: ProbeNoise | None, seed: int) -> torch.Tensor:
-        with self._quiet():
+        with self._quiet(), self._probe_randn(noise):
             return self._run(model, schedule, x, ts, noise, seed)
 
     def _run(self, model, schedule, x, ts, noise: ProbeNoise | None, seed: int) -> torch.Tensor:
         numeric = schedule.numeric
         self.check_steps(ts.numel() - 1)
         scheduler = self._scheduler(schedule)
-        scheduler.set_timesteps(ts.numel() - 1, device=x.device)
+        self._set_timesteps(scheduler, ts.numel() - 1, device=x.device)
         network = self._network(scheduler, model, numeric)
-        sigma_max, sigma_min = numeric.sigma(ts[0]), numeric.sigma(ts[-1])
-        state = x / numeric.s(ts[0])
-        if self._declared.state == VP:
+        if self.flow:
+            state = x / flow_scale(numeric, ts[0])
+        else:
+            sigma_max, sigma_min = numeric.sigma(ts[0]), numeric.sigma(ts[-1])
+            state = x / numeric.s(ts[0])
+        if self.state == VP:
             state = state / torch.sqrt(1 + sigma_max**2)
         generator = None
         if self.stochastic and noise is None:
             generator = torch.Generator(x.device).manual_seed(
                 derive_seed(seed, "diffusers") % 2**63)
         for t in scheduler.timesteps:
-            prediction = network(scheduler.scale_model_input(state, t), t)
+            model_input = scheduler.scale_model_input(state, t) \
+                if hasattr(scheduler, "scale_model_input") else state  # flow: none
+            prediction = network(model_input, t)
             state = scheduler.step(prediction, t, state,
                                    **self._step_arguments(state, noise, generator)).prev_sample
-        if self._declared.state == VP:
+        if self.flow:
+            return flow_scale(numeric, flow_time(numeric, scheduler.sigmas[-1:].to(x))) * state
+        if self.state == VP:
             state = state * torch.sqrt(1 + sigma_min**2)
         return numeric.s(ts[-1]) * state
 
     def grid_sigmas(self, schedule, ts: torch.Tensor) -> torch.Tensor | None:
         """The σ's the scheduler steps between for this study's step count (its float32 values,
-        zero-length steps dropped), or None where its grid ends at σ = 0 (Heun)."""
+        zero-length steps dropped), or None where its grid ends at σ = 0 (Heun) or is in σ_f
+        (flow mode: :meth:`grid_times`)."""
+        if self.flow:
+            return None
         with self._quiet():  # HeunDiscrete sets timesteps (numpy's notice) in its constructor
             scheduler = self._scheduler(schedule)
             scheduler.set_timesteps(ts.numel() - 1)
@@ -428,6 +584,18 @@ class DiffusersSampler(PeerSampler):
         sigmas = torch.unique_consecutive(sigmas)
         return None if bool((sigmas <= 0).any()) else sigmas
 
+    def grid_times(self, schedule, ts: torch.Tensor) -> torch.Tensor | None:
+        """In flow mode, the study times of the σ_f's it steps between (zero-length steps
+        dropped), from ts[0] to :meth:`output_time`; None otherwise (:meth:`grid_sigmas`)."""
+        if not self.flow:
+            return None
+        with self._quiet():
+            scheduler = self._scheduler(schedule)
+            self._set_timesteps(scheduler, ts.numel() - 1)
+        times = flow_time(schedule.numeric, torch.unique_consecutive(scheduler.sigmas).to(ts))
+        times[0] = ts[0]
+        return times
+
     def error_floor(self, problem, ts: torch.Tensor) -> tuple[float, str] | None:
         """(TABLE_FLOOR_MULTIPLE · F, kind) for an ``interpolated`` scheduler on a problem with
         an exact law, F = W₂(its continuous limit's output law, p_{t_min}) (:meth:`limit_law`):
@@ -435,14 +603,74 @@ class DiffusersSampler(PeerSampler):
         end", its limit also ends at σ = 0). None otherwise: a scheduler on the table's
         entries has no interpolation error (it is refused past them instead), and without an
         exact law there is no W₂ to give. Computed once per problem, grid ends and options."""
-        if self._declared.table != INTERPOLATED or EXACT_LAW not in problem.capabilities:
+        integer_flow = self.flow and self._declared.state != FLOW
+        if EXACT_LAW not in problem.capabilities or not (
+                self._declared.table == INTERPOLATED or integer_flow):
             return None
         errors = _LIMIT_ERRORS.setdefault(problem, {})
         key = (repr(self.parameters()), float(ts[0]), float(ts[-1]))
         if key not in errors:
-            errors[key] = float(problem.w2(self.limit_law(problem, ts), ts[-1]))
+            if integer_flow:
+                errors[key] = float(problem.w2(self.flow_limit_law(problem, ts),
+                                                self.output_time(problem.schedule, ts)))
+            else:
+                errors[key] = float(problem.w2(self.limit_law(problem, ts), ts[-1]))
+        if integer_flow:
+            return TABLE_FLOOR_MULTIPLE * errors[key], "flow mode: int timesteps, start below 1"
         kind = "σ table, σ = 0 end" if self._declared.ends_at_zero else "σ table"
         return TABLE_FLOOR_MULTIPLE * errors[key], kind
+
+    def flow_limit_law(self, problem, ts: torch.Tensor) -> GaussianLaw:
+        """The exact output law, as N → ∞, of a multistep scheduler's flow mode (module
+        docstring, "Flow matching"), which :meth:`error_floor` takes as F for these schedulers.
+
+        Its start σ_f⁰ (below 1: the shifted 1 − 1/T, or 1 − 10⁻⁶) does not move with N, and its
+        network reads σ_net = ⌊σ_f T⌋/T while its step converts the output with σ_f: x̂₀ = x_f −
+        σ_f v = x_f − (σ_f/σ_net)(x_f − D(x; t(σ_net))). Its limit is the PF-ODE with that x̂₀ in
+        place of D, from the pure noise read as x_f at σ_f⁰. Solved by rk4 in float64, one step per
+        cell of constant ⌊σ_f T⌋ (the slope is smooth inside a cell: error O(T⁻⁵) per cell), down
+        to σ_f = 1/T (or t_min where that is later), where the last step jumps to the data with
+        x̂₀: the ODE's remainder below is one Euler step of that size, O(T⁻²). The study's error
+        floor is TABLE_FLOOR_MULTIPLE times its W₂ to the data law: at N steps the truncation is
+        sampled at N points, at most twice its mean 1/(2T)."""
+        numeric = problem.schedule.numeric
+        with self._quiet():
+            scheduler = self._scheduler(problem.schedule)
+            self._set_timesteps(scheduler, ts.numel() - 1)
+        train_steps = scheduler.config.num_train_timesteps
+        sigma_start = float(scheduler.sigmas[0])
+        edges = torch.arange(math.floor(sigma_start * train_steps), 0, -1,
+                             dtype=torch.float64) / train_steps
+        sigma_f = torch.cat([torch.tensor([sigma_start], dtype=torch.float64),
+                             edges[edges < sigma_start]])
+        grid = flow_time(numeric, sigma_f)
+        grid = torch.cat([grid[grid > numeric.t_min], torch.tensor([numeric.t_min],
+                                                                   dtype=torch.float64)])
+
+        def converted(sigma_net):
+            """x̂₀ of the scheduler's step where its network reads σ_net."""
+            t_net = flow_time(numeric, torch.tensor(sigma_net, dtype=torch.float64))
+
+            def denoiser(x, t):
+                sigma_f = 1 - numeric.s(t) / flow_scale(numeric, t)
+                x_flow = x / flow_scale(numeric, t)
+                denoised = problem.denoiser(flow_scale(numeric, t_net) * x_flow, t_net)
+                return x_flow - sigma_f / sigma_net * (x_flow - denoised)
+
+            return denoiser
+
+        law = problem.marginal_law(ts[0]) * (flow_scale(numeric, grid[0])
+                                             / flow_scale(numeric, ts[0]))
+        rk4 = get_solver("rk4")
+        for t_high, t_low in zip(grid[:-1], grid[1:], strict=True):
+            middle = 0.5 * (t_high + t_low)
+            sigma_middle = float(1 - numeric.s(middle) / flow_scale(numeric, middle))
+            cell = converted(math.floor(sigma_middle * train_steps) / train_steps)
+            law = sample(rk4, cell, problem.schedule, law, torch.stack([t_high, t_low]),
+                         noise=ExactLawNoise()).x
+        sigma_last = float(1 - numeric.s(grid[-1]) / flow_scale(numeric, grid[-1]))
+        last = converted(max(math.floor(sigma_last * train_steps + 1e-9), 1) / train_steps)
+        return last(law, grid[-1]) * numeric.s(torch.zeros((), dtype=torch.float64))
 
     def limit_grid(self, schedule, ts: torch.Tensor) -> torch.Tensor:
         """From ts[0] to ts[-1], the times of the table's σ's, each cell cut into k equal steps
@@ -493,6 +721,17 @@ class DiffusersSampler(PeerSampler):
             t = numeric.sigma_inv(sigma)
             return model(numeric.s(t) * x_tilde, t)
 
+        if self.flow:
+            train_steps = scheduler.config.num_train_timesteps
+
+            def velocity(x_flow, timestep):
+                sigma_f = timestep.to(device=x_flow.device, dtype=torch.float64) / train_steps
+                t = flow_time(numeric, sigma_f).to(x_flow.dtype)
+                denoised = model(flow_scale(numeric, t) * x_flow, t)
+                return (x_flow - denoised) / sigma_f.to(x_flow.dtype)
+
+            return velocity
+
         if self._declared.state == EDM:
             sigma_data = scheduler.config.sigma_data
 
@@ -525,3 +764,17 @@ def _log_sigmas(scheduler) -> torch.Tensor:
     """log σ_τ of the scheduler's own (float32) table ᾱ_τ, in float64."""
     alphas_cumprod = scheduler.alphas_cumprod.to(torch.float64)
     return 0.5 * torch.log((1 - alphas_cumprod) / alphas_cumprod)
+
+
+def flow_scale(numeric, t: torch.Tensor) -> torch.Tensor:
+    """s + sσ at t: x_f = x/(s + sσ) (module docstring, "Flow matching"); finite at a pure-noise
+    end, where s = 0."""
+    return numeric.s(t) + numeric.kernel_std(t)
+
+
+def flow_time(numeric, sigma_f: torch.Tensor) -> torch.Tensor:
+    """The time t with σ_f(t) = σ(t)/(1 + σ(t)) = sigma_f: σ⁻¹(σ_f/(1 − σ_f)), and t_max where
+    σ_f = 1 (pure noise, σ = ∞)."""
+    pure_noise = sigma_f >= 1
+    sigma = sigma_f / torch.where(pure_noise, torch.ones_like(sigma_f), 1 - sigma_f)
+    return torch.where(pure_noise, torch.full_like(sigma_f, numeric.t_max), numeric.sigma_inv(sigma))

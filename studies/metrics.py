@@ -152,6 +152,15 @@ class BatchRun:
         return ordered[middle] if len(ordered) % 2 else 0.5 * (ordered[middle - 1] + ordered[middle])
 
 
+def output_time(solver, schedule, ts: torch.Tensor) -> torch.Tensor:
+    """The time at which ``solver``'s output lies on the grid ``ts``: ts[-1], unless the solver
+    declares another (``output_time(schedule, ts)``: a peer that ends at the data, e.g. diffusers'
+    flow-matching schedulers, :meth:`sdebench.peers.diffusers.DiffusersSampler.output_time`).
+    The metrics judge the output against p at that time."""
+    declared = getattr(solver, "output_time", None)
+    return ts[-1] if declared is None else declared(schedule, ts)
+
+
 class UnitRun:
     """One (schedule, problem, sampler, steps) unit: what its metrics may use, computed lazily.
 
@@ -170,6 +179,7 @@ class UnitRun:
         self.timing_repeats = timing_repeats
         self.reference = reference
         self.ts = make_grid(grid, problem.schedule, steps, device=problem.device)
+        self.t_end = output_time(solver, problem.schedule, self.ts)
 
     def generator(self, purpose: str) -> torch.Generator:
         return generator(self.seed, purpose, device=self.problem.device)
@@ -203,9 +213,19 @@ class UnitRun:
         return sample(self.solver, self.problem.denoiser, self.problem.schedule,
                       self.problem.marginal_law(self.ts[0]), self.ts, noise=ExactLawNoise()).x
 
+    def require_output_at_grid_end(self, metric: str) -> None:
+        """Refuse ``metric``, whose reference ends at t_min, for a sampler whose output lies
+        elsewhere (:func:`output_time`), naming the metrics that can judge it."""
+        if float(self.t_end) != float(self.ts[-1]):
+            raise ValueError(f"{metric}: its reference ends at t = {float(self.ts[-1]):g}, but "
+                             f"{getattr(self.solver, 'name', self.solver)}'s output lies at t = "
+                             f"{float(self.t_end):g}; judge it on a problem with an exact law or "
+                             "exact samples there (w2, sliced_w2: gaussian, gmm)")
+
     def exact_samples(self, purpose: str = "exact") -> torch.Tensor:
-        """``batch`` exact samples of p_{t_min} from the stream ``purpose``."""
-        return self.problem.sample_marginal(self.ts[-1], self.batch, self.generator(purpose))
+        """``batch`` exact samples of p at the output's time :attr:`t_end` (t_min, but for a
+        sampler that ends elsewhere) from the stream ``purpose``."""
+        return self.problem.sample_marginal(self.t_end, self.batch, self.generator(purpose))
 
     @cached_property
     def measured_roundoff(self) -> float:
@@ -220,13 +240,20 @@ class UnitRun:
 
         On the exact output law (problems with ``"exact_law"``) the distance is that of the law
         objects, E‖ΔX‖² = ‖Δmean‖² + Σ‖Δcoefficient‖²; otherwise that of the batch run and its
-        re-run from the same start points with the same noise (one more batch run)."""
+        re-run from the same start points with the same noise (one more batch run). A peer's law
+        is probed (:func:`sdebench.peers.base.probe_law`): the model sees a batch of probe rows,
+        and each coordinate's move is then shared by the rows of one call — a diagonal, hence
+        affine, perturbation that the probe represents exactly (moved row by row, the rows stop
+        being one affine image of the law, and the probe's check refused it)."""
         generator = self.generator("round-off")
         relative = 2 * unit_roundoff(self.solver, self.problem.dtype)
+        on_law = EXACT_LAW in self.problem.capabilities
 
         def rounded(x):
             numbers = _numbers(x)
-            sign = torch.randint(0, 2, numbers.shape, generator=generator, device=numbers.device)
+            probe_rows = on_law and isinstance(x, torch.Tensor)
+            shape = numbers.shape[1:] if probe_rows else numbers.shape
+            sign = torch.randint(0, 2, shape, generator=generator, device=numbers.device)
             moved = numbers * (1 + relative * (2 * sign - 1).to(numbers.dtype))
             return moved if isinstance(x, torch.Tensor) else type(x)(moved)
 
@@ -236,7 +263,7 @@ class UnitRun:
         def rounded_model(x, t):
             return rounded(self.problem.denoiser(rounded(x), t))
 
-        if EXACT_LAW in self.problem.capabilities:
+        if on_law:
             start, exact, noise = self.problem.marginal_law(self.ts[0]), self.law, ExactLawNoise()
         else:
             start, exact, noise = self.start, self.batch_run.x, GaussianIncrements(self.seed)
@@ -265,7 +292,7 @@ def _numbers(x) -> torch.Tensor:
                  description="W₂ between the exact output law and p_t_min")
 def w2(run: UnitRun) -> Measurement:
     """W₂(output law, p_{t_min}) from the exact output law (no Monte Carlo noise)."""
-    return Measurement(float(run.problem.w2(run.law, run.ts[-1])), floor=run.roundoff_floor(),
+    return Measurement(float(run.problem.w2(run.law, run.t_end)), floor=run.roundoff_floor(),
                        floor_kind=MEASURED_ROUNDOFF)
 
 
@@ -274,7 +301,7 @@ def w2(run: UnitRun) -> Measurement:
 def kl(run: UnitRun) -> Measurement:
     """KL(output law ‖ p_{t_min}) from the exact output law. Not fitted: KL ≈ ½(δ/std)² is
     quadratic in the error, its order is twice the declared one only asymptotically."""
-    return Measurement(float(run.problem.kl(run.law, run.ts[-1])))
+    return Measurement(float(run.problem.kl(run.law, run.t_end)))
 
 
 @register_metric("strong_error", requires=(PATHS,), order="strong_order",
@@ -304,7 +331,7 @@ def strong_error(run: UnitRun) -> Measurement:
 def nll(run: UnitRun) -> Measurement:
     """Mean −log p_{t_min} of the output samples, standard error SD/√batch; the reference is the
     same for exact samples (the value it converges to)."""
-    t_min = run.ts[-1]
+    t_min = run.t_end
     output = -run.problem.log_density(run.batch_run.x, t_min)
     exact = -run.problem.log_density(run.exact_samples(), t_min)
     root_n = math.sqrt(run.batch)

@@ -123,6 +123,7 @@ def ref_error(run: UnitRun) -> Measurement:
     so their spread is no uncertainty about the error's change with N (read as one, it dropped
     a stiff network's clean dpmpp_2m errors as "within 3 SE of 0"). The only floors are δ and
     round-off."""
+    run.require_output_at_grid_end("ref_error")
     reference = reference_solution(run)
     errors = (run.batch_run.x - reference.x).flatten(1).norm(dim=1)
     roundoff = run.roundoff_floor()
@@ -165,6 +166,7 @@ def ref_sliced_w2(run: UnitRun) -> Measurement:
     """Sliced W₂ (64 directions) between the output and reference samples of the same sampler
     at the reference's M steps (independent starts and noise); the Monte Carlo floor is the
     same distance between two independent reference sets (module docstring)."""
+    run.require_output_at_grid_end("ref_sliced_w2")
     first, second = _reference_sets(run)
     directions = slicing_directions(run).to(first)
     _, steps = parse_reference(run.reference)
