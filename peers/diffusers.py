@@ -597,28 +597,49 @@ class DiffusersSampler(PeerSampler):
         return times
 
     def error_floor(self, problem, ts: torch.Tensor) -> tuple[float, str] | None:
-        """(TABLE_FLOOR_MULTIPLE · F, kind) for an ``interpolated`` scheduler on a problem with
-        an exact law, F = W₂(its continuous limit's output law, p_{t_min}) (:meth:`limit_law`):
-        the error the table leaves at every step count, kind "σ table" (Heun: "σ table, σ = 0
-        end", its limit also ends at σ = 0). None otherwise: a scheduler on the table's
-        entries has no interpolation error (it is refused past them instead), and without an
-        exact law there is no W₂ to give. Computed once per problem, grid ends and options."""
-        integer_flow = self.flow and self._declared.state != FLOW
-        if EXACT_LAW not in problem.capabilities or not (
-                self._declared.table == INTERPOLATED or integer_flow):
+        """(TABLE_FLOOR_MULTIPLE · F, kind) on a problem with an exact law, F = W₂(the output law
+        it tends to as N → ∞, p at its output time), where that limit is not p's (:meth:`_limit`):
+        the error left at every step count. None otherwise: a scheduler on the table's entries
+        has no interpolation error (it is refused past them instead), and without an exact law
+        there is no W₂ to give. Computed once per problem, grid ends and options."""
+        limit = self._limit()
+        if EXACT_LAW not in problem.capabilities or limit is None:
             return None
+        limit_law, kind = limit
         errors = _LIMIT_ERRORS.setdefault(problem, {})
         key = (repr(self.parameters()), float(ts[0]), float(ts[-1]))
         if key not in errors:
-            if integer_flow:
-                errors[key] = float(problem.w2(self.flow_limit_law(problem, ts),
-                                                self.output_time(problem.schedule, ts)))
-            else:
-                errors[key] = float(problem.w2(self.limit_law(problem, ts), ts[-1]))
-        if integer_flow:
-            return TABLE_FLOOR_MULTIPLE * errors[key], "flow mode: int timesteps, start below 1"
-        kind = "σ table, σ = 0 end" if self._declared.ends_at_zero else "σ table"
+            errors[key] = float(problem.w2(limit_law(problem, ts),
+                                            self.output_time(problem.schedule, ts)))
         return TABLE_FLOOR_MULTIPLE * errors[key], kind
+
+    def _limit(self):
+        """(its N → ∞ output law as a function of (problem, ts), the floor's kind), or None:
+        FlowMatchEuler/Heun end with a jump from a σ_f,min that N does not move
+        (:meth:`jump_limit_law`); the flow modes of the multistep solvers read int timesteps
+        from a start below 1 (:meth:`flow_limit_law`); an ``interpolated`` scheduler reads its
+        σ table between entries (:meth:`limit_law`; Heun's limit also ends at σ = 0)."""
+        if self._declared.state == FLOW:
+            return self.jump_limit_law, "last step: jump from a fixed σ_f to 0"
+        if self.flow:
+            return self.flow_limit_law, "flow mode: int timesteps, start below 1"
+        if self._declared.table == INTERPOLATED:
+            return self.limit_law, "σ table, σ = 0 end" if self._declared.ends_at_zero \
+                else "σ table"
+        return None
+
+    def jump_limit_law(self, problem, ts: torch.Tensor) -> GaussianLaw:
+        """The output law of FlowMatchEuler/Heun as N → ∞: their grid ends at a σ_f,min > 0 that
+        N does not move (1/T shifted; shifted twice by diffusers ≤ 0.42, whose sigma_min is
+        stored after the shift and shifted again in set_timesteps: huggingface/diffusers#13243),
+        then jumps to σ_f = 0 with x̂₀ = D(x; t(σ_f,min)). Their limit is that jump from the exact
+        marginal there; on Gaussian data the jump shrinks each variance λ by σ²λ/(λ + σ²) at that
+        σ (σ = σ_f,min/(1 − σ_f,min)), a W₂ error ≈ σ²/(2√λ)."""
+        with self._quiet():
+            scheduler = self._scheduler(problem.schedule)
+            self._set_timesteps(scheduler, ts.numel() - 1)
+        t_last = flow_time(problem.schedule.numeric, scheduler.sigmas[-2:-1].to(ts)).reshape(())
+        return problem.denoiser(problem.marginal_law(t_last), t_last)
 
     def flow_limit_law(self, problem, ts: torch.Tensor) -> GaussianLaw:
         """The exact output law, as N → ∞, of a multistep scheduler's flow mode (module
