@@ -337,9 +337,14 @@ def _summary(args, config, store, study) -> int:
     for sampler in sorted(unmeasured):  # the refused ones were named when parsing
         print(f"note: no requested metric applies to {sampler} (e.g. strong_error needs a "
               "declared strong order)", file=sys.stderr)
-    failed = study.results[study.results.status == "failed"].drop_duplicates("unit_id")
-    for _, row in failed.iterrows():
-        print(f"FAILED {row.schedule} {row.sampler} {row.steps} steps: {row.error}", file=sys.stderr)
+    results = study.results
+    failed = results[results.status == "failed"]
+    for (unit_id, error), rows in failed.groupby(["unit_id", "error"], sort=False):
+        row = rows.iloc[0]
+        whole = len(rows) == int((results.unit_id == unit_id).sum())
+        which = "" if whole else f" ({', '.join(rows.metric)})"
+        print(f"FAILED {row.schedule} {row.sampler} {row.steps} steps{which}: {error}",
+              file=sys.stderr)
     table = study.orders
     _print_error_at_nfe(study.results)
     if not table.empty:

@@ -44,18 +44,27 @@ def unit_columns(unit: Unit) -> dict:
     }
 
 
-def outcome_rows(base: dict, unit: Unit, status: str, error: str, value: float) -> list[dict]:
-    """One row per metric of a unit that did not measure (``diverged``: value ∞; ``failed``)."""
+def outcome_row(base: dict, metric, status: str, error: str, value: float) -> dict:
+    """The row of one metric that did not measure (``diverged``: value ∞; ``failed``)."""
     base = {"nfe": math.nan, "step_size": math.nan, "wall_time": math.nan,
             "wall_time_min": math.nan, "wall_time_max": math.nan, **base}
-    return [{**base, "metric": metric.name, "metric_order": metric.order or "", "status": status,
-             "error": error, "value": value, "stderr": math.nan, "floor": math.nan,
-             "floor_kind": "", "reference": math.nan, "against": ""} for metric in unit.metrics]
+    return {**base, "metric": metric.name, "metric_order": metric.order or "", "status": status,
+            "error": error, "value": value, "stderr": math.nan, "floor": math.nan,
+            "floor_kind": "", "reference": math.nan, "against": ""}
+
+
+def outcome_rows(base: dict, unit: Unit, status: str, error: str, value: float) -> list[dict]:
+    """One row per metric of a unit that did not measure (:func:`outcome_row`)."""
+    return [outcome_row(base, metric, status, error, value) for metric in unit.metrics]
+
+
+def error_detail(error: BaseException) -> str:
+    """An error as a row records it: its type and message."""
+    return "".join(traceback.format_exception_only(error)).strip()
 
 
 def failed_rows(unit: Unit, error: BaseException, base: dict | None = None) -> list[dict]:
     """The rows of a unit that raised ``error`` (its message kept; the unit runs again on
     resume)."""
-    detail = "".join(traceback.format_exception_only(error)).strip()
-    return outcome_rows(unit_columns(unit) if base is None else base, unit, "failed", detail,
-                        math.nan)
+    return outcome_rows(unit_columns(unit) if base is None else base, unit, "failed",
+                        error_detail(error), math.nan)

@@ -14,7 +14,7 @@ from sdebench.solvers.loop import sample
 from sdebench.solvers.noise import GaussianIncrements
 from sdebench.studies.config import StudyConfig, Unit
 from sdebench.studies.metrics import UnitRun
-from sdebench.studies.outcomes import failed_rows, outcome_rows, unit_columns
+from sdebench.studies.outcomes import error_detail, failed_rows, outcome_row, outcome_rows, unit_columns
 
 SCATTER_POINTS = 400
 FITTED_ORDERS = ("order", "strong_order")
@@ -35,7 +35,8 @@ def solver_error_floor(solver, problem, ts) -> tuple[float, str] | None:
 def run_unit(config: StudyConfig, unit: Unit) -> tuple[list[dict], list[dict]]:
     """All measurements of one unit, and up to 400 output points of a 2-D problem. A run whose
     model output or state turns non-finite is recorded as ``diverged`` (value ∞), one that
-    raises as ``failed`` with its error; neither stops the study. A fitted row's floor is
+    raises as ``failed`` with its error (a metric that raises: that metric's row only, the
+    unit's other metrics are kept); neither stops the study. A fitted row's floor is
     raised to the one its solver declares (:func:`solver_error_floor`) where that is larger,
     with the solver's ``floor_kind``: errors at it are not discretisation error."""
     run = UnitRun(unit.section.problem, unit.solver, unit.steps, grid=config.grid,
@@ -52,7 +53,13 @@ def run_unit(config: StudyConfig, unit: Unit) -> tuple[list[dict], list[dict]]:
         rows = []
         solver_floor = _SOLVER_FLOOR_UNSET
         for metric in unit.metrics:
-            measurement = dict(vars(metric(run)))  # a copy: a Measurement is frozen
+            try:
+                measurement = dict(vars(metric(run)))  # a copy: a Measurement is frozen
+            except NonFiniteError:
+                raise
+            except Exception as error:  # this metric only: the unit's others still measure
+                rows.append(outcome_row(base, metric, "failed", error_detail(error), math.nan))
+                continue
             if metric.order in FITTED_ORDERS:
                 if solver_floor is _SOLVER_FLOOR_UNSET:
                     solver_floor = solver_error_floor(unit.solver, unit.section.problem, run.ts)
