@@ -41,21 +41,23 @@ which (``table``):
   h²/12 on average), so the continuous limit N → ∞ is not the study's ODE: its error is a floor
   that no step count removes (:meth:`DiffusersSampler.error_floor`).
 
-**Flow matching** (state ``flow``: FlowMatchEuler/Heun, and DPMSolverMultistep or UniPC with
-``use_flow_sigmas=True``). These schedulers keep x_f = (1 − σ_f) x₀ + σ_f ε, σ_f ∈ [0, 1], and call
-a network v(x_f, timestep) = ε − x₀ at timestep = σ_f · T (T = ``num_train_timesteps``, 1000). Any
-schedule is one of these: x_f = x/(s + sσ) and σ_f = sσ/(s + sσ) = σ/(1 + σ) (on rf, x_f = x and
-σ_f = t). The exact network reads σ_f = timestep/T, the study's time t of that σ_f, and returns v =
-(x_f − D(x; t))/σ_f, D the problem's denoiser — what diffusers' ``flow_prediction`` means (its x̂₀
-= x_f − σ_f v). They run in their **stock** configuration: their own grids (FlowMatchEuler/Heun:
-σ_f from 1 down to its shifted 1/T; the flow modes of the multistep solvers: from just below 1 —
-DPMSolverMultistep the shifted 1 − 1/T, UniPC 1 − 10⁻⁶ — so they read the pure noise they are given
-as x_f at that σ_f) and their own last step to σ_f = 0, the data: their output is judged against
-the data law p at σ = 0 (:meth:`DiffusersSampler.output_time`), not at the study's t_min. Hence
-only schedules with a pure-noise end (rf, ``rf:shift=…``, vp0snr) and problems with an exact law or
-exact samples there (gaussian, gmm). The multistep solvers' flow modes pass **integer** timesteps
-⌊σ_f T⌋ (int64): the network sees a time up to 1/T below the σ_f they step with, an error no step
-count removes (their ``convention`` says so).
+**Flow matching** (state ``flow``: FlowMatchEuler/Heun, and DPMSolverMultistep, UniPC, DEIS or
+SA-Solver with ``use_flow_sigmas=True``). These schedulers keep x_f = (1 − σ_f) x₀ + σ_f ε, σ_f ∈
+[0, 1], and call a network v(x_f, timestep) = ε − x₀ at timestep = σ_f · T (T =
+``num_train_timesteps``, 1000). Any schedule is one of these: x_f = x/(s + sσ) and σ_f = sσ/(s +
+sσ) = σ/(1 + σ) (on rf, x_f = x and σ_f = t). The exact network reads σ_f = timestep/T, the study's
+time t of that σ_f, and returns v = (x_f − D(x; t))/σ_f, D the problem's denoiser — what diffusers'
+``flow_prediction`` means (its x̂₀ = x_f − σ_f v). They run in their **stock** configuration, on
+their own grids: FlowMatchEuler/Heun from σ_f = 1 down to its shifted 1/T, then a jump to σ_f = 0;
+the multistep solvers' flow modes from just below 1 — DPMSolverMultistep, DEIS and SA-Solver the
+shifted 1 − 1/T, UniPC 1 − 10⁻⁶ — so they read the pure noise they are given as x_f at that σ_f,
+down to σ_f = 0 (DPMSolverMultistep, UniPC) or to their last σ_f, (1 − 1/T)/N, repeated (DEIS,
+SA-Solver). A flow pipeline decodes the scheduler's last state as the sample, so their output is
+judged against the data law, p at σ = 0 (:meth:`DiffusersSampler.output_time`), not at the study's
+t_min; hence only schedules with a pure-noise end (rf, ``rf:shift=…``, vp0snr) and problems with an
+exact law or exact samples there (gaussian, gmm). The multistep solvers' flow modes pass
+**integer** timesteps ⌊σ_f T⌋ (int64): the network sees a time up to 1/T below the σ_f they step
+with, an error no step count removes (their ``convention`` says so).
 
 **Precision.** diffusers keeps σ tables and step coefficients in float32 and casts the state to
 float32 inside ``step`` (DPMSolverMultistep, Euler, EDMEuler: "Upcast to avoid precision
@@ -86,6 +88,7 @@ from sdebench.solvers.catalogue import get_solver
 from sdebench.solvers.loop import sample
 
 TRAIN_STEPS = 1024
+FLOW_TRAIN_STEPS = 1000  # diffusers' num_train_timesteps, the flow modes' T
 EDM = "edm"
 VP = "vp"
 VE = "ve"
@@ -220,6 +223,25 @@ SCHEDULERS = {
         and _same_method(o, {"solver_order"}) else "", table=NODES,
         convention="lower_order_final (default True): its last step is first order at every "
         "step count, sdebench's unipc_bh2 keeps order 2"),
+    "DEISMultistepScheduler": Scheduler(
+        VP, {}, lambda o: _solver_order(o),
+        lambda o: f"Zhang & Chen 2023 (DEIS): the exponential integrator with ε extrapolated "
+        f"by a polynomial of degree {_solver_order(o) - 1} over its last {_solver_order(o)} "
+        f"network values (diffusers' 'logrho' form): order {_solver_order(o)}"
+        + ("; DEIS-1 is DDIM (ibid., §4)" if _solver_order(o) == 1 else ""),
+        twin=lambda o: "ddim" if _solver_order(o) == 1 and set(o) <= {"solver_order"} else "",
+        choices=(_ORDERS_1_TO_3,), table=NODES,
+        convention="lower_order_final (default True): below 15 steps its last steps are of lower "
+        "order; no final_sigmas_type: it ends at the table's smallest σ (VP) or, in flow mode, "
+        "repeats its last σ_f"),
+    "SASolverScheduler": Scheduler(
+        VP, {}, lambda o: None, lambda o: "", stochastic=lambda o: True,
+        noise_argument=RANDN_TENSOR, table=NODES,
+        order_note=lambda o: "no weak order is documented for its default τ (the SDE on "
+        "timesteps 200–800, the ODE elsewhere: Xue et al. 2023, SA-Solver); sdebench declares "
+        "none and reports the error",
+        convention="stochastic Adams predictor–corrector (Xue et al. 2023), τ = 1 on timesteps "
+        "200–800 of its table, 0 elsewhere; draws its noise itself (randn_tensor)"),
     "FlowMatchEulerDiscreteScheduler": Scheduler(
         FLOW, {}, lambda o: None if _is_stochastic_flow(o) else 1,
         lambda o: "" if _is_stochastic_flow(o) else "Lipman et al. 2023, §4; Esser et al. 2024, "
@@ -443,27 +465,31 @@ class DiffusersSampler(PeerSampler):
         scheduler.set_timesteps(steps, device=device, **extra)
 
     def output_time(self, schedule, ts: torch.Tensor) -> torch.Tensor:
-        """The study time t of its output: ts[-1], or in flow mode the time of its last σ_f
-        (0 in its stock configuration, the data: module docstring, "Flow matching")."""
-        if not self.flow:
-            return ts[-1]
-        with self._quiet():
-            scheduler = self._scheduler(schedule)
-            self._set_timesteps(scheduler, ts.numel() - 1)
-        return flow_time(schedule.numeric, scheduler.sigmas[-1:].to(ts)).reshape(())
+        """The study time t of its output: ts[-1], or in flow mode t = 0, the data: a flow
+        pipeline decodes the scheduler's last state as the sample, wherever its σ_f grid stops
+        (module docstring, "Flow matching")."""
+        return torch.zeros_like(ts[-1]) if self.flow else ts[-1]
 
     @property
     def max_steps(self) -> int | None:
         """The most steps it can take on its table's timesteps: T (``entries``), T − 1
         (``nodes``) or no limit (module docstring, "The table's limits")."""
+        if self.flow:  # its own T; the multistep flow modes' int timesteps repeat beyond T − 1
+            return None if self._declared.state == FLOW else \
+                int(self.options.get("num_train_timesteps", FLOW_TRAIN_STEPS)) - 1
         return {ENTRIES: self.train_steps, NODES: self.train_steps - 1}.get(self._declared.table)
 
     def check_steps(self, steps: int) -> None:
         """Refuse a step count beyond :attr:`max_steps`, naming the limit."""
-        if self.max_steps is not None and steps > self.max_steps:
-            raise SpecError(f"{self.name} steps on the timesteps of its {self.train_steps}-entry "
-                            f"training table: at most {self.max_steps} steps, got {steps} (the "
-                            "option train_steps sets the table's size)")
+        if self.max_steps is None or steps <= self.max_steps:
+            return
+        if self.flow:
+            raise SpecError(f"{self.name} in flow mode passes integer timesteps ⌊σ_f T⌋ with T = "
+                            f"num_train_timesteps = {self.max_steps + 1}: at most "
+                            f"{self.max_steps} steps before they repeat, got {steps}")
+        raise SpecError(f"{self.name} steps on the timesteps of its {self.train_steps}-entry "
+                        f"training table: at most {self.max_steps} steps, got {steps} (the "
+                        "option train_steps sets the table's size)")
 
     def check_options(self, schedule, steps: int | Sequence[int]) -> None:
         """Refuse the largest of ``steps`` beyond the table (:meth:`check_steps`), then make the
@@ -561,7 +587,7 @@ class DiffusersSampler(PeerSampler):
             state = scheduler.step(prediction, t, state,
                                    **self._step_arguments(state, noise, generator)).prev_sample
         if self.flow:
-            return flow_scale(numeric, flow_time(numeric, scheduler.sigmas[-1:].to(x))) * state
+            return flow_scale(numeric, self.output_time(schedule, ts)) * state  # x_f as x₀
         if self.state == VP:
             state = state * torch.sqrt(1 + sigma_min**2)
         return numeric.s(ts[-1]) * state

@@ -137,7 +137,8 @@ def test_kdiffusion_equals_its_sdebench_twin_on_edm(peer, steps):
 @pytest.mark.parametrize("peer", ["kdiffusion.dpmpp_sde", "kdiffusion.dpmpp_3m_sde",
                                   "diffusers.DPMSolverMultistepScheduler:"
                                   "algorithm_type='sde-dpmsolver++'",
-                                  "diffusers.DDIMScheduler:eta=1.0"])
+                                  "diffusers.DDIMScheduler:eta=1.0",
+                                  "diffusers.SASolverScheduler"])
 def test_probed_exact_law_matches_the_library_own_noise(peer):
     """The probed law against 20 000 runs with the library's own noise (k-diffusion's Brownian
     tree, diffusers' generator), 8 steps, d = 2: each mean and variance within 4.5 standard
@@ -179,7 +180,8 @@ DECLARED_PASS = ["kdiffusion.euler", "kdiffusion.heun", "kdiffusion.dpm_2", "kdi
                  "diffusers.DDIMScheduler", "diffusers.DPMSolverMultistepScheduler",
                  "diffusers.DPMSolverMultistepScheduler:solver_order=1",
                  "diffusers.DPMSolverSinglestepScheduler", "diffusers.UniPCMultistepScheduler",
-                 "diffusers.EDMEulerScheduler", "diffusers.HeunDiscreteScheduler"]
+                 "diffusers.EDMEulerScheduler", "diffusers.HeunDiscreteScheduler",
+                 "diffusers.DEISMultistepScheduler:solver_order=1"]
 
 
 @pytest.fixture(scope="module")
@@ -253,6 +255,30 @@ def fitted_corrected_3m(problem, steps) -> float:
         errors.append(float(torch.sqrt(((x[0] - target.mean) ** 2).sum()
                                        + (((x[1] - x[0]).abs() - target.coef[0]) ** 2).sum())))
     return -math.log2(errors[-1] / errors[0]) / math.log2(steps[-1] / steps[0])
+
+
+def test_deis_3_loses_its_coefficients_to_float32_cancellation(monkeypatch):
+    """Finding: DEIS with solver_order=3 stops converging: from 64 steps on edm its error grows
+    (64 → 256 steps). Its coefficients are differences of antiderivatives of the Lagrange
+    basis in log ρ, each of size O(ρ/h²) for a step h in log ρ, while their difference is
+    O(ρh): computed from float32 σ's they lose a relative u/h³, an error u/h² in the step that
+    grows like N². With the same σ's in float64 (negative control) the error falls at least at
+    second order, e(256) ≤ e(64)/16 (third order: /64; measured /77)."""
+    from diffusers import DEISMultistepScheduler
+
+    problem = get_problem("gaussian", EDM, dim=4, seed=0)
+    name = "diffusers.DEISMultistepScheduler:solver_order=3"
+    stock = {n: law_w2(name, problem, n) for n in (64, 256)}
+    assert stock[256] > stock[64], stock
+    set_timesteps = DEISMultistepScheduler.set_timesteps
+
+    def float64_sigmas(self, *args, **kwargs):
+        set_timesteps(self, *args, **kwargs)
+        self.sigmas = self.sigmas.double()
+
+    monkeypatch.setattr(DEISMultistepScheduler, "set_timesteps", float64_sigmas)
+    exact = {n: law_w2(name, problem, n) for n in (64, 256)}
+    assert exact[256] <= exact[64] / 16, exact
 
 
 def test_conformance_rows_carry_verdict_source_and_agreement(edm_study):

@@ -171,3 +171,22 @@ def test_flow_match_heun_tends_to_its_last_jump_not_to_the_data():
         errors[steps] = float(problem.w2(law, torch.zeros((), dtype=torch.float64)))
     assert abs(errors[256] - limit) <= 0.5 * abs(errors[128] - limit), (errors, limit)
     assert peer.error_floor(problem, ts)[0] == pytest.approx(15 * limit, rel=1e-12)
+
+
+@pytest.mark.parametrize("method", ["DEISMultistepScheduler", "SASolverScheduler"])
+def test_deis_and_sa_solver_flow_modes_stop_short_of_the_data(method):
+    """Finding: with use_flow_sigmas, DEIS and SA-Solver repeat their last σ_f, (1 − 1/T)/N
+    (a zero-length last step), instead of ending at 0, so the sample a pipeline decodes keeps
+    noise of that level: against the data law the error is ~ σ_f,last = O(1/N), first order
+    whatever the solver's order. DEIS (declared order 2) gets FAIL on rf, measured between 1
+    and 1.25 (e = a/N + b/N² has local slopes in (1, 2), tending to 1)."""
+    name = f"diffusers.{method}:use_flow_sigmas=True"
+    scheduler = get_solver(name)._scheduler(RF)
+    scheduler.set_timesteps(8)
+    last = scheduler.sigmas[-2:].double()
+    assert float(last[0]) == float(last[1]) == pytest.approx((1 - 1 / 1000) / 8, rel=1e-6)
+    if method == "DEISMultistepScheduler":
+        config = StudyConfig(schedules=["rf"], samplers=[name], steps=[8, 16, 32],
+                             metrics=["w2"], grid="auto")
+        row = run_study(config, progress=False, trajectories=False).orders.iloc[0]
+        assert row.verdict == "FAIL" and 1 <= row.measured_order <= 1.25, row.to_dict()
