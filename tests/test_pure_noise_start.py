@@ -119,3 +119,16 @@ def test_a_study_refuses_them_and_measures_the_rest():
     euler, ddim = (study.results[(study.results.sampler == name) & (study.results.metric == "w2")]
                    .sort_values("steps").value.to_numpy() for name in ("euler", "ddim"))
     assert all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(euler, ddim, strict=True))
+
+
+@pytest.mark.parametrize("spec", ["rf", "vp0snr"])
+def test_the_reports_paths_start_at_pure_noise(spec):
+    """The report's sample paths (studies/trajectories.py) on a pure-noise schedule: the reverse
+    SDE is drawn by ancestral sampling, which starts at t = 1 exactly (Euler–Maruyama cannot:
+    f and g² are infinite there), and both kinds of paths start there and stay finite. Before,
+    every report on rf or vp0snr stopped the study at its end (the λ-uniform grid)."""
+    from sdebench.studies.trajectories import trajectory_frame
+
+    frame = trajectory_frame(spec, steps=50)
+    assert set(frame.kind) == {"reverse SDE (ancestral)", "PF-ODE (Heun)"}
+    assert frame.groupby("kind").t.max().eq(1.0).all() and frame.x.map(math.isfinite).all()
