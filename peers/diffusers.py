@@ -11,7 +11,8 @@ training table ᾱ_τ (σ_τ = √((1 − ᾱ_τ)/ᾱ_τ)). The table is built f
 ``logsnr`` grid. At a τ between nodes the network reads σ by interpolating log σ of the
 scheduler's own (float32) table linearly — k-diffusion's convention and diffusers'
 ``_sigma_to_t`` — and returns the exact ε̂ = (x̃ − D(x̃; σ))/σ from the problem's denoiser, with
-x̃ = x_τ √(1 + σ²) (the ε-prediction network a VP model is trained to be). The EDM schedulers
+x̃ = x_τ √(1 + σ²) (the ε-prediction network a VP model is trained to be), or with
+``prediction_type="v_prediction"`` v = √ᾱ ε − √(1 − ᾱ) x̂₀ (Salimans & Ho 2022). The EDM schedulers
 instead call F(c_in x̃, c_noise = ¼ ln σ) with D = c_skip x̃ + c_out F (Karras et al. 2022,
 Table 1; diffusers' ``precondition_outputs``); the exact F follows from D.
 
@@ -40,6 +41,17 @@ which (``table``):
   differ by a relative h² w(1 − w)/2 within a cell (w ∈ [0, 1] the position in it; at most h²/8,
   h²/12 on average), so the continuous limit N → ∞ is not the study's ODE: its error is a floor
   that no step count removes (:meth:`DiffusersSampler.error_floor`).
+
+**Zero terminal SNR** (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps are
+Flawed"). On a schedule with a pure-noise end (vp0snr) the table is DDPM-style instead: σ(t_τ) at
+t_τ uniform in [t_min, t_max], its last ᾱ exactly 0 (:func:`sigma_table`); the VP state x_τ =
+x/√(s² + (sσ)²) and the network, written with √ᾱ and √(1 − ᾱ), stay finite there, so the VP
+schedulers may start at pure noise and the study measures whether their step can: DDIM (its
+trailing spacing starts on that entry) needs v-prediction, since an ε-prediction's x̂₀ = (x − √(1 −
+ᾱ) ε)/√ᾱ divides by 0 (Lin et al., §3.2); DPM-Solver and UniPC need
+``rescale_betas_zero_snr=True``, whose clamp of that ᾱ to 2⁻²⁴ makes them start at σ ≈ 4096,
+reading the pure noise as their state there — a floor no step count removes
+(:meth:`DiffusersSampler.clamped_start_limit_law`).
 
 **Flow matching** (state ``flow``: FlowMatchEuler/Heun, and DPMSolverMultistep, UniPC, DEIS or
 SA-Solver with ``use_flow_sigmas=True``). These schedulers keep x_f = (1 − σ_f) x₀ + σ_f ε, σ_f ∈
@@ -138,11 +150,19 @@ class Scheduler:
 
 _FINAL = {"final_sigmas_type": "sigma_min"}
 _FLOW_MODE_OPTIONS = {"use_flow_sigmas", "flow_shift", "prediction_type", "mu"}
+# options that set the network's form or the table's zero-SNR end, not the method
+_FORM_OPTIONS = _FLOW_MODE_OPTIONS | {"rescale_betas_zero_snr"}
 _FLOW_MODE_CONVENTION = (
     "flow mode (use_flow_sigmas): starts below σ_f = 1 (DPMSolverMultistep at the shifted "
     "1 − 1/T, UniPC at 1 − 1e-6), so the pure noise it is given is read as x_f there; its int64 "
     "timesteps ⌊σ_f T⌋ put the network up to 1/T below the σ_f it steps with; ends at σ_f = 0 "
     "(final_sigmas_type 'zero', its default)")
+# diffusers 0.42.1 sets alphas_cumprod[-1] = 2**-24 under rescale_betas_zero_snr in these
+_CLAMPS_ZERO_SNR = {"DPMSolverMultistepScheduler", "UniPCMultistepScheduler",
+                    "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler"}
+_ZERO_SNR_CLAMP = (
+    "rescale_betas_zero_snr clamps a zero-SNR table's last ᾱ to 2⁻²⁴ (σ ≈ 4096, 'so first sigma "
+    "is not inf'): it starts there, reading the pure noise it is given as its state")
 _EDM_THREE = "Karras et al. 2022, §3"
 _DPM_SOURCES = {1: "Lu et al. 2022b: first order, equivalent to DDIM (diffusers docstring)",
                 2: "Lu et al. 2022b, Alg. 2: second-order multistep (diffusers docstring)",
@@ -279,10 +299,17 @@ def _library():
 
 
 def sigma_table(schedule, train_steps: int = TRAIN_STEPS) -> torch.Tensor:
-    """σ_τ, τ = 0 … train_steps − 1, log-uniform between σ(t_min) and σ(t_max) (float64)."""
+    """σ_τ, τ = 0 … train_steps − 1 (float64): log-uniform between σ(t_min) and σ(t_max); for a
+    schedule with a pure-noise end (σ(t_max) = ∞: vp0snr), σ(t_τ) at t_τ uniform in
+    [t_min, t_max] — a DDPM-style table whose last entry has ᾱ = 0, the zero terminal SNR of
+    Lin et al. 2024 (diffusers' ``rescale_betas_zero_snr`` then leaves it as it is, but for its
+    clamp of that ᾱ to 2⁻²⁴)."""
     numeric = schedule.numeric
-    ends = numeric.sigma(torch.tensor([float(schedule.t_min), float(schedule.t_max)],
-                                      dtype=torch.float64))
+    ends = torch.tensor([float(schedule.t_min), float(schedule.t_max)], dtype=torch.float64)
+    if schedule.pure_noise_end:
+        return numeric.sigma(torch.linspace(float(ends[0]), float(ends[1]), train_steps,
+                                            dtype=torch.float64))
+    ends = numeric.sigma(ends)
     return torch.exp(torch.linspace(float(ends[0].log()), float(ends[1].log()), train_steps,
                                     dtype=torch.float64))
 
@@ -330,12 +357,14 @@ class DiffusersSampler(PeerSampler):
             raise SpecError(f"diffusers {method}: in flow mode the network's time is timestep/T "
                             "with T = num_train_timesteps (1000 unless given); train_steps sets "
                             "the VP table of the other modes")
-        expected = "flow_prediction" if self.flow else "epsilon"
-        if options.get("prediction_type", expected) != expected:
+        predictions = {"flow_prediction": "v = ε − x₀"} if self.flow else \
+            {"epsilon": "ε", "v_prediction": "v = √ᾱ ε − √(1 − ᾱ) x₀"} \
+            if self._declared.state in (VP, VE) else {}
+        if "prediction_type" in options and options["prediction_type"] not in predictions:
             raise SpecError(f"diffusers {method}: the exact network sdebench gives it predicts "
-                            f"{'v = ε − x₀' if self.flow else 'ε (EDM: F)'}, so prediction_type="
-                            f"{options['prediction_type']!r} would measure a mismatched network, "
-                            "not the scheduler")
+                            f"{' or '.join(f'{kind} ({name})' for kind, name in predictions.items()) or 'F (EDM)'}"  # noqa: E501
+                            f", so prediction_type={options['prediction_type']!r} would measure a "
+                            "mismatched network, not the scheduler")
         for option, declared, why in self._declared.choices:
             if option in options and options[option] not in declared:
                 raise SpecError(f"diffusers {method}: {option}={options[option]!r} is not one of "
@@ -352,8 +381,10 @@ class DiffusersSampler(PeerSampler):
 
     @property
     def handles_infinite_sigma(self) -> bool:
-        """In flow mode it starts from pure noise in σ_f, which stays finite there (1)."""
-        return self.flow
+        """Its state stays finite at pure noise in flow mode (σ_f = 1) and in a VP state
+        (x_τ = ε where ᾱ = 0: zero terminal SNR, its table's last entry); whether its step
+        does is what a study of it measures (DDIM with ε-prediction divides by √ᾱ = 0)."""
+        return self.flow or self._declared.state == VP
 
     @property
     def stochastic(self) -> bool:
@@ -373,16 +404,19 @@ class DiffusersSampler(PeerSampler):
 
     @property
     def twin(self) -> str:
-        """The declared twin for the options that may make another method; the flow mode's
-        options are not among them (they set the grid and the network's form, and the twin
-        runs on the peer's grid)."""
+        """The declared twin for the options that may make another method; the flow mode's,
+        ``prediction_type`` and ``rescale_betas_zero_snr`` are not among them (they set the
+        grid, the network's form or the table's zero-SNR end, and the twin runs on the peer's
+        grid)."""
         return self._declared.twin({name: value for name, value in self.options.items()
-                                    if name not in _FLOW_MODE_OPTIONS})
+                                    if name not in _FORM_OPTIONS})
 
     @property
     def convention(self) -> str:
         if self.flow and self._declared.state != FLOW:
             return f"{self._declared.convention}; {_FLOW_MODE_CONVENTION}"
+        if self.options.get("rescale_betas_zero_snr") and self.method in _CLAMPS_ZERO_SNR:
+            return f"{self._declared.convention}; {_ZERO_SNR_CLAMP}"
         return self._declared.convention
 
     @property
@@ -571,11 +605,10 @@ class DiffusersSampler(PeerSampler):
         network = self._network(scheduler, model, numeric)
         if self.flow:
             state = x / flow_scale(numeric, ts[0])
+        elif self.state == VP:
+            state = x / vp_scale(numeric, ts[0])
         else:
-            sigma_max, sigma_min = numeric.sigma(ts[0]), numeric.sigma(ts[-1])
             state = x / numeric.s(ts[0])
-        if self.state == VP:
-            state = state / torch.sqrt(1 + sigma_max**2)
         generator = None
         if self.stochastic and noise is None:
             generator = torch.Generator(x.device).manual_seed(
@@ -589,7 +622,7 @@ class DiffusersSampler(PeerSampler):
         if self.flow:
             return flow_scale(numeric, self.output_time(schedule, ts)) * state  # x_f as x₀
         if self.state == VP:
-            state = state * torch.sqrt(1 + sigma_min**2)
+            return vp_scale(numeric, ts[-1]) * state
         return numeric.s(ts[-1]) * state
 
     def grid_sigmas(self, schedule, ts: torch.Tensor) -> torch.Tensor | None:
@@ -628,7 +661,7 @@ class DiffusersSampler(PeerSampler):
         the error left at every step count. None otherwise: a scheduler on the table's entries
         has no interpolation error (it is refused past them instead), and without an exact law
         there is no W₂ to give. Computed once per problem, grid ends and options."""
-        limit = self._limit()
+        limit = self._limit(problem.schedule)
         if EXACT_LAW not in problem.capabilities or limit is None:
             return None
         limit_law, kind = limit
@@ -639,20 +672,51 @@ class DiffusersSampler(PeerSampler):
                                             self.output_time(problem.schedule, ts)))
         return TABLE_FLOOR_MULTIPLE * errors[key], kind
 
-    def _limit(self):
+    def _limit(self, schedule):
         """(its N → ∞ output law as a function of (problem, ts), the floor's kind), or None:
         FlowMatchEuler/Heun end with a jump from a σ_f,min that N does not move
         (:meth:`jump_limit_law`); the flow modes of the multistep solvers read int timesteps
-        from a start below 1 (:meth:`flow_limit_law`); an ``interpolated`` scheduler reads its
-        σ table between entries (:meth:`limit_law`; Heun's limit also ends at σ = 0)."""
+        from a start below 1 (:meth:`flow_limit_law`); a VP scheduler that clamps a zero-SNR
+        table's last ᾱ starts above pure noise (:meth:`clamped_start_limit_law`); an
+        ``interpolated`` scheduler reads its σ table between entries (:meth:`limit_law`; Heun's
+        limit also ends at σ = 0)."""
         if self._declared.state == FLOW:
             return self.jump_limit_law, "last step: jump from a fixed σ_f to 0"
         if self.flow:
             return self.flow_limit_law, "flow mode: int timesteps, start below 1"
+        if self._clamped_start(schedule) is not None:
+            return self.clamped_start_limit_law, "zero-SNR table's last ᾱ clamped to 2⁻²⁴"
         if self._declared.table == INTERPOLATED:
             return self.limit_law, "σ table, σ = 0 end" if self._declared.ends_at_zero \
                 else "σ table"
         return None
+
+    def _clamped_start(self, schedule) -> float | None:
+        """σ of its table's last entry where the study's table has σ = ∞ there (a pure-noise
+        end) but the scheduler holds a finite one: ``rescale_betas_zero_snr`` sets that ᾱ to
+        2⁻²⁴ (σ ≈ 4096) in DPMSolverMultistep, UniPC, Euler and EulerAncestral, "so first sigma
+        is not inf". None otherwise."""
+        if self.flow or self._declared.state != VP or not schedule.pure_noise_end:
+            return None
+        with self._quiet():
+            last = float(self._scheduler(schedule).alphas_cumprod[-1])
+        return math.sqrt((1 - last) / last) if last > 0 else None
+
+    def clamped_start_limit_law(self, problem, ts: torch.Tensor) -> GaussianLaw:
+        """The output law as N → ∞ of a scheduler that starts at its clamped σ_c (≈ 4096)
+        instead of σ = ∞, reading the pure noise it is given as its state there: the exact
+        PF-ODE from x_vp ~ p(t_max) placed at t_c = σ⁻¹(σ_c), by rk4 on 512 steps uniform in λ
+        in float64 (a λ-step of 0.03: error ~1e-10), to ts[-1]."""
+        numeric = problem.schedule.numeric
+        t_start = numeric.sigma_inv(torch.tensor(self._clamped_start(problem.schedule),
+                                                 dtype=torch.float64))
+        law = problem.marginal_law(ts[0]) * (vp_scale(numeric, t_start) / vp_scale(numeric, ts[0]))
+        ends = numeric.half_log_snr(torch.stack([t_start, ts[-1].to(torch.float64)]))
+        grid = numeric.sigma_inv(torch.exp(-torch.linspace(float(ends[0]), float(ends[1]), 513,
+                                                           dtype=torch.float64)))
+        grid[0], grid[-1] = t_start, ts[-1]
+        return sample(get_solver("rk4"), problem.denoiser, problem.schedule, law, grid,
+                      noise=ExactLawNoise()).x
 
     def jump_limit_law(self, problem, ts: torch.Tensor) -> GaussianLaw:
         """The output law of FlowMatchEuler/Heun as N → ∞: their grid ends at a σ_f,min > 0 that
@@ -794,23 +858,41 @@ class DiffusersSampler(PeerSampler):
         # on the timesteps' device: two CPU scalars beside a CUDA weight cannot share a kernel
         log_sigmas = _log_sigmas(scheduler).to(scheduler.timesteps.device)
 
+        v_prediction = self._settings().get("prediction_type") == "v_prediction"
+
         def network(x_vp, timestep):
+            """ε = (x_vp − a D)/b or v = (a x_vp − D)/b (Salimans & Ho 2022, §4) with a = √ᾱ,
+            b = √(1 − ᾱ) from the table's σ at the timestep (log-linear between entries): finite
+            where ᾱ = 0 (σ = ∞, zero terminal SNR: there ε = x_vp and v = −D)."""
             tau = timestep.to(torch.float64).clamp(0, len(log_sigmas) - 1)
             low = tau.floor().long().clamp(max=len(log_sigmas) - 2)
             weight = tau - low
-            sigma = torch.exp(torch.lerp(log_sigmas[low], log_sigmas[low + 1], weight)).to(
-                dtype=x_vp.dtype, device=x_vp.device)  # x_vp: a batch, or a law (limit_law)
-            x_tilde = x_vp * torch.sqrt(1 + sigma**2)
-            return (x_tilde - denoise(x_tilde, sigma)) / sigma
+            entry = tau == tau.round()  # on an entry: its value (lerp with σ = ∞ gives NaN)
+            log_sigma = torch.where(entry, log_sigmas[tau.round().long()],
+                                    torch.lerp(log_sigmas[low], log_sigmas[low + 1], weight))
+            a, b = (torch.sigmoid(sign * 2 * log_sigma).sqrt().to(dtype=x_vp.dtype,
+                                                                  device=x_vp.device)
+                    for sign in (-1, 1))  # x_vp: a batch, or a law (limit_law)
+            t = numeric.sigma_inv(torch.exp(log_sigma).clamp(max=torch.finfo(torch.float64).max))
+            t = torch.where(torch.isinf(log_sigma), torch.full_like(t, numeric.t_max), t).to(a)
+            denoised = model(x_vp * vp_scale(numeric, t), t)
+            if v_prediction:
+                return (x_vp * a - denoised) / b
+            return (x_vp - denoised * a) / b
 
         return network
-
 
 
 def _log_sigmas(scheduler) -> torch.Tensor:
     """log σ_τ of the scheduler's own (float32) table ᾱ_τ, in float64."""
     alphas_cumprod = scheduler.alphas_cumprod.to(torch.float64)
     return 0.5 * torch.log((1 - alphas_cumprod) / alphas_cumprod)
+
+
+def vp_scale(numeric, t: torch.Tensor) -> torch.Tensor:
+    """√(s² + (sσ)²) at t: the VP state x_τ = √ᾱ x₀ + √(1 − ᾱ) ε is x/√(s² + (sσ)²) with
+    ᾱ = 1/(1 + σ²); finite at a pure-noise end, where s = 0."""
+    return torch.sqrt(numeric.s(t) ** 2 + numeric.kernel_std(t) ** 2)
 
 
 def flow_scale(numeric, t: torch.Tensor) -> torch.Tensor:

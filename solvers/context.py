@@ -30,7 +30,7 @@ class FiniteMonitor:
     nothing there) and ``"end"`` on an accelerator.
     """
 
-    _WHAT = ("initial state", "model output", "state")
+    _WHAT = ("initial state", "model output", "state", "output")  # output: a path sampler's
     _NONE = torch.iinfo(torch.int64).max
 
     def __init__(self, mode: str, ts: torch.Tensor, x=None):
@@ -48,7 +48,7 @@ class FiniteMonitor:
             raise self._error(step_index, what)
         if self.mode == "end":
             flag = finite_flag(value)
-            code = 3 * step_index + self._WHAT.index(what)  # chronological
+            code = len(self._WHAT) * step_index + self._WHAT.index(what)  # chronological
             bad_code = torch.where(flag, self._NONE, code)
             self._first_bad = bad_code if self._first_bad is None else torch.minimum(
                 self._first_bad, bad_code)
@@ -56,7 +56,7 @@ class FiniteMonitor:
     def finish(self) -> None:
         """With ``"end"``: one host sync; raise naming the first bad check."""
         if self._first_bad is not None and int(self._first_bad) != self._NONE:
-            step_index, what = divmod(int(self._first_bad), 3)
+            step_index, what = divmod(int(self._first_bad), len(self._WHAT))
             raise self._error(step_index, self._WHAT[what])
 
     def _error(self, step_index: int, what: str) -> Exception:
@@ -65,6 +65,10 @@ class FiniteMonitor:
         if what == "model output":
             where = f"t = {float(self.ts[step_index]):.6g}"
             return NonFiniteError(f"model returned NaN/Inf at step {step_index} ({where})")
+        if what == "output":
+            return NonFiniteError(
+                f"its output is NaN/Inf (t = {float(self.ts[0]):.6g} → {float(self.ts[-1]):.6g}; "
+                "a peer's steps run inside its library, so the first bad step is not known)")
         where = f"t = {float(self.ts[step_index]):.6g} → {float(self.ts[step_index + 1]):.6g}"
         return NonFiniteError(f"the state became NaN/Inf at step {step_index} ({where})")
 

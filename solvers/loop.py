@@ -145,11 +145,11 @@ class CountingModel:
 
 
 def _integrate(solver, model, schedule, x, ts, noise, monitor, enable_grad) -> SampleResult:
-    """A path sampler's whole run (its library's loop); only its output is checked for NaN/Inf,
-    reported as the last step's state."""
+    """A path sampler's whole run (its library's loop); only its output is checked for NaN/Inf
+    (the error says so)."""
     counting = CountingModel(model)
     with torch.set_grad_enabled(enable_grad):
         x = solver.integrate(counting, schedule, x, ts, noise)
-    monitor.check(x, ts.numel() - 2, "state")
+    monitor.check(x, ts.numel() - 2, "output")
     monitor.finish()
     return SampleResult(x, counting.calls)

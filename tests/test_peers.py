@@ -345,13 +345,15 @@ def test_a_clip_that_touches_only_the_check_row_is_caught():
 
 def test_twins_are_claimed_only_for_the_same_method():
     """An ε-prediction algorithm (algorithm_type='dpmsolver') or another solver type is not
-    sdebench's data-prediction twin; DDIM with eta = 1 is sdebench's ancestral sampler."""
+    sdebench's data-prediction twin; DDIM with eta = 1 is sdebench's ancestral sampler; the
+    network's form (v-prediction) does not change the method."""
     assert get_solver("diffusers.DPMSolverMultistepScheduler").twin == "dpmpp_2m"
     assert get_solver("diffusers.DPMSolverMultistepScheduler:algorithm_type=dpmsolver").twin == ""
     assert get_solver("diffusers.UniPCMultistepScheduler:solver_type=bh1").twin == ""
     assert get_solver("diffusers.DDIMScheduler:eta=1.0").twin == "ancestral"
-    with pytest.raises(SpecError, match="prediction_type"):
-        get_solver("diffusers.DDIMScheduler:prediction_type=v_prediction")
+    with pytest.raises(SpecError, match="prediction_type"):  # the network gives ε or v only
+        get_solver("diffusers.DDIMScheduler:prediction_type=sample")
+    assert get_solver("diffusers.DDIMScheduler:prediction_type=v_prediction").twin == "ddim"
 
 
 def test_the_group_peers_names_every_peer_sampler(tmp_path):
