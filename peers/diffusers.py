@@ -243,6 +243,41 @@ SCHEDULERS = {
         and _same_method(o, {"solver_order"}) else "", table=NODES,
         convention="lower_order_final (default True): its last step is first order at every "
         "step count, sdebench's unipc_bh2 keeps order 2"),
+    "EulerAncestralDiscreteScheduler": Scheduler(
+        VE, {}, lambda o: 1, lambda o: "the same method as k-diffusion's sample_euler_ancestral "
+        "and sdebench's ancestral in σ (DDIM with η = 1, Song, Meng & Ermon 2021, §4.1): weak "
+        "order 1", stochastic=lambda o: True, noise_argument=RANDN_TENSOR, table=INTERPOLATED,
+        ends_at_zero=True, convention="ancestral steps in σ interpolated linearly between the "
+        "table's entries (as Euler); always ends at σ = 0"),
+    "LMSDiscreteScheduler": Scheduler(
+        VE, {}, lambda o: 4, lambda o: "k-diffusion's sample_lms (its `order` argument, 4 by "
+        "default in step): Adams–Bashforth on the variable grid, weights by quadrature",
+        table=INTERPOLATED, ends_at_zero=True, order_note=lambda o: "",
+        convention="its first steps use orders 1, 2, 3 (start-up); always ends at σ = 0"),
+    "KDPM2DiscreteScheduler": Scheduler(
+        VE, {}, lambda o: 2, lambda o: "k-diffusion's sample_dpm_2: the midpoint step in log σ "
+        "of DPM-Solver-2 (Lu et al. 2022, Thm. 3.2: order 2)", nfe_per_step=2,
+        table=INTERPOLATED, ends_at_zero=True,
+        convention="its last step, to σ = 0, is an Euler step (as Heun's)"),
+    "KDPM2AncestralDiscreteScheduler": Scheduler(
+        VE, {}, lambda o: None, lambda o: "", stochastic=lambda o: True,
+        noise_argument=RANDN_TENSOR, nfe_per_step=2, table=INTERPOLATED, ends_at_zero=True,
+        order_note=lambda o: "no weak order is documented for DPM-2 with ancestral noise "
+        "(k-diffusion's sample_dpm_2_ancestral); sdebench declares none and reports the error",
+        convention="DPM-2 to σ_down, then noise σ_up (η = 1); always ends at σ = 0"),
+    "DDPMScheduler": Scheduler(
+        VP, {"timestep_spacing": "trailing", "clip_sample": False}, lambda o: 1,
+        lambda o: "Ho et al. 2020, Alg. 2 (ancestral sampling), on a subsequence of timesteps "
+        "the posterior step of DDIM with η = 1 (Song, Meng & Ermon 2021, §4.1): weak order 1",
+        stochastic=lambda o: True, noise_argument=RANDN_TENSOR, table=ENTRIES,
+        convention="its last step goes to ᾱ = 1 (σ = 0, no set_alpha_to_one), one entry below "
+        "the study's t_min, so sdebench's ancestral, which ends there, is no twin"),
+    "EDMDPMSolverMultistepScheduler": Scheduler(
+        EDM, dict(_FINAL), lambda o: _solver_order(o), lambda o: _DPM_SOURCES.get(
+            _solver_order(o), ""), twin=lambda o: "dpmpp_2m" if _solver_order(o) == 2 and
+        _same_method(o, {"solver_order"}) else "", choices=(_ORDERS_1_TO_3,),
+        convention="EDM's ρ = 7 grid with N σ's (N − 1 steps and a last step from its σ_min to "
+        "its config's σ_min, one ulp apart, on which lower_order_final acts)"),
     "DEISMultistepScheduler": Scheduler(
         VP, {}, lambda o: _solver_order(o),
         lambda o: f"Zhang & Chen 2023 (DEIS): the exponential integrator with ε extrapolated "
@@ -627,8 +662,9 @@ class DiffusersSampler(PeerSampler):
 
     def grid_sigmas(self, schedule, ts: torch.Tensor) -> torch.Tensor | None:
         """The σ's the scheduler steps between for this study's step count (its float32 values,
-        zero-length steps dropped), or None where its grid ends at σ = 0 (Heun) or is in σ_f
-        (flow mode: :meth:`grid_times`)."""
+        steps shorter than float32's resolution dropped: EDM-DPM-Solver's σ_min from its ρ grid
+        and from its config differ by one ulp), or None where its grid ends at σ = 0 (Heun) or
+        is in σ_f (flow mode: :meth:`grid_times`)."""
         if self.flow:
             return None
         with self._quiet():  # HeunDiscrete sets timesteps (numpy's notice) in its constructor
@@ -640,7 +676,11 @@ class DiffusersSampler(PeerSampler):
             alphas = torch.cat([scheduler.alphas_cumprod[scheduler.timesteps],
                                 scheduler.final_alpha_cumprod.reshape(1)]).to(torch.float64)
             sigmas = torch.sqrt((1 - alphas) / alphas)
-        sigmas = torch.unique_consecutive(sigmas)
+        kept = [sigmas[0]]
+        for sigma in sigmas[1:]:
+            if abs(float(sigma - kept[-1])) > 4 * torch.finfo(torch.float32).eps * float(sigma):
+                kept.append(sigma)
+        sigmas = torch.stack(kept)
         return None if bool((sigmas <= 0).any()) else sigmas
 
     def grid_times(self, schedule, ts: torch.Tensor) -> torch.Tensor | None:
