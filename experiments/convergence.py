@@ -195,10 +195,12 @@ def parse_args(argv=None, prog: str | None = None):
             reference=args.reference, model=args.model, prediction=args.prediction,
             shape=shape, compile=args.compile)
         sections = resolve_sections(config)
-        if not resolve_units(config, sections):
-            parser.error(f"no requested metric applies to problem {config.problem!r} with "
-                         "these samplers (e.g. strong_error needs a declared strong order)")
         args.refused_samplers = _print_refusals(config, sections)
+        if not resolve_units(config, sections):
+            parser.error("every requested sampler is refused on these schedules (notes above)"
+                         if args.refused_samplers >= set(config.samplers) else
+                         f"no requested metric applies to problem {config.problem!r} with "
+                         "these samplers (e.g. strong_error needs a declared strong order)")
     except (ValueError, TypeError, SpecError, ImportError, AttributeError, RuntimeError,
             ArithmeticError) as error:  # RuntimeError: torch's (a device, a dtype)
         parser.error(str(error))

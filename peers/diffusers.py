@@ -721,11 +721,11 @@ class DiffusersSampler(PeerSampler):
         ``interpolated`` scheduler reads its σ table between entries (:meth:`limit_law`; Heun's
         limit also ends at σ = 0)."""
         if self._declared.state == FLOW:
-            return self.jump_limit_law, "last step: jump from a fixed σ_f to 0"
+            return self.jump_limit_law, "last-jump limit (fixed σ_f → 0)"
         if self.flow:
-            return self.flow_limit_law, "flow mode: int timesteps, start below 1"
+            return self.flow_limit_law, "flow-mode limit (int timesteps, start below 1)"
         if self._clamped_start(schedule) is not None:
-            return self.clamped_start_limit_law, "zero-SNR table's last ᾱ clamped to 2⁻²⁴"
+            return self.clamped_start_limit_law, "zero-SNR clamp (start at ᾱ = 2⁻²⁴)"
         if self._declared.table == INTERPOLATED:
             return self.limit_law, "σ table, σ = 0 end" if self._declared.ends_at_zero \
                 else "σ table"

@@ -127,11 +127,13 @@ def corrected_3m(steps: int) -> float:
 
 
 def main() -> int:
-    runs = {"diffusers DPMSolverMultistepScheduler(solver_order=3)": diffusers_3m}
+    runs = {"diffusers DPMSolverMultistepScheduler(solver_order=3), its own 1000-step VP table":
+            diffusers_3m}
     sampling = kdiffusion_sampling()
     if sampling is not None:
-        runs["k-diffusion sample_dpmpp_3m_sde(eta=0)"] = lambda n: kdiffusion_3m(n, sampling)
-    runs["3M with D2 doubled (the patch)"] = corrected_3m
+        runs["k-diffusion sample_dpmpp_3m_sde(eta=0), σ log-uniform 80 → 0.002"] = \
+            lambda n: kdiffusion_3m(n, sampling)
+    runs["the same 3M step with D2 doubled (the patch), k-diffusion's grid"] = corrected_3m
     defect = False
     for name, run in runs.items():
         errors = {n: run(n) for n in STEPS}
