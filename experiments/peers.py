@@ -218,17 +218,11 @@ def main(argv=None, prog: str | None = None) -> int:
     add_size_arguments(parser)
     args = parser.parse_args(argv)
     check_device(parser, args.device)
-    from sdebench.peers.base import PeerUnavailable
-    from sdebench.peers.kdiffusion import sampling_module
+    from sdebench.peers.catalogue import missing_libraries
 
-    try:
-        import diffusers  # noqa: F401
-        import torchsde  # noqa: F401
-
-        sampling_module()
-    except (ImportError, PeerUnavailable) as error:
-        print(f"peers.py needs the peer libraries: pip install 'sdebench[peers]' and pip install "
-              f"--no-deps k-diffusion ({error})", file=sys.stderr)
+    missing = missing_libraries()
+    if missing:
+        print(f"peers.py {missing}", file=sys.stderr)
         return 2
     print_table(peers_table, args)
     return 0

@@ -7,6 +7,7 @@ a sampler is made."""
 from __future__ import annotations
 
 from sdebench.peers import agreement  # noqa: F401 - registers the metric "agreement"
+from sdebench.peers.base import PeerUnavailable
 from sdebench.peers.diffusers import SCHEDULERS, DiffusersSampler
 from sdebench.peers.kdiffusion import METHODS, KDiffusionSampler
 from sdebench.solvers.catalogue import register_sampler
@@ -27,3 +28,19 @@ for _method in METHODS:
 for _method in SCHEDULERS:
     register_sampler(f"diffusers.{_method}", _factory(
         DiffusersSampler, _method, f"diffusers' {_method}; options: its constructor keywords."))
+
+
+def missing_libraries() -> str:
+    """'' where both peer libraries load (diffusers, torchsde, k-diffusion's sampling module),
+    else why not, with the install commands — for the scripts that need them all."""
+    from sdebench.peers.kdiffusion import sampling_module
+
+    try:
+        import diffusers  # noqa: F401
+        import torchsde  # noqa: F401
+
+        sampling_module()
+    except (ImportError, PeerUnavailable) as error:
+        return ("needs the peer libraries: pip install 'sdebench[peers]' and pip install "
+                f"--no-deps k-diffusion ({error})")
+    return ""

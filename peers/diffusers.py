@@ -575,6 +575,8 @@ class DiffusersSampler(PeerSampler):
                 self._set_timesteps(scheduler, steps)
                 state, generator = torch.zeros(1, 1), torch.Generator().manual_seed(0)
                 for t in scheduler.timesteps:
+                    if hasattr(scheduler, "scale_model_input"):  # LMS warns without it
+                        scheduler.scale_model_input(state, t)
                     state = scheduler.step(torch.zeros_like(state), t, state, **self._step_arguments(
                         state, None, generator)).prev_sample
         except SpecError:

@@ -504,3 +504,40 @@ def write_report(frames: StudyFrames, path: str | Path, progress: bool = False) 
     path = Path(path)
     atomic_write_text(path, render_report(frames, progress))
     return path
+
+
+def render_audit(table: pd.DataFrame, results: pd.DataFrame, command: str) -> str:
+    """The field audit's page (:mod:`sdebench.studies.audit`): per stage, one row per library
+    and sampler — declared and measured order, verdict and reason, W₂ at NFE 10/20/50, agreement
+    with sdebench's twin, library version, finding — then the environment. It renders the
+    table it is given; nothing is fitted here."""
+    counts = table.verdict.value_counts()
+    summary = ", ".join(f"{verdict} {counts[verdict]}" for verdict in counts.index)
+    stages = []
+    for stage, rows in table.groupby("stage", sort=False):
+        shown = rows.assign(
+            measured=["" if m != m else f"{m:.3f} ± {c:.3f}" if c == c and np.isfinite(c)
+                      else f"{m:.3f}" for m, c in zip(rows.measured_order, rows.ci95, strict=True)],
+            finding=[f"experiments/findings/{name}" if name else "" for name in rows.finding])
+        columns = ["library", "sampler", "declared_order", "measured", "fit_steps", "verdict",
+                   "reason", "nfe_10", "nfe_20", "nfe_50", "twin", "agreement", "agrees",
+                   "version", "finding"]
+        schedule = rows.schedule.dropna()
+        title = f"{stage}" + (f" — {schedule.iloc[0]}" if not schedule.empty else "")
+        stages.append(f"<h2>{html.escape(title)}</h2>" + _table(_filled_columns(shown[columns])))
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>sdebench field audit</title>"
+        f"<style>{_STYLE}</style></head><body><h1>sdebench field audit</h1>"
+        f"<p>Reproduce: <code>{html.escape(command)}</code></p>"
+        f"<p>{len(table)} rows: {html.escape(summary)}. Each peer library's sampler runs in its own "
+        "loop on Gaussian data (d = 4) with the exact network; its exact output law is probed, so "
+        "every error is measured against the truth. nfe_10/20/50: W₂ to the truth at that cost, "
+        "interpolated on the sampler's measured curve (blank outside it, or at its error floor). "
+        "agrees: agreement with sdebench's implementation of the same method on the peer's grid. "
+        "REFUSED: the stage's schedule rules the sampler out, for the reason given. A finding "
+        "links a standalone repro and a write-up for the library's tracker. "
+        f"{html.escape(VERDICT_LEGEND)}</p>"
+        + "\n".join(stages)
+        + "<h2>Environment</h2>" + _table(_environment(results))
+        + "</body></html>"
+    )

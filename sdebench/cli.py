@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "speed": "wall time per NFE relative to one model evaluation (the floor)",
     "peers": "the same floor ratio for diffusers' schedulers beside sdebench's",
     "train": "denoising score matching for a small network (its checkpoint is a --model)",
+    "audit": "every peer sampler judged on exact answers: one HTML page and the findings",
 }
 
 

@@ -176,9 +176,11 @@ def _inconclusive_reason(usable: pd.DataFrame, dropped: dict[str, list[int]],
     return f"CI ±{half_width:.2g} > ±{MAX_HALF_WIDTH}"
 
 
-MEASUREMENT_BASIS = ("brownian_path", "reference_solve")
+MEASUREMENT_BASIS = ("brownian_path", "reference_solve", "sampler_source")
 """Row columns naming what the errors were measured on: a store can hold a section's rows on an
-older Brownian path or reference solve next to the current ones, and those are fitted apart."""
+older Brownian path or reference solve, or of an older implementation of the sampler (its source
+fingerprint: a re-run after a change makes new units beside the old), next to the current ones,
+and those are fitted apart."""
 
 TABLE_COLUMNS = ("config_id", "schedule", "problem", "sampler", "metric", "library", "points",
                  "fit_steps", "measured_order", "ci95", "declared_order", "verdict", "reason",

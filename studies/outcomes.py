@@ -28,6 +28,7 @@ def unit_columns(unit: Unit) -> dict:
         "sampler_index": unit.config["sampler_index"],
         "sampler_params": json.dumps(unit.config["sampler_params"], sort_keys=True, default=str),
         "sampler_class": unit.config["sampler_class"],
+        "sampler_source": unit.config["sampler_source"],  # its code: a change makes new units
         "library": getattr(solver, "library", "sdebench"),
         "steps": unit.steps,
         "stochastic": solver.stochastic,

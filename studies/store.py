@@ -372,7 +372,9 @@ class ResultStore:
         """(results, samples) of every stored unit."""
         rows, points = [], []
         for record in self.records().values():
-            rows.extend(record["rows"])
+            # rows written before they carried sampler_source take it from their unit's config
+            source = (record.get("config") or {}).get("sampler_source", "")
+            rows.extend({"sampler_source": source, **row} for row in record["rows"])
             points.extend(record["points"])
         results = pd.DataFrame(rows)
         if not results.empty:  # sections in the order they were first run, samplers as listed

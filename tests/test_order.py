@@ -78,6 +78,20 @@ def test_runs_that_raised_are_named_in_the_reason():
                                     "too many CPU scalars at 8, 16 steps")
 
 
+def test_rows_of_an_older_implementation_are_fitted_apart():
+    """A store re-run after a sampler's code changed holds its old units beside the new ones
+    (same steps, another sampler_source): they were fitted together — duplicate step counts,
+    one of them a regression on identical x that crashed the study's views. Now one fit each:
+    the old code's order 1, the new code's order 2."""
+    steps = [16, 32, 64, 128]
+    old = _rows(steps, [2.0 ** -k for k in range(4, 8)], declared=1.0).assign(
+        sampler_source="old")
+    new = _rows(steps, [2.0 ** -(2 * k) for k in range(4, 8)], declared=1.0).assign(
+        sampler_source="new")
+    table = order_table(pd.concat([old, new]))
+    assert sorted(table.measured_order.round(6)) == [1.0, 2.0]
+
+
 def test_a_wide_ci_is_inconclusive_with_its_width():
     table = order_table(_rows([2, 3, 4], [1e-1, 1e-2, 8e-3]))
     assert table.verdict.iloc[0] == "INCONCLUSIVE"

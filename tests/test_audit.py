@@ -1,0 +1,40 @@
+"""The field audit (experiments/audit.py, sdebench.studies.audit): its stages run as stored
+convergence studies, its table has one row per (stage, peer sampler) with the evidence and the
+finding, and its page and summary render from that table."""
+
+import pandas as pd
+import pytest
+
+from sdebench.studies.audit import FINDINGS, stages
+
+pytestmark = [pytest.mark.peers, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+              pytest.mark.filterwarnings("ignore::UserWarning")]
+
+
+def test_every_peer_is_in_a_stage_and_every_finding_names_an_audited_sampler():
+    from sdebench.solvers.catalogue import sampler_groups
+
+    peers = sampler_groups()["peers"]
+    audited = {name for stage in stages(peers) for name in stage.samplers}
+    assert set(peers) <= audited
+    assert set(FINDINGS) <= audited
+
+
+def test_the_audit_runs_resumes_and_renders(tmp_path, capsys):
+    """A small budget (8, 16, 32 steps): every stage's rows, the 3M finding attached to its
+    sampler, the page and the CSV written; a second run reuses every stored unit."""
+    from sdebench.experiments.audit import main
+
+    status = main(["--out", str(tmp_path), "--steps", "8,16,32", "--quiet"])
+    table = pd.read_csv(tmp_path / "audit.csv", keep_default_na=False)
+    assert status == (1 if (table.verdict == "FAIL").any() else 0)
+    assert set(table.stage) == {stage.name for stage in stages([])}
+    row = table.set_index("sampler").loc["diffusers.DPMSolverMultistepScheduler:solver_order=3"]
+    assert row.finding == "dpmpp_3m_second_order.py" and row.version.startswith("diffusers ")
+    page = (tmp_path / "audit.html").read_text()
+    assert "experiments/findings/dpmpp_3m_second_order.py" in page and "<h2>zero terminal" in page
+    summary = capsys.readouterr().out
+    assert summary.startswith("audit: ") and max(map(len, summary.splitlines())) <= 120
+    units = sorted((tmp_path).rglob("units/*.json"))
+    assert main(["--out", str(tmp_path), "--steps", "8,16,32", "--quiet"]) == status
+    assert sorted((tmp_path).rglob("units/*.json")) == units  # nothing run twice
