@@ -158,6 +158,8 @@ def test_flow_match_heun_tends_to_its_last_jump_not_to_the_data():
     scheduler = peer._scheduler(schedule)
     scheduler.set_timesteps(256)
     sigma_f = scheduler.sigmas[-2].double()
+    shifted = 3 * 0.001 / (1 + 2 * 0.001)  # SD3's shift of 1/T, once: 0.0029940
+    assert float(sigma_f) == pytest.approx(3 * shifted / (1 + 2 * shifted), rel=1e-6)  # twice
     sigma = sigma_f / (1 - sigma_f)
     eigenvalues = problem.eigenvalues
     jump = peer.jump_limit_law(problem, ts)
