@@ -8,6 +8,7 @@ points and SDE-versus-PF-ODE trajectories. Reports render these frames; they nev
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -71,6 +72,10 @@ def run_study(config: StudyConfig, store: ResultStore | None = None, *, progress
         for section in sections:
             store.record_section(section.config_id, section.config, command)
         done = store.completed()
+        reused = sum(unit.unit_id in done for unit in units)
+        if progress and reused:  # a resumed study says what it did not run again
+            print(f"study: reused {reused} of {len(units)} units stored in {store.directory}, "
+                  f"running {len(units) - reused}", file=sys.stderr)
         _execute(config, [unit for unit in units if unit.unit_id not in done],
                  lambda unit, rows, points: store.write_unit(unit.unit_id, rows, points,
                                                              unit.config),

@@ -50,10 +50,11 @@ def test_duplicate_samplers_run_and_fit_once():
     assert (orders[orders.metric == "w2"].sampler.value_counts() == 1).all()
 
 
-def test_resume_neither_recomputes_nor_duplicates(tmp_path, monkeypatch):
+def test_resume_neither_recomputes_nor_duplicates(tmp_path, monkeypatch, capsys):
     """Adding a step count runs only the new units — except pathwise ones (strong error): all
     step counts of a study share one Brownian path on the union of their grids, so a new step
-    count is a new path, and their rows are recomputed rather than mixed across paths."""
+    count is a new path, and their rows are recomputed rather than mixed across paths. A
+    resumed study says how many units it reused."""
     run_study(_config(steps=[16, 32]), ResultStore(tmp_path), progress=False, trajectories=False)
     calls = []
     original = convergence.run_unit
@@ -66,9 +67,10 @@ def test_resume_neither_recomputes_nor_duplicates(tmp_path, monkeypatch):
     assert resumed.results.unit_id.nunique() == 6
     assert len(resumed.results) == len(resumed.results.drop_duplicates(["sampler", "steps", "metric"]))
     calls.clear()
-    again = run_study(_config(steps=[16, 32, 64]), ResultStore(tmp_path), progress=False,
+    again = run_study(_config(steps=[16, 32, 64]), ResultStore(tmp_path), progress=True,
                       trajectories=False)
     assert calls == [] and again.results.equals(resumed.results)
+    assert f"reused 6 of 6 units stored in {tmp_path}, running 0" in capsys.readouterr().err
     # orders.csv, compacted from every stored unit, fits each Brownian path apart: the old
     # path's strong errors at 16 and 32 steps are not mixed into the new path's fit (they were:
     # two values at each step count in one fit)
