@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "peers": "the same floor ratio for diffusers' schedulers beside sdebench's",
     "train": "denoising score matching for a small network (its checkpoint is a --model)",
     "audit": "every peer sampler judged on exact answers: one HTML page and the findings",
+    "list": "what a study may name: schedules, samplers, peers, problems, grids, metrics",
 }
 
 

@@ -80,7 +80,7 @@ def test_console_command_lists_and_dispatches_subcommands():
     command = str(Path(sys.executable).with_name("sdebench"))
     usage = subprocess.run([command, "--help"], capture_output=True, text=True, timeout=300)
     assert usage.returncode == 0
-    for name in ("convergence", "report", "speed", "peers", "train", "audit"):
+    for name in ("convergence", "report", "speed", "peers", "train", "audit", "list"):
         assert name in usage.stdout
         help_text = subprocess.run([command, name, "--help"], capture_output=True, text=True,
                                    timeout=300)
