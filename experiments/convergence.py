@@ -15,6 +15,7 @@ import contextlib
 import importlib.util
 import shlex
 import sys
+import textwrap
 import warnings
 
 
@@ -240,36 +241,75 @@ def _print_refusals(config, sections) -> set[str]:
     return names
 
 
-def _print_table(table) -> None:
-    import pandas as pd
+CONSOLE_WIDTH = 118
 
-    columns = ["schedule", *(["score"] if table.score.ne("").any() else []), "sampler", "metric",
-               "points", "fit_steps", "measured_order", "ci95", "declared_order", "verdict",
-               "reason", "note"]
-    with pd.option_context("display.width", 220, "display.max_colwidth", 60,
-                           "display.max_rows", 1000):
-        print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+def _order_text(measured, ci95) -> str:
+    if measured != measured:
+        return ""
+    return f"{measured:.2f} ± {ci95:.2f}" if ci95 == ci95 and ci95 != float("inf") \
+        else f"{measured:.2f}"
+
+
+def _print_rows(rows: list[list[str]], header: list[str], name_column: int,
+                details: list[list[tuple[str, str]]]) -> None:
+    """Aligned columns within :data:`CONSOLE_WIDTH`: a name too long for its column goes on a
+    line of its own above its row; each row's (label, text) details follow it, wrapped and
+    indented."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    others = sum(width for i, width in enumerate(widths) if i != name_column) + len(widths) - 1
+    widths[name_column] = max(len(header[name_column]),
+                              min(widths[name_column], CONSOLE_WIDTH - others))
+
+    def line(cells):
+        return " ".join(f"{cell:<{width}}" if i <= name_column or i == len(cells) - 1
+                        else f"{cell:>{width}}"
+                        for i, (cell, width) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    print(line(header))
+    for cells, extra in zip(rows, details, strict=True):
+        name = cells[name_column]
+        if len(name) > widths[name_column]:
+            print(f"{' '.join(cells[:name_column])} {name}".strip())
+            cells = [""] * (name_column + 1) + cells[name_column + 1:]
+        print(line(cells))
+        for label, text in extra:
+            if text:
+                print(textwrap.fill(f"{label}: {text}", CONSOLE_WIDTH, initial_indent="    ",
+                                    subsequent_indent="      "))
+
+
+def _print_table(table) -> None:
+    """One line per fitted order: schedule, sampler, metric, points, the steps fitted, the
+    measured order ± its 95% CI, the declared order and the verdict; its reason and note below."""
+    scored = table.score.ne("").any()
+    rows, details = [], []
+    for _, row in table.iterrows():
+        schedule = f"{row.schedule} ({row.score})" if scored and row.score else row.schedule
+        declared = "" if row.declared_order != row.declared_order else f"{row.declared_order:g}"
+        rows.append([schedule, row.sampler, row.metric, str(row.points), str(row.fit_steps),
+                     _order_text(row.measured_order, row.ci95), declared, row.verdict])
+        details.append([("reason", row.reason), ("note", row.note)])
+    _print_rows(rows, ["schedule", "sampler", "metric", "points", "fit_steps", "order",
+                       "declared", "verdict"], 1, details)
 
 
 def _print_conformance(study) -> None:
     """Per peer sampler: declared and measured order, verdict, agreement with sdebench's twin
-    (sdebench.studies.conformance)."""
-    import pandas as pd
-
+    (sdebench.studies.conformance), and how it agrees below."""
     from sdebench.studies.conformance import conformance_table
 
     table = conformance_table(study.results, study.orders)
     if table.empty:
         return
-    shown = table.assign(order=[
-        "" if m != m else f"{m:.2f} ± {c:.2f}" if c == c and c != float("inf") else f"{m:.2f}"
-        for m, c in zip(table.measured_order, table.ci95, strict=True)],
-        agreement=[f"{a:.2g}" if a == a else "" for a in table.agreement])
-    columns = ["library", "sampler", "declared_order", "order", "verdict", "twin", "agreement",
-               "agrees"]
     print("peer conformance (declared order: see order_source in results.csv):")
-    with pd.option_context("display.width", 220, "display.max_colwidth", 70):
-        print(shown[columns].to_string(index=False, float_format=lambda v: f"{v:g}"))
+    rows = [[row.library, row.sampler,
+             "" if row.declared_order != row.declared_order else f"{row.declared_order:g}",
+             _order_text(row.measured_order, row.ci95), row.verdict, row.twin,
+             f"{row.agreement:.2g}" if row.agreement == row.agreement else ""]
+            for _, row in table.iterrows()]
+    _print_rows(rows, ["library", "sampler", "declared", "order", "verdict", "twin", "agreement"],
+                1, [[("agrees", row.agrees)] for _, row in table.iterrows()])
 
 
 def _print_score_errors(study) -> None:
@@ -357,7 +397,7 @@ def _summary(args, config, store, study) -> int:
         _print_score_errors(study)
         _print_conformance(study)
         print("verdicts:", ", ".join(f"{k} {v}" for k, v in counts.items()))
-        print(VERDICT_LEGEND)
+        print(textwrap.fill(VERDICT_LEGEND, CONSOLE_WIDTH))
     if not args.no_report:
         from sdebench.experiments.report import render_directory
 
