@@ -413,9 +413,11 @@ def _load_checkpoint(path: str, prediction: str | None) -> ModelAdapter:
 
 def sample_shape(adapter: ModelAdapter, shape=None) -> tuple[int, ...]:
     """One sample's shape: ``shape`` if given, else the adapter's, else the network's
-    ``sample_shape`` attribute. A ``shape`` that contradicts the one the model declares is
-    refused: a fully convolutional network runs on it, but not on the data it was made for."""
-    declared = adapter.shape or getattr(adapter.network, "sample_shape", None)
+    ``sample_shape`` attribute, else a diffusers 2-D UNet's config (``in_channels`` ×
+    ``sample_size``²). A ``shape`` that contradicts the one the model declares is refused: a
+    fully convolutional network runs on it, but not on the data it was made for."""
+    declared = adapter.shape or getattr(adapter.network, "sample_shape", None) \
+        or _unet_2d_shape(adapter.network)
     if shape and declared and tuple(int(n) for n in shape) != tuple(int(n) for n in declared):
         raise ValueError(f"shape {tuple(int(n) for n in shape)} (--shape) contradicts the sample "
                          f"shape {tuple(int(n) for n in declared)} that model "
@@ -426,6 +428,18 @@ def sample_shape(adapter: ModelAdapter, shape=None) -> tuple[int, ...]:
         raise ValueError("the model's sample shape is unknown: pass --shape (e.g. 3,32,32) or "
                          "give the adapter (or the network's sample_shape) a shape")
     return tuple(int(n) for n in shape)
+
+
+def _unet_2d_shape(network) -> tuple[int, ...] | None:
+    """(in_channels, H, W) from a diffusers 2-D UNet's config (UNet2DModel,
+    UNet2DConditionModel: ``sample_size`` an int or (H, W)); None for anything else."""
+    config = getattr(network, "config", None)
+    if "2D" not in type(network).__name__ or config is None:
+        return None
+    channels, size = getattr(config, "in_channels", None), getattr(config, "sample_size", None)
+    if channels is None or size is None:
+        return None
+    return (int(channels), *((int(size),) * 2 if isinstance(size, int) else map(int, size)))
 
 
 def network_digest(network) -> str:

@@ -170,12 +170,24 @@ def _make_tiny_unet():
                        layers_per_block=1, norm_num_groups=4,
                        down_block_types=("DownBlock2D", "DownBlock2D"),
                        up_block_types=("UpBlock2D", "UpBlock2D"))
-    return discrete_time(unet, LINEAR_ALPHAS_CUMPROD, "eps", shape=(1, 8, 8))
+    return discrete_time(unet, LINEAR_ALPHAS_CUMPROD, "eps")  # shape: from unet.config
 
 
 def tiny_unet():
     """Factory for the study below: a diffusers UNet2DModel (random weights) on 1×8×8 images."""
     return _make_tiny_unet()
+
+
+@pytest.mark.peers("diffusers")
+def test_a_diffusers_unet_declares_its_sample_shape():
+    """No --shape needed for a diffusers 2-D UNet: (in_channels, sample_size, sample_size) from
+    its config; a contradicting --shape is still refused."""
+    from sdebench.problems.adapters import sample_shape
+
+    adapter = _make_tiny_unet()
+    assert sample_shape(adapter) == (1, 8, 8)
+    with pytest.raises(ValueError, match="contradicts"):
+        sample_shape(adapter, (1, 16, 16))
 
 
 @pytest.mark.peers("diffusers")
