@@ -245,10 +245,13 @@ CONSOLE_WIDTH = 118
 
 
 def _order_text(measured, ci95) -> str:
-    if measured != measured:
+    """"m ± c", or "m" with no finite CI, or "" with no measured order (None or NaN)."""
+    import pandas as pd
+
+    if pd.isna(measured):
         return ""
-    return f"{measured:.2f} ± {ci95:.2f}" if ci95 == ci95 and ci95 != float("inf") \
-        else f"{measured:.2f}"
+    return f"{measured:.2f}" if pd.isna(ci95) or ci95 == float("inf") else \
+        f"{measured:.2f} ± {ci95:.2f}"
 
 
 def _print_rows(rows: list[list[str]], header: list[str], name_column: int,
@@ -282,11 +285,13 @@ def _print_rows(rows: list[list[str]], header: list[str], name_column: int,
 def _print_table(table) -> None:
     """One line per fitted order: schedule, sampler, metric, points, the steps fitted, the
     measured order ± its 95% CI, the declared order and the verdict; its reason and note below."""
+    import pandas as pd
+
     scored = table.score.ne("").any()
     rows, details = [], []
     for _, row in table.iterrows():
         schedule = f"{row.schedule} ({row.score})" if scored and row.score else row.schedule
-        declared = "" if row.declared_order != row.declared_order else f"{row.declared_order:g}"
+        declared = "" if pd.isna(row.declared_order) else f"{row.declared_order:g}"
         rows.append([schedule, row.sampler, row.metric, str(row.points), str(row.fit_steps),
                      _order_text(row.measured_order, row.ci95), declared, row.verdict])
         details.append([("reason", row.reason), ("note", row.note)])
@@ -297,6 +302,8 @@ def _print_table(table) -> None:
 def _print_conformance(study) -> None:
     """Per peer sampler: declared and measured order, verdict, agreement with sdebench's twin
     (sdebench.studies.conformance), and how it agrees below."""
+    import pandas as pd
+
     from sdebench.studies.conformance import conformance_table
 
     table = conformance_table(study.results, study.orders)
@@ -304,9 +311,9 @@ def _print_conformance(study) -> None:
         return
     print("peer conformance (declared order: see order_source in results.csv):")
     rows = [[row.library, row.sampler,
-             "" if row.declared_order != row.declared_order else f"{row.declared_order:g}",
+             "" if pd.isna(row.declared_order) else f"{row.declared_order:g}",
              _order_text(row.measured_order, row.ci95), row.verdict, row.twin,
-             f"{row.agreement:.2g}" if row.agreement == row.agreement else ""]
+             "" if pd.isna(row.agreement) else f"{row.agreement:.2g}"]
             for _, row in table.iterrows()]
     _print_rows(rows, ["library", "sampler", "declared", "order", "verdict", "twin", "agreement"],
                 1, [[("agrees", row.agrees)] for _, row in table.iterrows()])

@@ -272,6 +272,14 @@ SCHEDULERS = {
         stochastic=lambda o: True, noise_argument=RANDN_TENSOR, table=ENTRIES,
         convention="its last step goes to ᾱ = 1 (σ = 0, no set_alpha_to_one), one entry below "
         "the study's t_min, so sdebench's ancestral, which ends there, is no twin"),
+    "PNDMScheduler": Scheduler(
+        VP, {"set_alpha_to_one": False, "timestep_spacing": "trailing"}, lambda o: None,
+        lambda o: "", table=ENTRIES,
+        order_note=lambda o: "PNDM (Liu et al. 2022): pseudo Runge–Kutta warm-up, then the "
+        "pseudo linear multistep method (PLMS; skip_prk_steps=True starts it at once); sdebench "
+        "declares no order for it (none verified) and reports the measured one",
+        convention="its PRK warm-up steps on half intervals (repeated timesteps); ends at its "
+        "final ᾱ (set_alpha_to_one=False: the table's first entry)"),
     "EDMDPMSolverMultistepScheduler": Scheduler(
         EDM, dict(_FINAL), lambda o: _solver_order(o), lambda o: _DPM_SOURCES.get(
             _solver_order(o), ""), twin=lambda o: "dpmpp_2m" if _solver_order(o) == 2 and

@@ -25,10 +25,11 @@ def _rows(sampler, values, declared):
 def test_long_names_and_reasons_stay_within_the_width(capsys):
     first_order = [2.0 ** -k for k in range(4, 8)]
     table = order_table(pd.concat([_rows("euler", first_order, 1.0),
-                                   _rows(LONG, first_order, 3.0)]))
+                                   _rows(LONG, first_order, 3.0), _rows("pndm", first_order, None)]))
     _print_table(table)
     lines = capsys.readouterr().out.splitlines()
     assert max(map(len, lines)) <= CONSOLE_WIDTH
     assert lines[1].split()[:3] == ["rf", "euler", "w2"] and lines[1].endswith("PASS")
     assert lines[2] == f"rf {LONG}"  # its own line, then its numbers below it
     assert lines[3].split()[0] == "w2" and lines[3].endswith("FAIL")
+    assert lines[4].split()[:2] == ["rf", "pndm"] and lines[4].endswith("N/A")  # declared None
