@@ -112,6 +112,8 @@ METHODS = {
                            "column)", "dpmpp_2m_sde"),
     "dpmpp_2s_ancestral": Method("sample_dpmpp_2s_ancestral", True, None, 2, "",
                                  order_note=_NO_WEAK_ORDER),
+    "dpm_2_ancestral": Method("sample_dpm_2_ancestral", True, None, 2, "",
+                              order_note=_NO_WEAK_ORDER),
     "dpmpp_sde": Method("sample_dpmpp_sde", True, None, 2, "", order_note=_NO_WEAK_ORDER),
     "dpmpp_3m_sde": Method("sample_dpmpp_3m_sde", True, None, 1, "", order_note=_NO_WEAK_ORDER),
 }

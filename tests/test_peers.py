@@ -137,6 +137,7 @@ def test_kdiffusion_equals_its_sdebench_twin_on_edm(peer, steps):
 
 
 @pytest.mark.parametrize("peer", ["kdiffusion.dpmpp_sde", "kdiffusion.dpmpp_3m_sde",
+                                  "kdiffusion.dpm_2_ancestral",
                                   "diffusers.DPMSolverMultistepScheduler:"
                                   "algorithm_type='sde-dpmsolver++'",
                                   "diffusers.DDIMScheduler:eta=1.0",
