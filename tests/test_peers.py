@@ -173,6 +173,19 @@ def test_overlapping_noise_requests_need_the_brownian_sources():
     assert relative > 0.02  # 20 000 samples resolve ~2 % · (4.5 / 4.5): this is ≫ that
 
 
+def test_round_off_on_large_intermediate_states_is_not_read_as_non_affine():
+    """k-diffusion's dpm_fast at 8 steps on edm takes its first step from σ = 80: its states are
+    80 times its output, and so is their round-off. Scaled by the output alone the probe's check
+    refused it (residual 3.5e-14 against 1.2e-14); scaled by the largest state handed to the
+    model it passes, and the probed law's mean is the sampler's own output from the mean."""
+    problem = get_problem("gaussian", EDM, dim=4, seed=0)
+    law, ts = exact_law("kdiffusion.dpm_fast", problem, 8)
+    start = problem.marginal_law(ts[0]).mean[None]
+    own = get_solver("kdiffusion.dpm_fast").run(problem.denoiser, EDM, start, ts, None, 0)
+    scale = float(problem.marginal_law(ts[0]).variance.sqrt().max())  # the states' size, σ ≈ 80
+    assert (law.mean - own[0]).abs().max() <= 10 * unit_roundoff(None, torch.float64) * scale
+
+
 def test_a_non_affine_peer_is_refused_with_the_reason():
     """DDIM's default clip_sample clips x̂₀ to [−1, 1]: not affine on data beyond it, so the
     probe's check row fails and the study records the unit as failed, saying why."""
