@@ -18,7 +18,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
     for script, libraries in [("dpmpp_3m_second_order.py", ("diffusers", "k-diffusion")),
                               ("deis_3_float32_coefficients.py", ("diffusers",)),
                               ("flow_mode_stops_short.py", ("diffusers",)),
-                              ("zero_snr_clamp_not_monotone.py", ("diffusers",))]])
+                              ("zero_snr_clamp_not_monotone.py", ("diffusers",)),
+                              ("ipndm_first_step.py", ("diffusers",))]])
 def test_each_finding_reproduces_on_the_installed_library(script, libraries):
     result = subprocess.run([sys.executable, str(FINDINGS / script)], capture_output=True,
                             text=True, timeout=300, cwd=FINDINGS)
