@@ -53,6 +53,10 @@ trailing spacing starts on that entry) needs v-prediction, since an ε-predictio
 reading the pure noise as their state there — a floor no step count removes
 (:meth:`DiffusersSampler.clamped_start_limit_law`).
 
+**IPNDM** (state ``cosine``) also runs its own grid from pure noise (α = 0) to the data, with a
+v-prediction network: it is judged like the flow schedulers below, against the data law, on a
+schedule with a pure-noise end.
+
 **Flow matching** (state ``flow``: FlowMatchEuler/Heun, and DPMSolverMultistep, UniPC, DEIS or
 SA-Solver with ``use_flow_sigmas=True``). These schedulers keep x_f = (1 − σ_f) x₀ + σ_f ε, σ_f ∈
 [0, 1], and call a network v(x_f, timestep) = ε − x₀ at timestep = σ_f · T (T =
@@ -105,6 +109,7 @@ EDM = "edm"
 VP = "vp"
 VE = "ve"
 FLOW = "flow"
+COSINE = "cosine"
 RANDN_TENSOR = "randn_tensor"
 ENTRIES, NODES, INTERPOLATED = "entries", "nodes", "interpolated"
 
@@ -280,6 +285,12 @@ SCHEDULERS = {
         "declares no order for it (none verified) and reports the measured one",
         convention="its PRK warm-up steps on half intervals (repeated timesteps); ends at its "
         "final ᾱ (set_alpha_to_one=False: the table's first entry)"),
+    "IPNDMScheduler": Scheduler(
+        COSINE, {}, lambda o: 4, lambda o: "diffusers docstring: 'A fourth-order Improved Pseudo "
+        "Linear Multistep scheduler' (iPNDM: Adams–Bashforth 4 on ε in a DDIM step)",
+        convention="its own grid from pure noise (α = 0) to the data: σ = sin²(πs/2), "
+        "α = √(1 − σ²) for s uniform in [0, 1]; a v-prediction network called with "
+        "atan2(σ, α)·2/π; its output is judged at the data"),
     "EDMDPMSolverMultistepScheduler": Scheduler(
         EDM, dict(_FINAL), lambda o: _solver_order(o), lambda o: _DPM_SOURCES.get(
             _solver_order(o), ""), twin=lambda o: "dpmpp_2m" if _solver_order(o) == 2 and
@@ -423,11 +434,17 @@ class DiffusersSampler(PeerSampler):
         return FLOW if self.flow else self._declared.state
 
     @property
+    def from_pure_noise(self) -> bool:
+        """Whether its own grid runs from pure noise to the data: flow mode (σ_f from 1 to 0)
+        and IPNDM (α from 0 to 1); a pipeline decodes its last state as the sample."""
+        return self.flow or self._declared.state == COSINE
+
+    @property
     def handles_infinite_sigma(self) -> bool:
         """Its state stays finite at pure noise in flow mode (σ_f = 1) and in a VP state
         (x_τ = ε where ᾱ = 0: zero terminal SNR, its table's last entry); whether its step
         does is what a study of it measures (DDIM with ε-prediction divides by √ᾱ = 0)."""
-        return self.flow or self._declared.state == VP
+        return self.from_pure_noise or self._declared.state == VP
 
     @property
     def stochastic(self) -> bool:
@@ -480,7 +497,8 @@ class DiffusersSampler(PeerSampler):
         return self._declared.nfe_per_step
 
     def parameters(self) -> dict:
-        table = {"mu": self.mu} if self.flow else {"train_steps": self.train_steps}
+        table = {"mu": self.mu} if self.flow else {} if self.from_pure_noise else \
+            {"train_steps": self.train_steps}
         return {"method": self.method, "version": importlib.metadata.version("diffusers"),
                 **table, **self._settings()}
 
@@ -496,7 +514,7 @@ class DiffusersSampler(PeerSampler):
     def _new_scheduler(self, schedule):
         """The scheduler on the study's training table (module docstring)."""
         table = sigma_table(schedule, self.train_steps)
-        if self.flow:  # its stock table: the network's time is timestep / num_train_timesteps
+        if self.from_pure_noise:  # its own grid: the network's time is read from its timestep
             extra = {}
         elif self._declared.state == EDM:
             extra = {"sigma_min": float(table[0]), "sigma_max": float(table[-1])}
@@ -524,11 +542,12 @@ class DiffusersSampler(PeerSampler):
         """Why it cannot run on ``schedule`` ('' where it can): in flow mode, a schedule without
         a pure-noise end, since the scheduler starts at σ_f = 1 (or 1 − 1/T), where only such a
         schedule's start law is (module docstring, "Flow matching")."""
-        if not self.flow or schedule.pure_noise_end:
+        if not self.from_pure_noise or schedule.pure_noise_end:
             return ""
-        return (f"{self.name} is a flow-matching scheduler: it starts at σ_f ≈ 1, pure noise, "
-                f"which {schedule.name!r} never reaches (s(t_max) ≠ 0); study it on a schedule "
-                "with a pure-noise end: rf, rf:shift=3, vp0snr")
+        start = "σ_f ≈ 1" if self.flow else "α = 0"
+        return (f"{self.name} starts at pure noise ({start}), which {schedule.name!r} never "
+                "reaches (s(t_max) ≠ 0); study it on a schedule with a pure-noise end: rf, "
+                "rf:shift=3, vp0snr")
 
     def check_schedule(self, schedule) -> None:
         """Raise :meth:`schedule_refusal`'s reason as a spec error, where there is one."""
@@ -545,12 +564,14 @@ class DiffusersSampler(PeerSampler):
         """The study time t of its output: ts[-1], or in flow mode t = 0, the data: a flow
         pipeline decodes the scheduler's last state as the sample, wherever its σ_f grid stops
         (module docstring, "Flow matching")."""
-        return torch.zeros_like(ts[-1]) if self.flow else ts[-1]
+        return torch.zeros_like(ts[-1]) if self.from_pure_noise else ts[-1]
 
     @property
     def max_steps(self) -> int | None:
         """The most steps it can take on its table's timesteps: T (``entries``), T − 1
         (``nodes``) or no limit (module docstring, "The table's limits")."""
+        if self._declared.state == COSINE:
+            return None
         if self.flow:  # its own T; the multistep flow modes' int timesteps repeat beyond T − 1
             return None if self._declared.state == FLOW else \
                 int(self.options.get("num_train_timesteps", FLOW_TRAIN_STEPS)) - 1
@@ -650,7 +671,7 @@ class DiffusersSampler(PeerSampler):
         network = self._network(scheduler, model, numeric)
         if self.flow:
             state = x / flow_scale(numeric, ts[0])
-        elif self.state == VP:
+        elif self.state in (VP, COSINE):
             state = x / vp_scale(numeric, ts[0])
         else:
             state = x / numeric.s(ts[0])
@@ -666,6 +687,8 @@ class DiffusersSampler(PeerSampler):
                                    **self._step_arguments(state, noise, generator)).prev_sample
         if self.flow:
             return flow_scale(numeric, self.output_time(schedule, ts)) * state  # x_f as x₀
+        if self.state == COSINE:  # its last state, at α = 1: the data
+            return vp_scale(numeric, self.output_time(schedule, ts)) * state
         if self.state == VP:
             return vp_scale(numeric, ts[-1]) * state
         return numeric.s(ts[-1]) * state
@@ -892,6 +915,22 @@ class DiffusersSampler(PeerSampler):
                 return (x_flow - denoised) / sigma_f.to(x_flow.dtype)
 
             return velocity
+
+        if self._declared.state == COSINE:
+
+            def v_network(x_vp, timestep):
+                """v = (α x − D)/σ at α = cos φ, σ = sin φ, φ = timestep·π/2 (its state
+                α x₀ + σ ε with α² + σ² = 1); at α = 0 (pure noise, t_max) v = −D."""
+                phi = timestep.to(device=x_vp.device, dtype=torch.float64) * (math.pi / 2)
+                alpha, sigma = torch.cos(phi), torch.sin(phi)
+                pure = alpha <= 0
+                t = torch.where(pure, torch.full_like(phi, float(numeric.t_max)),
+                                numeric.sigma_inv(sigma / torch.where(pure, 1.0, alpha)))
+                t, alpha, sigma = (value.to(x_vp.dtype) for value in (t, alpha, sigma))
+                denoised = model(x_vp * vp_scale(numeric, t), t)
+                return (x_vp * alpha - denoised) / sigma
+
+            return v_network
 
         if self._declared.state == EDM:
             sigma_data = scheduler.config.sigma_data

@@ -45,7 +45,7 @@ _FLOW = ("diffusers.FlowMatchEulerDiscreteScheduler", "diffusers.FlowMatchHeunDi
          "diffusers.DPMSolverMultistepScheduler:use_flow_sigmas=true",
          "diffusers.UniPCMultistepScheduler:use_flow_sigmas=true",
          "diffusers.DEISMultistepScheduler:use_flow_sigmas=true",
-         "diffusers.SASolverScheduler:use_flow_sigmas=true")
+         "diffusers.SASolverScheduler:use_flow_sigmas=true", "diffusers.IPNDMScheduler")
 _SHIFTED = ("diffusers.FlowMatchEulerDiscreteScheduler:shift=3.0",
             "diffusers.FlowMatchHeunDiscreteScheduler:shift=3.0",
             "diffusers.DPMSolverMultistepScheduler:use_flow_sigmas=true:flow_shift=3.0")
@@ -58,10 +58,11 @@ _ZERO_SNR = ("diffusers.DDIMScheduler:prediction_type=v_prediction", "diffusers.
 
 def stages(peers: list[str]) -> list[Stage]:
     """The audit's stages; ``peers``: every peer sampler's name (their default options), judged
-    on edm with the variants above, but for diffusers' FlowMatch schedulers, which need a
-    pure-noise end and are judged on rf."""
+    on edm with the variants above, but for the schedulers whose own grid starts at pure noise
+    (diffusers' FlowMatch and IPNDM), judged on rf."""
+    pure_noise = ("diffusers.FlowMatch", "diffusers.IPNDM")
     return [Stage("VE/VP/EDM samplers", "edm",
-                  (*[name for name in peers if not name.startswith("diffusers.FlowMatch")],
+                  (*[name for name in peers if not name.startswith(pure_noise)],
                    *_VARIANTS_ON_EDM)),
             Stage("flow matching", "rf", _FLOW),
             Stage("flow matching, SD3's shift", "rf:shift=3", _SHIFTED),
@@ -75,6 +76,7 @@ FINDINGS = {
     "diffusers.DEISMultistepScheduler:solver_order=3": "deis_3_float32_coefficients.py",
     "diffusers.DEISMultistepScheduler:use_flow_sigmas=true": "flow_mode_stops_short.py",
     "diffusers.SASolverScheduler:use_flow_sigmas=true": "flow_mode_stops_short.py",
+    "diffusers.IPNDMScheduler": "ipndm_first_step.py",
 }
 
 _VERSION_COLUMNS = {"diffusers": "diffusers_version", "k-diffusion": "k_diffusion_version"}

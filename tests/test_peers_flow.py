@@ -192,3 +192,17 @@ def test_deis_and_sa_solver_flow_modes_stop_short_of_the_data(method):
                              metrics=["w2"], grid="auto")
         row = run_study(config, progress=False, trajectories=False).orders.iloc[0]
         assert row.verdict == "FAIL" and 1 <= row.measured_order <= 1.25, row.to_dict()
+
+
+def test_ipndm_is_first_order_from_pure_noise():
+    """Finding (experiments/findings/ipndm_first_step.py): IPNDM, fourth order by its docstring,
+    runs its own grid from pure noise (α = 0) to the data; its first step takes x̂₀ = 0 instead
+    of E[x₀] = −v, an O(1/N) error on data with a non-zero mean (the catalogue's Gaussian): FAIL
+    at first order, within 0.1 (e = a/N + b/N⁴, a ≠ 0). A schedule without a pure-noise end is
+    refused with the reason."""
+    name = "diffusers.IPNDMScheduler"
+    config = StudyConfig(schedules=["rf"], samplers=[name], steps=[64, 128, 256],
+                         metrics=["w2"], grid="auto")
+    row = run_study(config, progress=False, trajectories=False).orders.iloc[0]
+    assert row.verdict == "FAIL" and abs(row.measured_order - 1) <= 0.1, row.to_dict()
+    assert "starts at pure noise (α = 0)" in get_solver(name).schedule_refusal(get_schedule("vp"))
