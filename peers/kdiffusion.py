@@ -204,6 +204,8 @@ class KDiffusionSampler(PeerSampler):
         with warnings.catch_warnings():
             # torchsde warns when a query lies a float ulp outside the tree's [σ_min, σ_max]
             warnings.filterwarnings("ignore", module="torchsde")
+            # dpm_fast builds torch.tensor(sigma) from a tensor: torch's notice, every call
+            warnings.filterwarnings("ignore", message="To copy construct from a tensor")
             if self._declared.interval:  # its own grid between the ends, n model calls
                 out = self._function(denoiser, x_tilde, sigmas[-1], sigmas[0],
                                      len(sigmas) - 1, disable=True, **arguments)
