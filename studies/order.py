@@ -218,6 +218,10 @@ def order_table(results: pd.DataFrame) -> pd.DataFrame:
             reason = asymptotic_check(slopes, local_slope_errors(
                 window.steps, window.value, window.get("stderr", np.full(len(window), np.nan))))
             result = "INCONCLUSIVE" if reason else result
+        if result in ("FAIL", "ABOVE"):  # the evidence, as for every other verdict's reason
+            reason = (f"{measured:.2f} ± {half_width:.2f} is {'below' if result == 'FAIL' else 'above'}"
+                      f" the declared {declared:g} by more than max(CI, {MIN_ALLOWANCE:g}); local "
+                      f"slopes {', '.join(f'{slope:.2f}' for slope in slopes)}")
         floor, floor_kind = _judged_floor(group)
         rows.append({
             **dict(zip(keys, key, strict=True)),

@@ -32,4 +32,5 @@ def test_long_names_and_reasons_stay_within_the_width(capsys):
     assert lines[1].split()[:3] == ["rf", "euler", "w2"] and lines[1].endswith("PASS")
     assert lines[2] == f"rf {LONG}"  # its own line, then its numbers below it
     assert lines[3].split()[0] == "w2" and lines[3].endswith("FAIL")
-    assert lines[4].split()[:2] == ["rf", "pndm"] and lines[4].endswith("N/A")  # declared None
+    assert lines[4].startswith("    reason: 1.00 ± 0.00 is below the declared 3")  # its evidence
+    assert lines[5].split()[:2] == ["rf", "pndm"] and lines[5].endswith("N/A")  # declared None
