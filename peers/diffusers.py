@@ -512,20 +512,22 @@ class DiffusersSampler(PeerSampler):
         return settings
 
     def _new_scheduler(self, schedule):
-        """The scheduler on the study's training table (module docstring)."""
-        table = sigma_table(schedule, self.train_steps)
+        """The scheduler on the study's training table (module docstring); one whose own grid
+        runs from pure noise (:attr:`from_pure_noise`) keeps its stock table."""
         if self.from_pure_noise:  # its own grid: the network's time is read from its timestep
             extra = {}
         elif self._declared.state == EDM:
+            table = sigma_table(schedule, self.train_steps)
             extra = {"sigma_min": float(table[0]), "sigma_max": float(table[-1])}
         else:
-            extra = {"num_train_timesteps": self.train_steps, "trained_betas": trained_betas(table)}
+            extra = {"num_train_timesteps": self.train_steps,
+                     "trained_betas": trained_betas(sigma_table(schedule, self.train_steps))}
         return self._class(**extra, **self._settings())
 
     def _scheduler(self, schedule):
         """:meth:`_new_scheduler`, refused where its float32 table cannot hold the schedule's
-        smallest σ (a unit fails with the reason; before, its outputs were NaN), and in flow
-        mode where the schedule does not end in pure noise (:meth:`check_schedule`)."""
+        smallest σ (a unit fails with the reason; before, its outputs were NaN), and where it
+        refuses the schedule (:meth:`check_schedule`)."""
         self.check_schedule(schedule)
         scheduler = self._new_scheduler(schedule)
         alphas_cumprod = getattr(scheduler, "alphas_cumprod", None)
@@ -539,9 +541,9 @@ class DiffusersSampler(PeerSampler):
         return scheduler
 
     def schedule_refusal(self, schedule) -> str:
-        """Why it cannot run on ``schedule`` ('' where it can): in flow mode, a schedule without
-        a pure-noise end, since the scheduler starts at σ_f = 1 (or 1 − 1/T), where only such a
-        schedule's start law is (module docstring, "Flow matching")."""
+        """Why it cannot run on ``schedule`` ('' where it can): where its own grid starts at pure
+        noise (:attr:`from_pure_noise`: σ_f ≈ 1, or IPNDM's α = 0), a schedule without a
+        pure-noise end, whose start law is not there (module docstring, "Flow matching")."""
         if not self.from_pure_noise or schedule.pure_noise_end:
             return ""
         start = "σ_f ≈ 1" if self.flow else "α = 0"
@@ -560,10 +562,18 @@ class DiffusersSampler(PeerSampler):
         extra = {} if self.mu is None else {"mu": self.mu}
         scheduler.set_timesteps(steps, device=device, **extra)
 
+    def _scheduler_for(self, schedule, steps: int, device=None):
+        """:meth:`_scheduler` with its timesteps set for ``steps`` (:meth:`_set_timesteps`),
+        diffusers' notices silenced (:meth:`_quiet`)."""
+        with self._quiet():
+            scheduler = self._scheduler(schedule)
+            self._set_timesteps(scheduler, steps, device=device)
+        return scheduler
+
     def output_time(self, schedule, ts: torch.Tensor) -> torch.Tensor:
-        """The study time t of its output: ts[-1], or in flow mode t = 0, the data: a flow
-        pipeline decodes the scheduler's last state as the sample, wherever its σ_f grid stops
-        (module docstring, "Flow matching")."""
+        """The study time t of its output: ts[-1], or t = 0, the data, where its own grid runs
+        from pure noise (:attr:`from_pure_noise`): a pipeline decodes the scheduler's last state
+        as the sample, wherever its grid stops (module docstring, "Flow matching")."""
         return torch.zeros_like(ts[-1]) if self.from_pure_noise else ts[-1]
 
     @property
@@ -666,15 +676,9 @@ class DiffusersSampler(PeerSampler):
     def _run(self, model, schedule, x, ts, noise: ProbeNoise | None, seed: int) -> torch.Tensor:
         numeric = schedule.numeric
         self.check_steps(ts.numel() - 1)
-        scheduler = self._scheduler(schedule)
-        self._set_timesteps(scheduler, ts.numel() - 1, device=x.device)
+        scheduler = self._scheduler_for(schedule, ts.numel() - 1, device=x.device)
         network = self._network(scheduler, model, numeric)
-        if self.flow:
-            state = x / flow_scale(numeric, ts[0])
-        elif self.state in (VP, COSINE):
-            state = x / vp_scale(numeric, ts[0])
-        else:
-            state = x / numeric.s(ts[0])
+        state = x / self._state_scale(numeric, ts[0])
         generator = None
         if self.stochastic and noise is None:
             generator = torch.Generator(x.device).manual_seed(
@@ -685,13 +689,18 @@ class DiffusersSampler(PeerSampler):
             prediction = network(model_input, t)
             state = scheduler.step(prediction, t, state,
                                    **self._step_arguments(state, noise, generator)).prev_sample
+        # at the data (its last state, decoded as the sample) or at ts[-1]: output_time
+        return self._state_scale(numeric, self.output_time(schedule, ts)) * state
+
+    def _state_scale(self, numeric, t: torch.Tensor) -> torch.Tensor:
+        """c(t) with the study's x = c(t) · the scheduler's state at t: s + sσ for x_f (flow,
+        :func:`flow_scale`), √(s² + (sσ)²) for a VP state (VP, IPNDM's cosine: :func:`vp_scale`),
+        s for x̃ = x/s (VE, EDM); finite at a pure-noise end but for x/s."""
         if self.flow:
-            return flow_scale(numeric, self.output_time(schedule, ts)) * state  # x_f as x₀
-        if self.state == COSINE:  # its last state, at α = 1: the data
-            return vp_scale(numeric, self.output_time(schedule, ts)) * state
-        if self.state == VP:
-            return vp_scale(numeric, ts[-1]) * state
-        return numeric.s(ts[-1]) * state
+            return flow_scale(numeric, t)
+        if self.state in (VP, COSINE):
+            return vp_scale(numeric, t)
+        return numeric.s(t)
 
     def grid_sigmas(self, schedule, ts: torch.Tensor) -> torch.Tensor | None:
         """The σ's the scheduler steps between for this study's step count (its float32 values,
@@ -700,9 +709,8 @@ class DiffusersSampler(PeerSampler):
         is in σ_f (flow mode: :meth:`grid_times`)."""
         if self.flow:
             return None
-        with self._quiet():  # HeunDiscrete sets timesteps (numpy's notice) in its constructor
-            scheduler = self._scheduler(schedule)
-            scheduler.set_timesteps(ts.numel() - 1)
+        # quiet: HeunDiscrete sets timesteps (numpy's notice) in its constructor
+        scheduler = self._scheduler_for(schedule, ts.numel() - 1)
         if hasattr(scheduler, "sigmas"):
             sigmas = scheduler.sigmas.to(torch.float64)
         else:  # DDIM: ᾱ at its timesteps, then its final ᾱ
@@ -721,9 +729,7 @@ class DiffusersSampler(PeerSampler):
         dropped), from ts[0] to :meth:`output_time`; None otherwise (:meth:`grid_sigmas`)."""
         if not self.flow:
             return None
-        with self._quiet():
-            scheduler = self._scheduler(schedule)
-            self._set_timesteps(scheduler, ts.numel() - 1)
+        scheduler = self._scheduler_for(schedule, ts.numel() - 1)
         times = flow_time(schedule.numeric, torch.unique_consecutive(scheduler.sigmas).to(ts))
         times[0] = ts[0]
         return times
@@ -798,9 +804,7 @@ class DiffusersSampler(PeerSampler):
         then jumps to σ_f = 0 with x̂₀ = D(x; t(σ_f,min)). Their limit is that jump from the exact
         marginal there; on Gaussian data the jump shrinks each variance λ by σ²λ/(λ + σ²) at that
         σ (σ = σ_f,min/(1 − σ_f,min)), a W₂ error ≈ σ²/(2√λ)."""
-        with self._quiet():
-            scheduler = self._scheduler(problem.schedule)
-            self._set_timesteps(scheduler, ts.numel() - 1)
+        scheduler = self._scheduler_for(problem.schedule, ts.numel() - 1)
         t_last = flow_time(problem.schedule.numeric, scheduler.sigmas[-2:-1].to(ts)).reshape(())
         return problem.denoiser(problem.marginal_law(t_last), t_last)
 
@@ -818,9 +822,7 @@ class DiffusersSampler(PeerSampler):
         floor is TABLE_FLOOR_MULTIPLE times its W₂ to the data law: at N steps the truncation is
         sampled at N points, at most twice its mean 1/(2T)."""
         numeric = problem.schedule.numeric
-        with self._quiet():
-            scheduler = self._scheduler(problem.schedule)
-            self._set_timesteps(scheduler, ts.numel() - 1)
+        scheduler = self._scheduler_for(problem.schedule, ts.numel() - 1)
         train_steps = scheduler.config.num_train_timesteps
         sigma_start = float(scheduler.sigmas[0])
         edges = torch.arange(math.floor(sigma_start * train_steps), 0, -1,
@@ -919,16 +921,11 @@ class DiffusersSampler(PeerSampler):
         if self._declared.state == COSINE:
 
             def v_network(x_vp, timestep):
-                """v = (α x − D)/σ at α = cos φ, σ = sin φ, φ = timestep·π/2 (its state
-                α x₀ + σ ε with α² + σ² = 1); at α = 0 (pure noise, t_max) v = −D."""
+                """v of its state α x₀ + σ ε at α = cos φ, σ = sin φ, φ = timestep·π/2, i.e.
+                log(σ/α) = log sin φ − log cos φ (∞ at pure noise)."""
                 phi = timestep.to(device=x_vp.device, dtype=torch.float64) * (math.pi / 2)
-                alpha, sigma = torch.cos(phi), torch.sin(phi)
-                pure = alpha <= 0
-                t = torch.where(pure, torch.full_like(phi, float(numeric.t_max)),
-                                numeric.sigma_inv(sigma / torch.where(pure, 1.0, alpha)))
-                t, alpha, sigma = (value.to(x_vp.dtype) for value in (t, alpha, sigma))
-                denoised = model(x_vp * vp_scale(numeric, t), t)
-                return (x_vp * alpha - denoised) / sigma
+                log_sigma = torch.log(torch.sin(phi)) - torch.log(torch.cos(phi))
+                return _vp_prediction(model, numeric, x_vp, log_sigma, v_prediction=True)
 
             return v_network
 
@@ -950,26 +947,30 @@ class DiffusersSampler(PeerSampler):
         v_prediction = self._settings().get("prediction_type") == "v_prediction"
 
         def network(x_vp, timestep):
-            """ε = (x_vp − a D)/b or v = (a x_vp − D)/b (Salimans & Ho 2022, §4) with a = √ᾱ,
-            b = √(1 − ᾱ) from the table's σ at the timestep (log-linear between entries): finite
-            where ᾱ = 0 (σ = ∞, zero terminal SNR: there ε = x_vp and v = −D)."""
+            """ε or v (:func:`_vp_prediction`) at the table's σ at the timestep, log-linear
+            between entries."""
             tau = timestep.to(torch.float64).clamp(0, len(log_sigmas) - 1)
             low = tau.floor().long().clamp(max=len(log_sigmas) - 2)
             weight = tau - low
             entry = tau == tau.round()  # on an entry: its value (lerp with σ = ∞ gives NaN)
             log_sigma = torch.where(entry, log_sigmas[tau.round().long()],
                                     torch.lerp(log_sigmas[low], log_sigmas[low + 1], weight))
-            a, b = (torch.sigmoid(sign * 2 * log_sigma).sqrt().to(dtype=x_vp.dtype,
-                                                                  device=x_vp.device)
-                    for sign in (-1, 1))  # x_vp: a batch, or a law (limit_law)
-            t = numeric.sigma_inv(torch.exp(log_sigma).clamp(max=torch.finfo(torch.float64).max))
-            t = torch.where(torch.isinf(log_sigma), torch.full_like(t, numeric.t_max), t).to(a)
-            denoised = model(x_vp * vp_scale(numeric, t), t)
-            if v_prediction:
-                return (x_vp * a - denoised) / b
-            return (x_vp - denoised * a) / b
+            return _vp_prediction(model, numeric, x_vp, log_sigma, v_prediction)
 
         return network
+
+
+def _vp_prediction(model, numeric, x_vp, log_sigma: torch.Tensor, v_prediction: bool):
+    """The exact ε = (x_vp − a D)/b, or v = (a x_vp − D)/b (Salimans & Ho 2022, §4), of a VP
+    state x_vp = a x₀ + b ε at log σ, a = √ᾱ = 1/√(1 + σ²), b = σ a, D the problem's denoiser at
+    the study's time of that σ: finite where σ = ∞ (pure noise, t_max: ε = x_vp, v = −D). x_vp is
+    a batch, or a law (:meth:`DiffusersSampler.limit_law`)."""
+    a, b = (torch.sigmoid(sign * 2 * log_sigma).sqrt().to(dtype=x_vp.dtype, device=x_vp.device)
+            for sign in (-1, 1))
+    t = numeric.sigma_inv(torch.exp(log_sigma).clamp(max=torch.finfo(torch.float64).max))
+    t = torch.where(torch.isinf(log_sigma), torch.full_like(t, numeric.t_max), t).to(a)
+    denoised = model(x_vp * vp_scale(numeric, t), t)
+    return (x_vp * a - denoised) / b if v_prediction else (x_vp - denoised * a) / b
 
 
 def _log_sigmas(scheduler) -> torch.Tensor:
