@@ -324,12 +324,16 @@ def _error_at_nfe_tables(at_nfe: pd.DataFrame) -> str:
             "(never extrapolated).</p>" + "".join(parts))
 
 
+def _measured(rows: pd.DataFrame) -> list[str]:
+    """Each row's measured order "m ± CI" ("m" without a finite CI, "" without an order)."""
+    return ["" if m != m else f"{m:.3f} ± {c:.3f}" if np.isfinite(c) else f"{m:.3f}"
+            for m, c in zip(rows.measured_order, rows.ci95, strict=True)]
+
+
 def _conformance(rows: pd.DataFrame, commands: list[str]) -> str:
     """The peer conformance table and, for each FAIL or unexplained disagreement, a finding
     with the numbers and the command that reproduces it."""
-    shown = rows.assign(measured=[
-        "" if m != m else f"{m:.3f} ± {c:.3f}" if np.isfinite(c) else f"{m:.3f}"
-        for m, c in zip(rows.measured_order, rows.ci95, strict=True)])
+    shown = rows.assign(measured=_measured(rows))
     table = _table(shown[["library", "sampler", "declared_order", "order_source", "measured",
                           "fit_steps", "verdict", "twin", "agreement", "agrees"]])
     command = commands[0] if commands else "(the command of this section)"
@@ -516,8 +520,7 @@ def render_audit(table: pd.DataFrame, results: pd.DataFrame, command: str) -> st
     stages = []
     for stage, rows in table.groupby("stage", sort=False):
         shown = rows.assign(
-            measured=["" if m != m else f"{m:.3f} ± {c:.3f}" if c == c and np.isfinite(c)
-                      else f"{m:.3f}" for m, c in zip(rows.measured_order, rows.ci95, strict=True)],
+            measured=_measured(rows),
             finding=[f"experiments/findings/{name}" if name else "" for name in rows.finding])
         columns = ["library", "sampler", "declared_order", "measured", "fit_steps", "verdict",
                    "reason", "nfe_10", "nfe_20", "nfe_50", "twin", "agreement", "agrees",

@@ -29,6 +29,15 @@ HEUN = "diffusers.FlowMatchHeunDiscreteScheduler"
 DPM_FLOW = "diffusers.DPMSolverMultistepScheduler:use_flow_sigmas=True"
 
 
+def data_w2(peer, problem, steps: int) -> float:
+    """W₂ between the peer's exact output law at ``steps`` (auto grid) and the data law (t = 0)."""
+    schedule = problem.schedule
+    grid = make_grid("auto", schedule, steps)
+    law = sample(peer, problem.denoiser, schedule, problem.marginal_law(grid[0]), grid,
+                 noise=ExactLawNoise()).x
+    return float(problem.w2(law, torch.zeros((), dtype=torch.float64)))
+
+
 def unit(name: str, schedule, steps: int, dim: int = 4) -> UnitRun:
     problem = get_problem("gaussian", schedule, dim=dim, seed=0)
     return UnitRun(problem, get_solver(name), steps, grid="auto", batch=8, seed=0)
@@ -114,12 +123,7 @@ def test_flow_mode_converges_to_its_limit_not_to_the_data():
     first order: |e(256) − F| ≤ ½ |e(128) − F|, and the study's floor is 15 F."""
     problem = get_problem("gaussian", RF, dim=4, seed=0)
     peer = get_solver(DPM_FLOW)
-    errors = {}
-    for steps in (128, 256):
-        ts = make_grid("auto", RF, steps)
-        law = sample(peer, problem.denoiser, RF, problem.marginal_law(ts[0]), ts,
-                     noise=ExactLawNoise()).x
-        errors[steps] = float(problem.w2(law, torch.zeros((), dtype=torch.float64)))
+    errors = {steps: data_w2(peer, problem, steps) for steps in (128, 256)}
     floor, kind = peer.error_floor(problem, make_grid("auto", RF, 256))
     limit = floor / 15
     assert abs(errors[256] - limit) <= 0.5 * abs(errors[128] - limit), (errors, limit)
@@ -165,12 +169,7 @@ def test_flow_match_heun_tends_to_its_last_jump_not_to_the_data():
     jump = peer.jump_limit_law(problem, ts)
     assert torch.allclose(jump.variance, eigenvalues**2 / (eigenvalues + sigma**2), rtol=1e-12)
     limit = float(problem.w2(jump, torch.zeros((), dtype=torch.float64)))
-    errors = {}
-    for steps in (128, 256):
-        grid = make_grid("auto", schedule, steps)
-        law = sample(peer, problem.denoiser, schedule, problem.marginal_law(grid[0]), grid,
-                     noise=ExactLawNoise()).x
-        errors[steps] = float(problem.w2(law, torch.zeros((), dtype=torch.float64)))
+    errors = {steps: data_w2(peer, problem, steps) for steps in (128, 256)}
     assert abs(errors[256] - limit) <= 0.5 * abs(errors[128] - limit), (errors, limit)
     assert peer.error_floor(problem, ts)[0] == pytest.approx(15 * limit, rel=1e-12)
 
