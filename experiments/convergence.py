@@ -81,10 +81,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                              "--steps, a power of two >= 64)")
     parser.add_argument("--compile", action="store_true",
                         help="run the --model network through torch.compile")
-    parser.add_argument("--dim", type=int, default=4, help="data dimension (default: 4)")
-    parser.add_argument("--batch", type=int, default=256,
+    parser.add_argument("--dim", type=int, default=None,
+                        help="data dimension (default: the problem's own, 3·res² for spectrum "
+                             "and lowrank; else 4)")
+    parser.add_argument("--batch", type=int, default=None,
                         help="samples per run: timing, strong errors, Monte Carlo metrics "
-                             "(default: 256)")
+                             "(default: 8 for spectrum and lowrank, else 256)")
     parser.add_argument("--grid", default=None, metavar="SPEC",
                         help=f"time grid spec (known: {', '.join(names['grids'])}; default: logsnr; "
                              "auto — uniform in t where a schedule starts at pure noise, rf and "
@@ -112,11 +114,29 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None,
                         help="output directory (default: results/convergence/<derived from the "
                              "configuration>); re-running with the same --out resumes")
+    parser.add_argument("--budgets", type=nfe_budgets, default=None, metavar="NFES",
+                        help="comma-separated NFE budgets at which the console and the report "
+                             "state each sampler's error (default: 10,20,50,100); they change "
+                             "what is shown, not what is run")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print every fit (steps, points, notes) and the full verdict legend")
     parser.add_argument("--list", action="store_true",
                         help="list the registered schedules, samplers, problems, grids, metrics")
     return parser
+
+
+def nfe_budgets(text: str) -> tuple[int, ...]:
+    """``--budgets``: comma-separated positive integers, as a sorted tuple."""
+    from sdebench.studies.analysis import check_budgets
+
+    try:
+        return check_budgets(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers (NFE), e.g. 10,20,50, got {text!r}"
+        ) from None
 
 
 def _specs(text: str, known: list[str] | dict[str, list[str]], what: str, parser) -> list[str]:
@@ -282,31 +302,80 @@ def _print_rows(rows: list[list[str]], header: list[str], name_column: int,
                                     subsequent_indent="      "))
 
 
-def _print_table(table) -> None:
-    """One line per fitted order: schedule, sampler, metric, points, the steps fitted, the
-    measured order ± its 95% CI, the declared order and the verdict; its reason and note below."""
+def _cell(value: float, read: str, at_floor: bool, best: bool) -> str:
+    """An error read at a budget: "floor" at the error floor, † extrapolated, * the best."""
+    if value != value:
+        return ""
+    if at_floor:
+        return "floor"
+    return f"{value:.3g}{'†' if read == 'extrapolated' else ''}{'*' if best else ''}"
+
+
+def _print_answer(analysis, results, verbose: bool) -> None:
+    """Per configuration, one line per sampler: kind, verdict, measured ± CI and declared order
+    on the headline metric, the metric at each NFE budget and the time per sample; the evidence
+    of every verdict that is not a PASS below its line (an N/A's note with --verbose)."""
+    from sdebench.reports.tables import format_seconds
+    from sdebench.studies.analysis import time_budget
+
+    firsts = results.drop_duplicates("config_id").set_index("config_id")
+    for config_id, answer in analysis.answer.groupby("config_id", sort=False):
+        metric = answer.metric.iloc[0]
+        errors = analysis.answer_errors(config_id).set_index(["sampler", "nfe"])
+        first = firsts.loc[config_id]
+        score = first.get("score")
+        score = f" ({score} score)" if isinstance(score, str) and score else ""
+        print(f"{first['schedule']}{score}, {first['problem']}, d={first['dim']}, {first['dtype']} — "
+              f"{metric} at NFE budgets († extrapolated, * best, floor: at the error floor):")
+        rows, details = [], []
+        for row in answer.itertuples():
+            declared = "" if row.declared_order != row.declared_order else f"{row.declared_order:g}"
+            cells = [row.sampler, row.kind, row.verdict, _order_text(row.measured_order, row.ci95),
+                     declared]
+            for n in analysis.budgets:
+                cell = errors.loc[(row.sampler, n)] if (row.sampler, n) in errors.index else None
+                cells.append("" if cell is None else
+                             _cell(cell.value, cell.read, bool(cell.at_floor), bool(cell.best)))
+            cells.append(format_seconds(row.seconds_per_sample))
+            rows.append(cells)
+            evidence = row.reason if row.verdict != "N/A" else (row.note if verbose else "")
+            details.append([("why", evidence)])
+        _print_rows(rows, ["sampler", "kind", "verdict", "order", "decl"]
+                    + [f"NFE {n}" for n in analysis.budgets]
+                    + [f"time@{time_budget(analysis.budgets)}"], 0, details)
+
+
+def _print_other_orders(analysis, verbose: bool) -> None:
+    """The fitted orders of the metrics other than the headline one (e.g. strong errors), and
+    with --verbose every fit's steps, points and note."""
     import pandas as pd
 
-    scored = table.score.ne("").any()
+    table = analysis.orders
+    if table.empty:
+        return
+    headline = analysis.answer.drop_duplicates("config_id").set_index("config_id").metric
+    others = table if verbose else table[table.metric != table.config_id.map(headline)]
+    if others.empty:
+        return
+    print("fitted orders" + ("" if verbose else " of the other metrics") + ":")
+    scored = others.score.ne("").any()
     rows, details = [], []
-    for _, row in table.iterrows():
+    for _, row in others.iterrows():
         schedule = f"{row.schedule} ({row.score})" if scored and row.score else row.schedule
         declared = "" if pd.isna(row.declared_order) else f"{row.declared_order:g}"
         rows.append([schedule, row.sampler, row.metric, str(row.points), str(row.fit_steps),
                      _order_text(row.measured_order, row.ci95), declared, row.verdict])
-        details.append([("reason", row.reason), ("note", row.note)])
+        details.append([("reason", row.reason), ("note", row.note if verbose else "")])
     _print_rows(rows, ["schedule", "sampler", "metric", "points", "fit_steps", "order",
                        "declared", "verdict"], 1, details)
 
 
-def _print_conformance(study) -> None:
+def _print_conformance(analysis) -> None:
     """Per peer sampler: declared and measured order, verdict, agreement with sdebench's twin
     (sdebench.studies.conformance), and how it agrees below."""
     import pandas as pd
 
-    from sdebench.studies.conformance import conformance_table
-
-    table = conformance_table(study.results, study.orders)
+    table = analysis.conformance
     if table.empty:
         return
     print("peer conformance (declared order: see order_source in results.csv):")
@@ -334,29 +403,21 @@ def _print_score_errors(study) -> None:
               f"{worst.score_error:.3g}, largest at σ = {worst.sigma:.3g}; {SCORE_ERROR_NOTE})")
 
 
-def _print_error_at_nfe(results) -> None:
-    """Per configuration and error metric: each sampler's error at NFE ≈ 10, 20, 50, 100
-    (≈: interpolated in log–log between two runs; *: the best; "floor": not above the error
-    floor; blank: outside its runs)."""
-    from sdebench.studies.precision import error_at_nfe
-
-    table = error_at_nfe(results)
-    if table.empty:
+def _print_other_errors(analysis, results) -> None:
+    """The other error metrics (not the headline one) at the NFE budgets, one table each."""
+    at_nfe = analysis.at_nfe
+    if at_nfe.empty:
         return
+    headline = analysis.answer.drop_duplicates("config_id").set_index("config_id").metric
+    others = at_nfe[at_nfe.metric != at_nfe.config_id.map(headline)]
     firsts = results.drop_duplicates("config_id").set_index("config_id")
-    schedules = firsts.schedule + (" (" + firsts.score + " score)" if "score" in firsts else "")
-    for (config_id, metric), part in table.groupby(["config_id", "metric"], sort=False):
-        cells = part.assign(text=[
-            "" if value != value else "floor" if at_floor else
-            f"{'≈' if interpolated else ''}{value:.3g}{'*' if best else ''}"
-            for value, interpolated, at_floor, best in zip(
-                part.value, part.interpolated, part.at_floor, part.best, strict=True)])
-        grid = cells.pivot(index="sampler", columns="nfe", values="text")
-        grid = grid.loc[list(dict.fromkeys(part.sampler))]
-        grid.columns = [f"NFE {n}" for n in grid.columns]
-        print(f"{metric} at a given cost — {schedules[config_id]} "
-              "(≈ interpolated, * best, floor: not above the error floor):")
-        print(grid.to_string())
+    for (config_id, metric), part in others.groupby(["config_id", "metric"], sort=False):
+        rows = [[sampler] + [_cell(c.value, c.read, bool(c.at_floor), bool(c.best))
+                             for c in cells.itertuples()]
+                for sampler, cells in part.sort_values("nfe").groupby("sampler", sort=False)]
+        print(f"{metric} at NFE budgets — {firsts.schedule[config_id]}:")
+        _print_rows(rows, ["sampler"] + [f"NFE {n}" for n in sorted(part.nfe.unique())], 0,
+                    [[] for _ in rows])
 
 
 @contextlib.contextmanager
@@ -378,7 +439,8 @@ def _dask_client(args):
 
 def _summary(args, config, store, study) -> int:
     """Print what the study found, write its report; the exit status."""
-    from sdebench.studies.order import VERDICT_LEGEND
+    from sdebench.studies.analysis import analyse
+    from sdebench.studies.order import VERDICT_LEGEND, VERDICT_SUMMARY
     from sdebench.studies.reference import reference_summary
 
     print(f"results: {store.directory} (one file per unit in units/; results.csv, orders.csv)")
@@ -394,21 +456,24 @@ def _summary(args, config, store, study) -> int:
         which = "" if whole else f" ({', '.join(rows.metric)})"
         print(f"FAILED {row.schedule} {row.sampler} {row.steps} steps{which}: {error}",
               file=sys.stderr)
-    table = study.orders
-    _print_error_at_nfe(study.results)
+    analysis = analyse(study.results, args.budgets) if args.budgets else study.analysis
+    table = analysis.orders
+    _print_answer(analysis, study.results, args.verbose)
+    _print_other_errors(analysis, study.results)
+    _print_other_orders(analysis, args.verbose)
     if not table.empty:
-        _print_table(table)
-        counts = table.verdict.value_counts().to_dict()
         for line in reference_summary(table):
             print(line)
         _print_score_errors(study)
-        _print_conformance(study)
+        _print_conformance(analysis)
+        counts = table.verdict.value_counts().to_dict()
         print("verdicts:", ", ".join(f"{k} {v}" for k, v in counts.items()))
-        print(textwrap.fill(VERDICT_LEGEND, CONSOLE_WIDTH))
+        print(textwrap.fill(VERDICT_LEGEND if args.verbose else VERDICT_SUMMARY, CONSOLE_WIDTH))
     if not args.no_report:
         from sdebench.experiments.report import render_directory
 
-        print(f"report: {render_directory(store.directory, progress=not args.quiet)}")
+        path = render_directory(store.directory, progress=not args.quiet, analysis=analysis)
+        print(f"report: {path}")
     return 1 if (not failed.empty or (not table.empty and (table.verdict == "FAIL").any())) else 0
 
 
@@ -429,7 +494,8 @@ def main(argv=None, prog: str | None = None) -> int:
         print(f"{name}: interrupted while starting, before any unit ran (nothing is stored); run "
               "the command again", file=sys.stderr)
         return 130
-    command = shlex.join([prog or "python experiments/convergence.py", *(
+    # the program's words (e.g. "sdebench convergence") stay words: the command pastes into a shell
+    command = shlex.join([*(prog or "python experiments/convergence.py").split(), *(
         sys.argv[1:] if argv is None else argv)])
     try:
         with warnings.catch_warnings(), _dask_client(args) as client:

@@ -12,12 +12,15 @@ from pathlib import Path
 
 
 def render_directory(directory: str | Path, output: str | Path | None = None,
-                     progress: bool = False) -> Path:
-    """Write the report of the study stored in ``directory`` (default: its report.html)."""
+                     progress: bool = False, analysis=None, budgets=None) -> Path:
+    """Write the report of the study stored in ``directory`` (default: its report.html).
+    ``analysis``: the :class:`~sdebench.studies.analysis.Analysis` of the study just run, used
+    when it covers exactly the stored units (else they are analysed here, once); ``budgets``:
+    the NFE budgets of the answer tables (default: those of ``analysis``, or
+    :data:`~sdebench.studies.precision.NFE_TARGETS`)."""
     from sdebench.reports.html import StudyFrames, write_report
-    from sdebench.studies.conformance import conformance_table
-    from sdebench.studies.order import order_table
-    from sdebench.studies.precision import error_at_nfe
+    from sdebench.studies.analysis import analyse
+    from sdebench.studies.precision import NFE_TARGETS
     from sdebench.studies.store import ResultStore, StoreError
 
     store = ResultStore(directory)
@@ -26,10 +29,12 @@ def render_directory(directory: str | Path, output: str | Path | None = None,
         legacy = " (it holds a results.csv of the pre-0.2 format: re-run the study)" \
             if (Path(directory) / "results.csv").exists() else ""
         raise StoreError(f"no stored results in {directory}{legacy}")
-    orders = order_table(results)
-    frames = StudyFrames(results, orders, error_at_nfe(results), samples,
-                         store.section_frames("trajectories"), store.sections(),
-                         store.section_frames("score_error"), conformance_table(results, orders))
+    budgets = budgets or (analysis.budgets if analysis is not None else NFE_TARGETS)
+    if analysis is None or analysis.units != frozenset(results.unit_id) \
+            or analysis.budgets != tuple(sorted(set(budgets))):
+        analysis = analyse(results, budgets)
+    frames = StudyFrames(results, analysis, samples, store.section_frames("trajectories"),
+                         store.sections(), store.section_frames("score_error"), str(directory))
     return write_report(frames, Path(directory) / "report.html" if output is None else output,
                         progress)
 
@@ -49,12 +54,16 @@ def _check_output(parser, directory: Path, output: str | None) -> Path | None:
 
 
 def main(argv=None, prog: str | None = None) -> int:
+    from sdebench.experiments.convergence import nfe_budgets
     from sdebench.studies.store import StoreError
 
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("directory", help="the study's --out directory")
     parser.add_argument("--output", help="report path, an .html file (default: report.html in "
                                          "the study directory)")
+    parser.add_argument("--budgets", type=nfe_budgets, default=None, metavar="NFES",
+                        help="comma-separated NFE budgets of the answer tables (default: "
+                             "10,20,50,100)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     directory = Path(args.directory)
@@ -62,7 +71,8 @@ def main(argv=None, prog: str | None = None) -> int:
         parser.error(f"{args.directory!r} is not a study directory")
     output = _check_output(parser, directory, args.output)
     try:
-        print(f"report: {render_directory(directory, output, progress=not args.quiet)}")
+        path = render_directory(directory, output, progress=not args.quiet, budgets=args.budgets)
+        print(f"report: {path}")
     except StoreError as error:
         parser.error(str(error))
     except KeyboardInterrupt:  # the report is written atomically: no half-written page is left

@@ -15,6 +15,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from sdebench.problems.model import LearnedScoreProblem
+from sdebench.studies.analysis import Analysis, analyse
 from sdebench.studies.config import StudyConfig, Unit, resolve_sections, resolve_units
 from sdebench.studies.learned import score_error_frame
 from sdebench.studies.order import order_table
@@ -25,17 +26,22 @@ from sdebench.studies.units import run_unit, warm_up
 
 @dataclass
 class StudyResult:
-    """What a study produced: ``results`` (rows of this study's units), ``orders`` (their fits),
-    ``samples`` (2-D output points), ``trajectories``, ``sections`` (config_id → the
-    configuration and the commands that ran it) and ``score_errors`` (e(t) of learned-score
-    sections, :mod:`sdebench.studies.learned`)."""
+    """What a study produced: ``results`` (rows of this study's units), ``analysis`` (their
+    fitted orders, errors at the NFE budgets, conformance and answer:
+    :mod:`sdebench.studies.analysis`; ``orders`` is its order table), ``samples`` (2-D output
+    points), ``trajectories``, ``sections`` (config_id → the configuration and the commands that
+    ran it) and ``score_errors`` (e(t) of learned-score sections, :mod:`sdebench.studies.learned`)."""
 
     results: pd.DataFrame
-    orders: pd.DataFrame
+    analysis: Analysis
     samples: pd.DataFrame = field(default_factory=pd.DataFrame)
     trajectories: pd.DataFrame = field(default_factory=pd.DataFrame)
     sections: dict = field(default_factory=dict)
     score_errors: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def orders(self) -> pd.DataFrame:
+        return self.analysis.orders
 
 
 def _execute(config: StudyConfig, units: list[Unit], on_result, progress: bool, client,
@@ -99,7 +105,7 @@ def run_study(config: StudyConfig, store: ResultStore | None = None, *, progress
     samples = samples[samples.unit_id.isin(ours)].reset_index(drop=True) if not samples.empty else samples
     paths, score_errors = (frame[frame.config_id.isin(config_ids)].reset_index(drop=True)
                            if not frame.empty else frame for frame in (paths, score_errors))
-    return StudyResult(results, order_table(results), samples, paths,
+    return StudyResult(results, analyse(results), samples, paths,
                        {key: value for key, value in sections_on_disk.items() if key in config_ids},
                        score_errors)
 
@@ -134,7 +140,7 @@ def _run_in_memory(config, sections, units, progress, trajectories, client,
         made = [frame.assign(config_id=config_id) for config_id, frame in made
                 if frame is not None]
         frames[kind] = pd.concat(made, ignore_index=True) if made else pd.DataFrame()
-    return StudyResult(results, order_table(results), pd.DataFrame(points),
+    return StudyResult(results, analyse(results), pd.DataFrame(points),
                        frames.get("trajectories", pd.DataFrame()),
                        {s.config_id: {"config": s.config, "commands": []} for s in sections},
                        frames["score_error"])

@@ -86,6 +86,12 @@ VERDICT_LEGEND = (
     "VE with Gaussian data, theory/em_error.py). FAIL: slower than declared. N/A: no order "
     "declared (see note)."
 )
+VERDICT_SUMMARY = (
+    f"PASS: measured order within max(95% CI, {MIN_ALLOWANCE}) of the declared one; FAIL: "
+    "slower; ABOVE: faster than declared on this problem; INCONCLUSIVE: too little evidence "
+    "(reason given); N/A: no order declared. The full rules: --verbose."
+)
+"""The verdicts in two console lines (:data:`VERDICT_LEGEND` in full)."""
 
 
 def verdict(measured: float, half_width: float, declared: float | None) -> str:

@@ -12,6 +12,11 @@ import pandas as pd
 from sdebench.studies.order import MONTE_CARLO_MULTIPLE
 
 NFE_TARGETS = (10, 20, 50, 100)
+ANSWER_REACH = 2.0
+"""How far past a sampler's runs its error may be read, as a factor in NFE: a step count's NFE is
+a multiple of its NFE per step, so a third-order single-step sampler (3 NFE per step) has no
+run at NFE 10 when its fewest steps are 4 (NFE 12). Beyond the runs, the value lies on the line
+through its two outermost runs and is marked extrapolated."""
 
 
 def _errors(results: pd.DataFrame) -> pd.DataFrame:
@@ -33,40 +38,52 @@ def _effective_floor(group: pd.DataFrame) -> np.ndarray:
     return np.where(monte_carlo, MONTE_CARLO_MULTIPLE * floor, floor)
 
 
-def _at(nfe: np.ndarray, values: np.ndarray, floors: np.ndarray,
-        target: float) -> tuple[float, bool, bool]:
-    """(value at ``target``, interpolated?, at the floor?) by linear interpolation of log value
-    in log NFE between the two nearest measured NFEs; NaN outside the measured range (no
-    extrapolation). At the floor: not above the larger floor of the runs it is read from."""
+def read_at(nfe: np.ndarray, values: np.ndarray, floors: np.ndarray, target: float,
+        reach: float) -> tuple[float, str, bool]:
+    """(value at ``target``, how it was read, at the floor?): a run's own value ("run"), or the
+    line of log value in log NFE through the two nearest runs — between them ("interpolated"),
+    or beyond the runs by at most a factor ``reach`` in NFE ("extrapolated"); NaN and "" further
+    out. At the floor: not above the larger floor of the runs it is read from."""
     exact = nfe == target
     if exact.any():
         value, floor = float(values[exact][0]), floors[exact][0]
-        return value, False, bool(value <= floor)
+        return value, "run", bool(value <= floor)
+    if np.unique(nfe).size < 2 or not nfe.min() / reach <= target <= nfe.max() * reach:
+        return math.nan, "", False
     below, above = nfe[nfe < target], nfe[nfe > target]
-    if not below.size or not above.size:
-        return math.nan, False, False
-    i0, i1 = np.flatnonzero(nfe == below.max())[0], np.flatnonzero(nfe == above.min())[0]
+    if below.size and above.size:
+        read = "interpolated"
+        i0 = np.flatnonzero(nfe == below.max())[0]
+        i1 = np.flatnonzero(nfe == above.min())[0]
+    else:  # beyond the runs: the line through the two runs nearest the target
+        read = "extrapolated"
+        nearest = np.argsort(np.abs(np.log(nfe / target)), kind="stable")
+        i0 = nearest[0]
+        i1 = next(i for i in nearest if nfe[i] != nfe[i0])
     v0, v1 = values[i0], values[i1]
     if v0 <= 0 or v1 <= 0:
-        return math.nan, False, False
+        return math.nan, "", False
     weight = math.log(target / nfe[i0]) / math.log(nfe[i1] / nfe[i0])
     value = math.exp((1 - weight) * math.log(v0) + weight * math.log(v1))
-    return value, True, bool(value <= np.fmax(floors[i0], floors[i1]))
+    return value, read, bool(value <= np.fmax(floors[i0], floors[i1]))
 
 
-TABLE_COLUMNS = ["config_id", "metric", "sampler", "nfe", "value", "interpolated", "at_floor",
-                 "best"]
+TABLE_COLUMNS = ["config_id", "metric", "sampler", "nfe", "value", "read", "at_floor", "best"]
 
 
 def _empty_table() -> pd.DataFrame:
     return pd.DataFrame(columns=TABLE_COLUMNS)
 
 
-def error_at_nfe(results: pd.DataFrame, targets=NFE_TARGETS) -> pd.DataFrame:
-    """One row per (configuration, metric, sampler, target NFE): ``value`` (NaN outside the
-    sampler's measured NFE range), ``interpolated`` (False where a run used exactly that NFE),
-    ``at_floor`` (not above the error floor: noise or round-off, not a ranking) and ``best``
-    (the lowest value above the floor of its configuration, metric and target)."""
+def error_at_nfe(results: pd.DataFrame, targets=NFE_TARGETS, *, reach: float = 1.0,
+                 orders: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (configuration, metric, sampler, target NFE): ``value`` (NaN where it cannot
+    be read), ``read`` (how: "run", "interpolated", "extrapolated" — at most a factor ``reach``
+    past the sampler's runs, :func:`read_at` — or "" for NaN), ``at_floor`` (not above the error
+    floor: noise or round-off, not a ranking) and ``best`` (the lowest value above the floor of
+    its configuration, metric and target). With ``orders`` (:func:`sdebench.studies.order.order_table`)
+    a sampler whose verdict on the metric is N/A (no declared order, e.g. an adaptive solver
+    whose NFE its tolerance sets) is never best."""
     rows = []
     if results.empty:
         return _empty_table()
@@ -76,14 +93,23 @@ def error_at_nfe(results: pd.DataFrame, targets=NFE_TARGETS) -> pd.DataFrame:
         nfe, values = group.nfe.to_numpy(float), group.value.to_numpy(float)
         floors = _effective_floor(group)
         for target in targets:
-            value, interpolated, at_floor = _at(nfe, values, floors, float(target))
+            value, read, at_floor = read_at(nfe, values, floors, float(target), reach)
             rows.append({"config_id": config_id, "metric": metric, "sampler": sampler,
-                         "nfe": target, "value": value, "interpolated": interpolated,
-                         "at_floor": at_floor})
+                         "nfe": target, "value": value, "read": read, "at_floor": at_floor})
     if not rows:  # nothing measured an error (every unit diverged, say)
         return _empty_table()
     table = pd.DataFrame(rows)
-    ranked = table.value.where(~table.at_floor)
+    ranked = table.value.where(~table.at_floor & ~_not_ranked(table, orders))
     lowest = ranked.groupby([table.config_id, table.metric, table.nfe]).transform("min")
     table["best"] = ranked.notna() & (ranked == lowest)
     return table
+
+
+def _not_ranked(table: pd.DataFrame, orders: pd.DataFrame | None) -> pd.Series:
+    """Rows of samplers whose verdict on the metric is N/A."""
+    if orders is None or orders.empty:
+        return pd.Series(False, index=table.index)
+    unranked = orders[orders.verdict == "N/A"]
+    keys = set(zip(unranked.config_id, unranked.sampler, unranked.metric, strict=True))
+    return pd.Series([key in keys for key in zip(table.config_id, table.sampler, table.metric,
+                                                 strict=True)], index=table.index)

@@ -41,6 +41,10 @@ ROWS = [
     (["--sde", "vp_cosine:offset=abc"], "offset must be a number, got 'abc'"),
     (["--sde", "vp:beta_max=1:beta_max=2"], "sets 'beta_max' twice"),
     (["--sde", "sdebench.theory.catalogue:edn"], "has no attribute 'edn' (did you mean 'edm'?)"),
+    # --budgets: positive integers
+    (["--budgets", "10,x"], "--budgets: expected comma-separated positive integers (NFE), e.g. "
+                            "10,20,50, got '10,x'"),
+    (["--budgets", "0,20"], "got '0,20'"),
     # --samplers
     (["--samplers", "eulr"], "unknown sampler 'eulr' (did you mean 'euler'?)"),
     (["--samplers", ",,"], "--samplers: expected at least one name, got ',,'"),
@@ -166,10 +170,11 @@ def test_bad_command_line_gets_one_clear_line(argv, fragment, workdir, monkeypat
 
 def test_the_table_covers_every_option():
     """At least 40 rows, and each option of --help has one (all but the flags --list, --quiet,
-    --no-report, --compile, and --scheduler, which needs a dask cluster)."""
+    --verbose, --no-report, --compile, and --scheduler, which needs a dask cluster)."""
     parser = convergence.build_parser()
     options = {action.option_strings[-1] for action in parser._actions if action.option_strings}
-    untested = {"-h", "--help", "--list", "--quiet", "--no-report", "--compile", "--scheduler"}
+    untested = {"-h", "--help", "--list", "--quiet", "--verbose", "--no-report", "--compile",
+                "--scheduler"}
     covered = {arg for argv, _ in ROWS for arg in argv if arg.startswith("--")}
     assert len(ROWS) >= 40
     assert options - untested <= covered | {"--sde"}, options - untested - covered

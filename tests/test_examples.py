@@ -31,8 +31,14 @@ def test_plugin_through_the_cli(tmp_path):
                   "--steps", "32,64,128,256", "--metrics", "w2,second_moment_error", "--quiet",
                   "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    row = next(line for line in result.stdout.splitlines() if " w2 " in line)
-    assert row.split()[:2] == ["erf_ve", "ralston"] and "PASS" in row
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("erf_ve, gaussian") and "w2 at NFE budgets" in line for line in lines)
+    answer = next(line for line in lines if line.startswith("ralston "))  # judged on w2
+    assert answer.split()[:3] == ["ralston", "ODE", "PASS"]
+    other = lines.index(next(line for line in lines if " second_moment_error " in line))
+    assert lines[other].split()[:2] == ["erf_ve", "ralston"]  # the plugin's metric, fitted too
+    verdict = lines[other].split()[-1]
+    assert verdict == "PASS" or lines[other + 1].startswith("    reason: ")  # with its evidence
     assert "second_moment_error" in (tmp_path / "out" / "report.html").read_text()
 
 

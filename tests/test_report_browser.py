@@ -13,9 +13,9 @@ import matplotlib.image
 import pytest
 
 from sdebench.reports.html import StudyFrames, write_report
+from sdebench.solvers.catalogue import sampler_groups
 from sdebench.studies.config import StudyConfig
 from sdebench.studies.convergence import run_study
-from sdebench.studies.precision import error_at_nfe
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -28,16 +28,19 @@ if CHROMIUM is None and os.environ.get("SDEBENCH_REQUIRE_BROWSER") != "1":
         reason="Debian chromium not installed (apt-get install chromium); CI installs it")]
 
 
+SAMPLERS = sampler_groups()["all"]
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     assert CHROMIUM is not None, "chromium is required here (SDEBENCH_REQUIRE_BROWSER=1)"
-    # pc's long note and euler_maruyama's strong error ("against" its reference) widen the order
-    # table as in the README's vp study, which was 1448 px wide before tables scrolled in a box
-    study = run_study(StudyConfig(schedules=["vp", "edm"],
-                                  samplers=["euler", "heun", "ddim", "pc", "euler_maruyama"],
-                                  steps=[8, 16, 32], dim=2, batch=16, metrics=["w2", "strong_error"]),
+    # every sampler of the README's vp study (17 answer rows); pc's long note and
+    # euler_maruyama's strong error ("against" its reference) widen the order table as in that
+    # study, which was 1448 px wide before tables scrolled in a box
+    study = run_study(StudyConfig(schedules=["vp", "edm"], samplers=SAMPLERS, steps=[8, 16, 32],
+                                  dim=2, batch=16, metrics=["w2", "strong_error"]),
                       progress=False, trajectories=False)
-    frames = StudyFrames(study.results, study.orders, error_at_nfe(study.results), study.samples,
+    frames = StudyFrames(study.results, study.analysis, study.samples,
                          study.trajectories, study.sections)
     return write_report(frames, tmp_path_factory.mktemp("report") / "report.html")
 
@@ -54,9 +57,12 @@ def test_rendered_page_has_figures_and_filled_tables(report, tmp_path):
     dom = result.stdout
     # W2, strong error, work–precision, scatter for each schedule
     assert len(re.findall(r"<svg", dom)) == 8
-    # 5 samplers' W2 and euler_maruyama's strong error, for each schedule
-    verdicts = re.findall(r'<td class="(PASS|FAIL|ABOVE|INCONCLUSIVE|N/A)">', dom)
-    assert len(verdicts) == 12 and "FAIL" not in verdicts
+    # per schedule: each sampler's W2 verdict in the answer table (with its evidence as a
+    # tooltip), then every fit (W2 and euler_maruyama's strong error) in the order table
+    answer = re.findall(r'<td class="(PASS|FAIL|ABOVE|INCONCLUSIVE|N/A)" title=', dom)
+    fits = re.findall(r'<td class="(PASS|FAIL|ABOVE|INCONCLUSIVE|N/A)">', dom)
+    assert len(answer) == 2 * len(SAMPLERS) and len(fits) == 2 * (len(SAMPLERS) + 1)
+    assert "FAIL" not in answer + fits
     assert "Environment" in dom and "torch" in dom
     console_errors = [line for line in result.stderr.splitlines()
                       if "CONSOLE" in line and ("Error" in line or "Uncaught" in line)]
@@ -79,15 +85,21 @@ const box = e => { const r = e.getBoundingClientRect();
 const out = document.createElement('pre'); out.id = 'layout';
 out.textContent = JSON.stringify({blocks: [...document.body.children].map(box),
   figures: [...document.querySelectorAll('figure svg')].map(box),
+  answers: [...document.querySelectorAll('table.answer')].map(t =>
+    ({...box(t), head: t.tHead.textContent, rows: t.tBodies[0].rows.length})),
+  legends: [...document.querySelectorAll('figure svg')].flatMap(s => {
+    const legend = s.querySelector('g[id^="legend_"]');
+    return legend ? [{legend: box(legend),
+      axes: [...s.querySelectorAll('g[id^="axes_"] > g[id^="patch_"]')].map(box)}] : []; }),
   width: document.documentElement.scrollWidth, height: document.documentElement.scrollHeight});
 document.body.appendChild(out);
 </script>"""
 
 
-def _layout(report, tmp_path):
+def _layout(report, tmp_path, height: int = 1000):
     probed = tmp_path / "probed.html"
     probed.write_text(report.read_text().replace("</body>", _LAYOUT_PROBE + "</body>"))
-    result = _chromium(probed, tmp_path, "--window-size=1400,1000", "--dump-dom")
+    result = _chromium(probed, tmp_path, f"--window-size=1400,{height}", "--dump-dom")
     assert result.returncode == 0, result.stderr[-2000:]
     import html
     import json
@@ -108,6 +120,26 @@ def test_layout_at_1400_px_has_no_overlaps_and_no_overflow(report, tmp_path):
                    for b in blocks[i + 1:] if _overlap(a, b)]
     assert not overlapping, overlapping
     assert layout["width"] <= 1400, "content wider than the window: a table or figure overflows"
+
+
+def test_first_screen_answers_which_sampler_at_which_budget(report, tmp_path):
+    """At 1400×900, without scrolling: the first section's answer table, every sampler of the
+    study with its verdict and its error at NFE 10, 20 and 50 (the configuration used to fill
+    the first 800 px)."""
+    layout = _layout(report, tmp_path, height=900)
+    first = layout["answers"][0]
+    assert first["y"] + first["h"] <= 900, first
+    assert first["rows"] == len(SAMPLERS)
+    for column in ("verdict", "w2 at NFE 10", "w2 at NFE 20", "w2 at NFE 50", "time per sample"):
+        assert column in first["head"], first["head"]
+
+
+def test_no_legend_covers_its_axes(report, tmp_path):
+    layout = _layout(report, tmp_path)
+    assert len(layout["legends"]) == 6  # W2, strong error and work–precision, per schedule
+    for figure in layout["legends"]:
+        for axes in figure["axes"]:
+            assert not _overlap(figure["legend"], axes), figure
 
 
 def test_every_figure_is_drawn(report, tmp_path):

@@ -10,7 +10,6 @@ from sdebench.experiments.report import render_directory
 from sdebench.reports.html import StudyFrames, render_report
 from sdebench.studies.config import StudyConfig
 from sdebench.studies.convergence import run_study
-from sdebench.studies.precision import error_at_nfe
 from sdebench.studies.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,8 +22,7 @@ def _config(**kwargs):
 
 
 def _frames(result):
-    return StudyFrames(result.results, result.orders, error_at_nfe(result.results),
-                       result.samples, result.trajectories, result.sections)
+    return StudyFrames(result.results, result.analysis, result.samples, result.trajectories, result.sections)
 
 
 def test_report_is_self_contained():
@@ -85,7 +83,7 @@ def test_scatter_panel_titles_do_not_run_into_other_panels():
     """Scatter-panel titles used to overlap the tick labels of the row above."""
     import matplotlib.pyplot as plt
 
-    from sdebench.reports.html import scatter_panels
+    from sdebench.reports.figures import scatter_panels
 
     study = run_study(_config(samplers=["euler", "heun", "ddim"], steps=[4, 8, 16], dim=2),
                       progress=False, trajectories=False)
@@ -101,27 +99,86 @@ def test_scatter_panel_titles_do_not_run_into_other_panels():
     plt.close(figure)
 
 
-def test_error_at_nfe_interpolates_marks_and_ranks_above_the_floor():
-    """NFE targets are read off each curve (log–log interpolation, never extrapolated); a value
-    at the error floor is marked and never 'best'."""
+def _curves():
+    """Two exact power laws: a = 0.4 (n/8)⁻² at NFE 8, 16, 32 (Monte Carlo floor 0.001, so
+    3 × 0.001 effective), b = 0.02 (n/16)⁻¹ at NFE 16, 32, 64 (floor 0.004 → 0.012)."""
     import numpy as np
     import pandas as pd
-
-    from sdebench.studies.precision import error_at_nfe
 
     def rows(sampler, nfe, values, floor):
         return pd.DataFrame({"config_id": "c", "metric": "w2", "metric_order": "order",
                              "sampler": sampler, "nfe": nfe, "value": values, "floor": floor,
                              "floor_kind": "Monte Carlo", "status": "ok", "reference": np.nan})
 
-    results = pd.concat([rows("a", [8, 16, 32], [0.4, 0.1, 0.025], 0.001),
-                         rows("b", [16, 32, 64], [0.02, 0.01, 0.005], 0.004)])
-    table = error_at_nfe(results).set_index(["sampler", "nfe"])
+    return pd.concat([rows("a", [8, 16, 32], [0.4, 0.1, 0.025], 0.001),
+                      rows("b", [16, 32, 64], [0.02, 0.01, 0.005], 0.004)])
+
+
+def test_error_at_nfe_interpolates_marks_and_ranks_above_the_floor():
+    """NFE targets are read off each curve (log–log interpolation; by default never
+    extrapolated); a value at the error floor is marked and never 'best'."""
+    import numpy as np
+
+    from sdebench.studies.precision import error_at_nfe
+
+    table = error_at_nfe(_curves()).set_index(["sampler", "nfe"])
     assert table.loc[("a", 10), "value"] == pytest.approx(0.4 * (10 / 8) ** -2)  # slope 2
-    assert table.loc[("a", 20), "interpolated"]
+    assert table.loc[("a", 20), "read"] == "interpolated"
     assert np.isnan(table.loc[("a", 100), "value"])  # beyond a's last run: not extrapolated
     assert np.isnan(table.loc[("b", 10), "value"])  # below b's first run
-    assert table.loc[("b", 50), "at_floor"]  # ≈0.0066 < 3 × 0.004 (a Monte Carlo floor)
+    assert table.loc[("b", 50), "at_floor"]  # ≈0.0064 < 3 × 0.004 (a Monte Carlo floor)
     assert table.loc[("a", 10), "best"]  # the only value at NFE 10
-    assert table.loc[("b", 20), "best"] and not table.loc[("a", 20), "best"]  # 0.017 < 0.064
+    assert table.loc[("b", 20), "best"] and not table.loc[("a", 20), "best"]  # 0.016 < 0.064
     assert not table.loc[("b", 50), "best"]  # at the floor: not a ranking
+
+
+def test_error_at_nfe_extrapolates_at_most_its_reach_and_never_ranks_an_unjudged_sampler():
+    """With reach 2, a value up to 2× past a sampler's runs lies on the line through its two
+    outermost runs and is marked; further out it is blank; a sampler judged N/A (no declared
+    order) is never best."""
+    import numpy as np
+    import pandas as pd
+
+    from sdebench.studies.precision import error_at_nfe
+
+    table = error_at_nfe(_curves(), reach=2.0).set_index(["sampler", "nfe"])
+    # an exact power law continues exactly: a's slope 2 past NFE 32, b's slope 1 below 16
+    assert table.loc[("a", 50), "value"] == pytest.approx(0.025 * (50 / 32) ** -2, rel=1e-12)
+    assert table.loc[("a", 50), "read"] == "extrapolated"
+    assert table.loc[("b", 10), "value"] == pytest.approx(0.02 * (10 / 16) ** -1, rel=1e-12)
+    assert table.loc[("b", 10), "read"] == "extrapolated"
+    assert np.isnan(table.loc[("a", 100), "value"]) and table.loc[("a", 100), "read"] == ""  # > 64
+    assert table.loc[("b", 10), "best"]  # 0.032 < a's 0.256
+    orders = pd.DataFrame({"config_id": ["c"], "sampler": ["b"], "metric": ["w2"],
+                           "verdict": ["N/A"]})
+    unjudged = error_at_nfe(_curves(), reach=2.0, orders=orders).set_index(["sampler", "nfe"])
+    assert not unjudged.loc[("b", 10), "best"] and unjudged.loc[("a", 10), "best"]
+
+
+def test_metric_figure_keeps_its_legend_off_the_axes_and_names_its_units():
+    """The legend used to sit inside the axes, over the curves; 17 samplers shared 10 colours.
+    Now each of 24 samplers has its own colour–line pair, the legend lies beside the axes, and
+    the figure has a title and units on both axes."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    from sdebench.reports.figures import metric_plot, sampler_styles
+
+    samplers = [f"s{k}" for k in range(24)]
+    frame = pd.DataFrame([{"sampler": name, "nfe": n, "value": (k + 1) * n ** -1.0,
+                           "stochastic": k % 3 == 0, "library": "sdebench", "metric_order": "order",
+                           "declared_order": 1.0, "floor": np.nan, "floor_kind": None,
+                           "reference": np.nan}
+                          for k, name in enumerate(samplers) for n in (8, 16, 32)])
+    styles = sampler_styles(frame)
+    assert len({(s["color"], s["linestyle"]) for s in styles.values()}) == 24
+    figure = metric_plot(frame, "w2", "w2 versus NFE")
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    (axis,) = figure.axes
+    legend = axis.get_legend().get_window_extent(renderer)
+    assert not legend.overlaps(axis.get_window_extent(renderer))
+    assert axis.get_title().startswith("w2 versus NFE")
+    assert "[" in axis.get_xlabel() and "[" in axis.get_ylabel()  # units
+    plt.close(figure)

@@ -156,7 +156,7 @@ def test_a_learned_score_study_shows_its_floor_beside_the_exact_score(ring_check
     assert gap > 5 * (rows.stderr["learned"] ** 2 + rows.stderr["exact"] ** 2) ** 0.5
     assert set(study.score_errors.config_id) == {rows.config_id["learned"]}
     assert study.score_errors.bound.iloc[0] > 0 and (study.score_errors.score_error > 0).all()
-    page = render_report(StudyFrames(study.results, study.orders, sections=study.sections,
+    page = render_report(StudyFrames(study.results, study.analysis, sections=study.sections,
                                      score_errors=study.score_errors))
     assert page.count("the learned score (solid) beside the exact score") == 1  # nll only
 
