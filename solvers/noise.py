@@ -10,15 +10,18 @@ produces directly, so no draw is scaled up and straight back down.
 * :class:`BrownianGrid`: one Brownian path at times declared up front (e.g. the union of a
   coarse and a fine grid), drawn once: the same path at every resolution among those times, for
   one normal per grid interval and K + 1 stored states.
-* :class:`BrownianTree`: a virtual Brownian tree (Gaines & Lyons 1997; Li et al. 2020, torchsde):
-  the same path at *any* time asked for, in bounded memory (adaptive steps, unplanned queries),
-  for up to ``max_depth`` normals per new query time.
+* :class:`BrownianTree`: one Brownian path drawn on-line at *any* times asked for (adaptive
+  steps, unplanned queries) by Brownian bridges between the times drawn so far (torchsde's
+  BrownianInterval design): one normal per new time, values in a bounded cache; the path depends
+  on the order in which new times are asked for.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import OrderedDict
+from dataclasses import dataclass, field
 
 import torch
 
@@ -120,87 +123,171 @@ class BrownianGrid(NoiseSource):
         return path[self._index(t_b)] - path[self._index(t_a)]
 
 
-class BrownianTree(NoiseSource):
-    """W on [t0, t1] defined by Brownian-bridge midpoints, each drawn from its own seeded stream.
+@dataclass
+class _BridgeTree:
+    """The times drawn so far of one Brownian motion (one channel, shape, dtype and device):
+    sorted, and for each time but t0 the drawn neighbours it was bridged between (None for the
+    root t1) and its node number, which seeds its normal."""
 
-    W(t) for any t: descend the dyadic tree of [t0, t1] to the interval around t; midpoints
-    W(m) = ½(W(a) + W(b)) + ½√(b − a) z_node. Below depth ``max_depth`` (2⁻²⁴ ≈ 6·10⁻⁸ of the
-    span, far below any solver step) the path is the bridge mean, i.e. linear: continuous in t,
-    so nearby query times get nearby values. Grid points of dyadic grids are tree nodes, so their
-    values are exact. Nodes are kept in an LRU cache of ``cache_size`` state-sized tensors (the
-    root levels, used by every query, stay); an evicted node is recomputed bit for bit from its
-    seed, so the bound costs time, never consistency.
+    key: tuple
+    stream: int
+    generator: torch.Generator
+    times: list = field(default_factory=list)
+    parents: dict = field(default_factory=dict)
+
+
+class BrownianTree(NoiseSource):
+    """Brownian motion on [t0, t1], drawn on-line at the times asked for: W(t0) = 0,
+    W(t1) = √(t1 − t0) z₀, and a new time t between the nearest times l < t < r drawn so far
+    gets the Brownian bridge between them (Lévy's construction at arbitrary points; Glasserman
+    2004, *Monte Carlo Methods in Financial Engineering*, §3.1, the Brownian bridge construction):
+
+        W(t) = W(l) + (t − l)/(r − l) · (W(r) − W(l)) + √((t − l)(r − t)/(r − l)) · z.
+
+    So the values at all the times asked for have the exact joint law of Brownian motion, each is
+    drawn once, and every increment is a difference of two of them: an increment over a coarse
+    step is the sum of the fine increments inside it (to round-off), whichever resolution was
+    asked first. A new time costs one state-sized normal, a time already drawn none: a
+    sampler's step costs what a plain increment costs plus three elementwise passes (the
+    bridge's mean, the difference, the scaling). This is the design of torchsde's
+    ``BrownianInterval`` (Kidger, Foster, Li & Lyons 2021, "Efficient and accurate gradients for
+    neural SDEs"); the virtual Brownian tree of Li et al. 2020 (this class until issue 28) fixes
+    the path by the seed alone but draws up to its depth, 24, normals per new time.
+
+    The path depends on the seed *and on the order in which new times are asked for*, as
+    torchsde's does: the same seed and the same sequence of queries give the same path bit for
+    bit (``increment`` asks for t_a, then t_b). For a path fixed by the seed alone, declare the
+    times up front (:class:`BrownianGrid`). Channels are independent motions.
+
+    Memory: values sit in an LRU cache of ``cache_size`` state-sized tensors; the tree itself
+    (three numbers per time drawn) is kept whole, and node k draws its normal from its own stream
+    ``derive_seed(seed, channel) + k``, so an evicted value is recomputed bit for bit from its
+    ancestors, one normal each for those the cache lost. Sequential queries (a sampler's steps,
+    an adaptive solver's rejected and retried steps) only touch recent values.
     """
 
-    def __init__(self, t0: float, t1: float, seed: int = 0, max_depth: int = 24,
-                 cache_size: int = 128):
+    def __init__(self, t0: float, t1: float, seed: int = 0, cache_size: int = 128):
         if not t0 < t1:
             raise ValueError(f"BrownianTree needs t0 < t1, got [{t0}, {t1}]")
         if cache_size < 1:
             raise ValueError(f"cache_size must be >= 1, got {cache_size}")
-        self.t0, self.t1, self.seed, self.max_depth = float(t0), float(t1), check_seed(seed), max_depth
+        self.t0, self.t1, self.seed = float(t0), float(t1), check_seed(seed)
         self.cache_size = cache_size
-        self._key = derive_seed(self.seed, "brownian_tree")
+        self._trees: dict = {}
         self._cache: OrderedDict = OrderedDict()
-
-    def _normal(self, like, channel, depth, index) -> torch.Tensor:
-        node_seed = hash((self._key, channel, depth, index)) % (2**62)
-        generator = torch.Generator(device=like.device).manual_seed(node_seed)
-        return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+        self._normals_drawn = 0
 
     @property
     def cached_nodes(self) -> int:
+        """Values held in the cache (at most ``cache_size``)."""
         return len(self._cache)
 
-    def _cached(self, like, channel, depth, index, compute) -> torch.Tensor:
-        key = (channel, depth, index, tuple(like.shape), like.dtype, str(like.device))
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        value = self._cache[key] = compute()
-        if len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+    @property
+    def normals_drawn(self) -> int:
+        """State-sized normals drawn so far, recomputations of evicted values included."""
+        return self._normals_drawn
+
+    def _time(self, t) -> float:
+        """t as a float in [t0, t1]; a time outside by no more than its own rounding (4 ulps of
+        its dtype, e.g. a float32 grid's end) is taken as the end."""
+        value = float(t)
+        rounding = (torch.finfo(t.dtype).eps * abs(value)
+                    if isinstance(t, torch.Tensor) and t.is_floating_point() else 0.0)
+        slack = 1e-12 * (self.t1 - self.t0) + 4 * rounding
+        if not self.t0 - slack <= value <= self.t1 + slack:
+            raise ValueError(f"time {value} outside the Brownian tree's [{self.t0}, {self.t1}]")
+        return min(max(value, self.t0), self.t1)
+
+    def _tree(self, like, channel: int) -> _BridgeTree:
+        key = (channel, tuple(like.shape), like.dtype, str(like.device))
+        if key not in self._trees:
+            tree = _BridgeTree(key, derive_seed(self.seed, "brownian_tree", channel),
+                               torch.Generator(device=like.device), [self.t0, self.t1])
+            tree.parents[self.t1] = (None, None, 0)
+            self._trees[key] = tree
+        return self._trees[key]
+
+    def _draw(self, tree: _BridgeTree, like, t: float, w_left, w_right) -> torch.Tensor:
+        """W(t) from its bridge's end values (None for W(t0) = 0 and for the root's ends)."""
+        left, right, node = tree.parents[t]
+        # Consecutive streams per node: no two nodes of a motion share one (torch's CPU
+        # generator keeps a seed's low 32 bits, where hashed seeds collide at ~n²/2³³).
+        tree.generator.manual_seed((tree.stream + node) % 2**64)
+        if right is None:
+            mean_weight, variance = 0.0, self.t1 - self.t0
+        else:
+            mean_weight, variance = (t - left) / (right - left), (t - left) * (right - t) / (right - left)
+        value = torch.empty(like.shape, dtype=like.dtype, device=like.device).normal_(
+            0.0, math.sqrt(variance), generator=tree.generator)
+        self._normals_drawn += 1
+        if w_right is not None:
+            value.add_(w_right, alpha=mean_weight)
+        if w_left is not None:
+            value.add_(w_left, alpha=1 - mean_weight)
         return value
 
-    def value(self, t: float, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
-        """W(t) (W(t0) = 0): descend from [t0, t1] carrying the interval's end values, one
-        midpoint (a cached node) per level, to the dyadic point t or to depth ``max_depth``."""
-        t = float(t)
-        span = self.t1 - self.t0
-        if not self.t0 - 1e-12 * span <= t <= self.t1 + 1e-12 * span:
-            raise ValueError(f"time {t} outside the Brownian tree's [{self.t0}, {self.t1}]")
-        u = min(max((t - self.t0) / span, 0.0), 1.0)
-        left = torch.zeros(like.shape, dtype=like.dtype, device=like.device)
-        right = self._cached(like, channel, 0, 1, lambda: self._normal(like, channel, 0, 1)
-                             * math.sqrt(span))
-        index = 0  # the interval at depth d is [index, index + 1] · span / 2^d
-        for depth in range(self.max_depth + 1):
-            scaled = u * 2**depth
-            if abs(scaled - index) <= 1e-9:
-                return left
-            if abs(scaled - (index + 1)) <= 1e-9:
-                return right
-            if depth == self.max_depth:
-                weight = scaled - index
-                return (1 - weight) * left + weight * right
-            width = span / 2**depth
-            mid = self._cached(
-                like, channel, depth + 1, 2 * index + 1,
-                lambda left=left, right=right, width=width, depth=depth, index=index: (
-                    0.5 * (left + right)
-                    + 0.5 * math.sqrt(width) * self._normal(like, channel, depth + 1, 2 * index + 1)),
-            )
-            if 2 * scaled < 2 * index + 1:
-                index, right = 2 * index, mid
+    def _cached(self, key):
+        value = self._cache.get(key)
+        if value is not None:
+            self._cache.move_to_end(key)
+        return value
+
+    def _store(self, key, value) -> None:
+        self._cache[key] = value
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    def _value(self, like, channel: int, t) -> torch.Tensor | None:
+        """W(t) (None for W(t0) = 0): a new time is bridged between its drawn neighbours; a
+        value the cache lost is recomputed with its lost ancestors in node order (parents first),
+        each held only until its last child is computed."""
+        tree = self._tree(like, channel)
+        t = self._time(t)
+        if t == self.t0:
+            return None
+        if t not in tree.parents:
+            position = bisect.bisect_left(tree.times, t)
+            tree.parents[t] = (tree.times[position - 1], tree.times[position], len(tree.parents))
+            tree.times.insert(position, t)
+        cached = self._cached((tree.key, t))
+        if cached is not None:
+            return cached
+        lost, held, pending = {}, {}, [t]
+        while pending:
+            time = pending.pop()
+            if time is None or time == self.t0 or time in lost or time in held:
+                continue
+            cached = self._cached((tree.key, time))
+            if cached is not None:
+                held[time] = cached
             else:
-                index, left = 2 * index + 1, mid
-        raise AssertionError("unreachable: the loop returns at max_depth")
+                lost[time] = tree.parents[time]
+                pending += lost[time][:2]
+        order = sorted(lost, key=lambda time: lost[time][2])
+        last_use = {parent: index for index, time in enumerate(order) for parent in lost[time][:2]}
+        for index, time in enumerate(order):
+            left, right, _ = lost[time]
+            held[time] = self._draw(tree, like, time, held.get(left), held.get(right))
+            self._store((tree.key, time), held[time])
+            for parent in (left, right):
+                if last_use.get(parent) == index:
+                    held.pop(parent, None)
+        return held[t]
+
+    def value(self, t, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
+        """W(t) (a new tensor; W(t0) = 0)."""
+        value = self._value(like, channel, t)
+        return torch.zeros_like(like) if value is None else value.clone()
 
     def increment(self, t_a, t_b, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
-        return self.value(t_b, like, channel) - self.value(t_a, like, channel)
+        w_a = self._value(like, channel, t_a)
+        w_b = self._value(like, channel, t_b)
+        if w_a is None:
+            return torch.zeros_like(like) if w_b is None else w_b.clone()
+        return -w_a if w_b is None else w_b - w_a
 
     def normal(self, t_a, t_b, like: torch.Tensor, channel: int = 0) -> torch.Tensor:
-        return self.increment(t_a, t_b, like, channel) / sqrt_dt(t_a, t_b)
+        return self.increment(t_a, t_b, like, channel).div_(sqrt_dt(t_a, t_b))
 
 
 class PerSampleIncrements(NoiseSource):
