@@ -40,8 +40,9 @@ class SamplerSpeed:
 
 class BrownianPaths:
     """reverse_diffusion, 4 log-SNR steps, 1024 × 3072 float32 (the sizes of issue 18), driven by
-    plain increments, by a BrownianGrid on its grid, and by a BrownianTree: the grid should cost
-    about what plain increments cost (one normal per step), the tree up to 24 per new time."""
+    plain increments, by a BrownianGrid on its grid, and by the on-line BrownianTree: both paths
+    should cost about what plain increments cost (one normal per step, plus a pass or two of
+    arithmetic; issue 28: the tree within 2× of plain increments)."""
 
     params = ["plain", "grid", "tree"]
     param_names = ["noise"]
@@ -67,8 +68,10 @@ class BrownianPaths:
 
 
 class BrownianTreeQueries:
-    """Increments of a virtual Brownian tree over a 16-step log-SNR grid (non-dyadic times), state
-    256 × 1024 float32: time and peak memory of the node descent and its cache."""
+    """The on-line BrownianTree alone over a 16-step log-SNR grid (non-dyadic times), state
+    256 × 1024 float32: a sampler's sequential steps, and an adaptive solver's pattern where each
+    step is asked whole, rejected and asked again as two halves; ``track_`` counts the normals
+    drawn per step (1 for sequential steps, 2 with the retries: one new time each)."""
 
     def setup(self):
         schedule = get_schedule("vp")
@@ -76,16 +79,34 @@ class BrownianTreeQueries:
         self.span = (float(schedule.t_min), float(schedule.t_max))
         self.like = torch.zeros(256, 1024)
 
-    def _increments(self):
+    def _steps(self, retried: bool) -> BrownianTree:
         tree = BrownianTree(*self.span, seed=0)
         for t_a, t_b in zip(self.ts[:-1], self.ts[1:], strict=True):
             tree.increment(t_a, t_b, self.like)
+            if retried:
+                t_half = 0.5 * (t_a + t_b)
+                tree.increment(t_a, t_half, self.like)
+                tree.increment(t_half, t_b, self.like)
+        return tree
 
     def time_log_snr_increments(self):
-        self._increments()
+        self._steps(retried=False)
 
     def peakmem_log_snr_increments(self):
-        self._increments()
+        self._steps(retried=False)
+
+    def time_rejected_and_retried_steps(self):
+        self._steps(retried=True)
+
+    def track_normals_per_step(self):
+        return self._steps(retried=False).normals_drawn / (len(self.ts) - 1)
+
+    track_normals_per_step.unit = "normals"
+
+    def track_normals_per_retried_step(self):
+        return self._steps(retried=True).normals_drawn / (len(self.ts) - 1)
+
+    track_normals_per_retried_step.unit = "normals"
 
 
 class Accuracy:

@@ -3,6 +3,7 @@ beside sdebench's.
 
     pip install "sdebench[peers]" && pip install --no-deps k-diffusion   # optional peers
     python experiments/peers.py           # d = 3072, batch 1024, float32, CPU, 4 steps
+    python experiments/peers.py --covariance diagonal --brownian   # only the Brownian paths
 
 All libraries sample the same Gaussian problem with the same model cost: diffusers' schedulers
 call an ε-model built on :meth:`sdebench.problems.gaussian.GaussianProblem.denoise_at` with their own
@@ -159,21 +160,60 @@ def kdiffusion_rows(problem, x_start, steps: int, device: str, repeat: int, quie
     return rows
 
 
+def brownian_paths(schedule, ts) -> list:
+    """(label, noise factory) of reverse_diffusion's Brownian paths beside plain increments: the
+    grid drawn up front, sdebench's on-line tree and torchsde's BrownianInterval."""
+    from sdebench.solvers.noise import BrownianGrid, BrownianTree
+
+    span = (float(schedule.t_min), float(schedule.t_max))
+    return [("reverse_diffusion (Brownian grid)", lambda: BrownianGrid(ts.cpu(), seed=0)),
+            ("reverse_diffusion (Brownian tree)", lambda: BrownianTree(*span, seed=0)),
+            ("reverse_diffusion (torchsde BrownianInterval)", lambda: TorchsdeInterval(*span, 0))]
+
+
+def brownian_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False):
+    """reverse_diffusion with plain increments and with each Brownian path, timed in interleaved
+    rounds (:func:`sdebench.experiments.speed.interleaved_timings`); ``vs_plain`` is the median
+    over rounds of the run's wall time over plain increments' in the same round."""
+    from sdebench.experiments.speed import floor_times, interleaved_timings, median, spread
+    from sdebench.solvers.catalogue import get_solver
+    from sdebench.solvers.grids import log_snr_grid
+    from sdebench.solvers.loop import sample
+    from sdebench.solvers.noise import GaussianIncrements
+
+    schedule = problem.schedule
+    ts = log_snr_grid(schedule, steps, device=device)
+    solver = get_solver("reverse_diffusion")
+    floor = median(floor_times(lambda: problem.denoiser(x_start, ts[steps // 2]), device, repeat))
+    runs = [("reverse_diffusion", lambda: GaussianIncrements(0)), *brownian_paths(schedule, ts)]
+    nfe = {}
+
+    def call(label, make_noise):
+        nfe[label] = sample(solver, problem.denoiser, schedule, x_start, ts, noise=make_noise()).nfe
+
+    times = interleaved_timings({label: lambda label=label, make_noise=make_noise:
+                                 call(label, make_noise) for label, make_noise in runs},
+                                device, repeat)
+    plain = times["reverse_diffusion"]
+    return [{"library": "sdebench", "sampler": label, "stochastic": solver.stochastic,
+             "nfe": nfe[label], "wall_s": median(wall), "spread": spread(wall),
+             "floor_ratio": median(wall) / (nfe[label] * floor),
+             "vs_plain": median([run / base for run, base in zip(wall, plain, strict=True)])}
+            for label, wall in times.items()]
+
+
 def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False):
     from sdebench.experiments.speed import floor_times, median, spread, timings
     from sdebench.solvers.catalogue import get_solver
     from sdebench.solvers.grids import log_snr_grid
     from sdebench.solvers.loop import sample
-    from sdebench.solvers.noise import BrownianGrid, BrownianTree, GaussianIncrements
+    from sdebench.solvers.noise import GaussianIncrements
 
     schedule = problem.schedule
     ts = log_snr_grid(schedule, steps, device=device)
     floor = median(floor_times(lambda: problem.denoiser(x_start, ts[steps // 2]), device, repeat))
     runs = [(name, GaussianIncrements) for name in SDEBENCH_SAMPLERS]
-    span = (float(schedule.t_min), float(schedule.t_max))
-    runs += [("reverse_diffusion (Brownian grid)", lambda: BrownianGrid(ts.cpu(), seed=0)),
-             ("reverse_diffusion (Brownian tree)", lambda: BrownianTree(*span, seed=0)),
-             ("reverse_diffusion (torchsde BrownianInterval)", lambda: TorchsdeInterval(*span, 0))]
+    runs += brownian_paths(schedule, ts)
     rows = []
     for label, make_noise in tqdm(runs, desc="sdebench", disable=quiet):
         solver = get_solver(label.split(" ")[0])
@@ -191,9 +231,8 @@ def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int, quiet:
     return rows
 
 
-def peers_table(args: argparse.Namespace):
-    """(tidy DataFrame, header line): sdebench's rows, then k-diffusion's and diffusers'."""
-    import pandas as pd
+def _workload(args: argparse.Namespace):
+    """(the sizes every row function takes, header line) for the options ``args``."""
     import torch
 
     from sdebench.experiments.speed import speed_problem
@@ -206,16 +245,34 @@ def peers_table(args: argparse.Namespace):
     generator = torch.Generator(device=args.device).manual_seed(1)
     x_start = torch.randn(args.batch, args.dim, generator=generator, device=args.device,
                           dtype=getattr(torch, args.dtype))
-    sizes = (problem, x_start, args.steps, args.device, args.repeat, args.quiet)
     header = (f"d={args.dim} batch={args.batch} {args.dtype} {args.device} steps={args.steps} "
               f"{args.covariance} covariance; floor_ratio = wall / (NFE × one model call)")
+    return (problem, x_start, args.steps, args.device, args.repeat, args.quiet), header
+
+
+def peers_table(args: argparse.Namespace):
+    """(tidy DataFrame, header line): sdebench's rows, then k-diffusion's and diffusers'."""
+    import pandas as pd
+
+    sizes, header = _workload(args)
     return pd.DataFrame(sdebench_rows(*sizes) + kdiffusion_rows(*sizes)
                         + diffusers_rows(*sizes)), header
+
+
+def brownian_table(args: argparse.Namespace):
+    """(tidy DataFrame, header line): only :func:`brownian_rows` (``--brownian``)."""
+    import pandas as pd
+
+    sizes, header = _workload(args)
+    return pd.DataFrame(brownian_rows(*sizes)), header + "; vs_plain = wall / plain's, per round"
 
 
 def main(argv=None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     add_size_arguments(parser)
+    parser.add_argument("--brownian", action="store_true",
+                        help="time only reverse_diffusion with plain increments and with each "
+                             "Brownian path (grid, on-line tree, torchsde), in interleaved rounds")
     args = parser.parse_args(argv)
     check_device(parser, args.device)
     from sdebench.peers.catalogue import missing_libraries
@@ -224,7 +281,7 @@ def main(argv=None, prog: str | None = None) -> int:
     if missing:
         print(f"peers.py {missing}", file=sys.stderr)
         return 2
-    print_table(peers_table, args)
+    print_table(brownian_table if args.brownian else peers_table, args)
     return 0
 
 
