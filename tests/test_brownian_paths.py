@@ -225,3 +225,20 @@ def test_tree_refuses_bad_input_and_takes_a_rounded_end_as_the_end():
     # float32(0.3) = 0.30000001…, outside by one float32 ulp: the end t1 itself
     end = torch.tensor(0.3, dtype=torch.float32)
     torch.testing.assert_close(tree.value(end, like), tree.value(0.3, like), rtol=0, atol=0)
+
+
+@pytest.mark.peers
+def test_peers_brownian_rows_time_every_path_beside_plain_increments(capsys):
+    """experiments/peers.py --brownian at a toy size: plain increments and the three paths, each
+    with reverse_diffusion's 3 model calls and its per-round ratio to plain (plain's own is 1)."""
+    from sdebench.experiments import peers
+
+    assert peers.main(["--dim", "16", "--batch", "8", "--steps", "3", "--repeat", "1", "--quiet",
+                       "--brownian"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()
+            if line.startswith("sdebench")]
+    # columns: library, sampler (words), stochastic, nfe, wall_s, spread, floor_ratio, vs_plain
+    assert [" ".join(row[1:-6]) for row in rows] == [
+        "reverse_diffusion", "reverse_diffusion (Brownian grid)",
+        "reverse_diffusion (Brownian tree)", "reverse_diffusion (torchsde BrownianInterval)"]
+    assert all(row[-5] == "3" for row in rows) and rows[0][-1] == "1.000"
