@@ -14,7 +14,14 @@ scheduler's own (float32) table linearly — k-diffusion's convention and diffus
 x̃ = x_τ √(1 + σ²) (the ε-prediction network a VP model is trained to be), or with
 ``prediction_type="v_prediction"`` v = √ᾱ ε − √(1 − ᾱ) x̂₀ (Salimans & Ho 2022). The EDM schedulers
 instead call F(c_in x̃, c_noise = ¼ ln σ) with D = c_skip x̃ + c_out F (Karras et al. 2022,
-Table 1; diffusers' ``precondition_outputs``); the exact F follows from D.
+Table 1; diffusers' ``precondition_outputs``; c_out < 0 for a v-prediction F); the exact F
+follows from D. CosineDPMSolverMultistep (Stable Audio Open) reads c_noise = atan(σ)·2/π.
+
+**Other loops and noise.** KarrasVe and ScoreSdeVe have no ``step`` loop: their deprecated
+pipelines' loops run instead (:mod:`sdebench.peers.pipeline_loops`), with a network addressed by
+σ itself (state ``sigma``). DPMSolverSDE and CosineDPMSolverMultistep draw their noise from
+torchsde's Brownian tree in σ (their ``noise_sampler``): the probe serves it as increments of one
+Brownian path, as for k-diffusion; the library's own tree is seeded from the study's seed.
 
 **Settings that make a scheduler solve the study's problem** (recorded with every result and
 overridable as spec parameters): the table above; ``final_sigmas_type = "sigma_min"``, so the
@@ -90,12 +97,13 @@ import math
 import warnings
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from sdebench.peers.base import PeerSampler, PeerUnavailable, ProbeNoise
 from sdebench.peers.options import typed_options
+from sdebench.peers.pipeline_loops import karras_ve_loop, score_sde_ve_loop
 from sdebench.problems.law import ExactLawNoise, GaussianLaw
 from sdebench.problems.protocol import EXACT_LAW
 from sdebench.registry import SpecError
@@ -110,7 +118,9 @@ VP = "vp"
 VE = "ve"
 FLOW = "flow"
 COSINE = "cosine"
+SIGMA = "sigma"
 RANDN_TENSOR = "randn_tensor"
+NOISE_SAMPLER = "noise_sampler"
 ENTRIES, NODES, INTERPOLATED = "entries", "nodes", "interpolated"
 
 TABLE_FLOOR_MULTIPLE = 15
@@ -133,10 +143,19 @@ _LIMIT_ERRORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 @dataclass(frozen=True)
 class Scheduler:
     """One diffusers scheduler: the form of its state (``vp``: x_τ = √ᾱ x₀ + √(1 − ᾱ) ε;
-    ``ve``: x̃ = x₀ + σ ε with a VP network; ``edm``: x̃ with an EDM-preconditioned network;
-    ``flow``: x_f = (1 − σ_f) x₀ + σ_f ε with a velocity network, module docstring "Flow
-    matching"), the settings of the module docstring, and its declarations as functions of its
-    options (``order_note``: why the error does not vanish, where ``order`` is None)."""
+    ``ve``: x̃ = x₀ + σ ε with a VP network; ``edm``: x̃ with an EDM-preconditioned network whose
+    c_noise ``noise_level`` turns into σ; ``sigma``: x̃ with a network addressed by σ itself, the
+    deprecated VE pipelines' loops; ``flow``: x_f = (1 − σ_f) x₀ + σ_f ε with a velocity network,
+    module docstring "Flow matching"), the settings of the module docstring, and its
+    declarations as functions of its options (``order_note``: why the error does not vanish,
+    where ``order`` is None; ``refusal``: why the options cannot be judged on exact answers).
+
+    ``loop``: the pipeline's loop where it is not the ``step`` loop of the module docstring
+    (:mod:`sdebench.peers.pipeline_loops`); ``ends``: the constructor keywords of a scheduler set
+    by its σ range (σ(t_min), σ(t_max)) instead of a training table; ``noise_argument``: how it
+    takes noise — ``step``'s keyword (``variance_noise``), its module's ``randn_tensor``, or its
+    ``noise_sampler`` attribute (torchsde's Brownian tree in σ: the probe serves it as
+    increments of one Brownian path, :class:`sdebench.peers.base.ProbeNoise`)."""
 
     state: str
     settings: dict
@@ -151,6 +170,12 @@ class Scheduler:
     table: str = ""  # how it reads its training table (module docstring, "The table's limits")
     ends_at_zero: bool = False
     order_note: object = lambda options: ""
+    loop: object = None
+    ends: object = None
+    noise_level: object = lambda c_noise: torch.exp(4 * c_noise)  # EDM: c_noise = ¼ ln σ
+    refusal: object = lambda options: ""
+    module: str = ""  # where the class lives, if diffusers' top level does not export it
+    option_conventions: tuple = ()  # ((option, value), what that value changes), as convention
 
 
 _FINAL = {"final_sigmas_type": "sigma_min"}
@@ -172,6 +197,47 @@ _EDM_THREE = "Karras et al. 2022, §3"
 _DPM_SOURCES = {1: "Lu et al. 2022b: first order, equivalent to DDIM (diffusers docstring)",
                 2: "Lu et al. 2022b, Alg. 2: second-order multistep (diffusers docstring)",
                 3: "Lu et al. 2022b, §4: third-order multistep (diffusers docstring)"}
+
+
+def _sigma_range(sigma_min: float, sigma_max: float) -> dict:
+    """A scheduler set by its σ range (EDM's, the VE pipelines'): the study's."""
+    return {"sigma_min": sigma_min, "sigma_max": sigma_max}
+
+
+def _karras_ve_range(sigma_min: float, sigma_max: float) -> dict:
+    """KarrasVe's schedule runs from sigma_max² to sigma_min² (its ``convention``): the square
+    roots of the study's σ range."""
+    return {"sigma_min": math.sqrt(sigma_min), "sigma_max": math.sqrt(sigma_max)}
+
+
+def _churns(options: dict) -> bool:
+    return float(options.get("s_churn", 80.0)) != 0
+
+
+def _score_sde_ve_refusal(options: dict) -> str:
+    if int(options.get("correct_steps", 1)) == 0:
+        return ""
+    return ("its Langevin corrector (correct_steps ≥ 1; Song et al. 2021, Alg. 4) takes the step "
+            "size 2(snr·‖z‖/‖∇log p‖)² from the batch's mean norms: not affine in the state, and "
+            "each row's step depends on the other rows, so no exact output law can be probed "
+            "(nor an order: snr, not the grid, sets its bias); judged with correct_steps=0")
+
+
+_ROUNDED = ("its timesteps are its σ's positions in the table rounded to integers: the network "
+            "reads σ up to half a table cell from the σ it steps with, an error of varying sign "
+            "that no step count removes")
+_TRUNCATED = ("its fractional timesteps are truncated by the int64 cast (use_karras_sigmas and "
+              "use_lu_lambdas round them): the network reads σ up to a table cell below the σ "
+              "it steps with, an error no step count removes")
+_SIGMA_OPTION_CONVENTIONS = (
+    (("use_karras_sigmas", True), f"use_karras_sigmas: {_ROUNDED}"),
+    (("use_lu_lambdas", True), f"use_lu_lambdas: {_ROUNDED}"),
+    (("use_exponential_sigmas", True), f"use_exponential_sigmas: {_TRUNCATED}"),
+    (("use_beta_sigmas", True), f"use_beta_sigmas: {_TRUNCATED}"),
+    (("timestep_spacing", "leading"), "leading spacing: its first timestep N⌊T/(N + 1)⌋ + "
+     "steps_offset lies below T − 1, further below as N grows (768 of 1023 at 256 steps), so "
+     "it reads the start as its state at that smaller σ (Lin et al. 2024, Table 2)"),
+)
 
 
 _ORDERS_1_TO_3 = ("solver_order", (1, 2, 3), "its step has branches for orders 1 to 3 only: "
@@ -218,6 +284,10 @@ SCHEDULERS = {
         twin=lambda o: ({0.0: "ddim", 1.0: "ancestral"}.get(float(o.get("eta", 0.0)), "")
                         if _same_method(o, {"eta"}) else ""), noise_argument="variance_noise",
         stochastic=lambda o: bool(o.get("eta")), table=ENTRIES,
+        option_conventions=((("timestep_spacing", "linspace"), "linspace spacing: its "
+                             "timesteps are round(k(T − 1)/(N − 1)) but each step goes to "
+                             "t − ⌊T/N⌋ (146 or 147 apart against 128 at 8 steps), so the next "
+                             "step reads the state it reached at another σ"),),
         convention="ε-prediction in x_τ = √ᾱ x₀ + √(1 − ᾱ) ε with float32 ᾱ"),
     "DPMSolverMultistepScheduler": Scheduler(
         VP, dict(_FINAL),
@@ -230,7 +300,7 @@ SCHEDULERS = {
                         (True, 1): "ancestral", (False, 1): "ddim"}.get(
             (_is_sde(o), _solver_order(o)), "") if _same_method(o, {"solver_order"}) else "",
         stochastic=_is_sde, noise_argument="variance_noise", choices=(_ORDERS_1_TO_3,),
-        table=NODES,
+        table=NODES, option_conventions=_SIGMA_OPTION_CONVENTIONS,
         convention="lower_order_final (default True): below 15 steps its last step is first "
         "order, sdebench's is not"),
     "DPMSolverSinglestepScheduler": Scheduler(
@@ -294,7 +364,7 @@ SCHEDULERS = {
     "EDMDPMSolverMultistepScheduler": Scheduler(
         EDM, dict(_FINAL), lambda o: _solver_order(o), lambda o: _DPM_SOURCES.get(
             _solver_order(o), ""), twin=lambda o: "dpmpp_2m" if _solver_order(o) == 2 and
-        _same_method(o, {"solver_order"}) else "", choices=(_ORDERS_1_TO_3,),
+        _same_method(o, {"solver_order"}) else "", choices=(_ORDERS_1_TO_3,), ends=_sigma_range,
         convention="EDM's ρ = 7 grid with N σ's (N − 1 steps and a last step from its σ_min to "
         "its config's σ_min, one ulp apart, on which lower_order_final acts)"),
     "DEISMultistepScheduler": Scheduler(
@@ -337,10 +407,81 @@ SCHEDULERS = {
         "size (shifted 1/T) at every step count"),
     "EDMEulerScheduler": Scheduler(
         EDM, dict(_FINAL), lambda o: 1, lambda o: f"{_EDM_THREE}: Euler's method, first order",
-        twin=lambda o: "euler", convention="EDM's ρ = 7 grid with N σ's (N − 1 steps and a "
-        "zero-length last step under final_sigmas_type='sigma_min'); the network reads c_noise "
-        "= ¼ ln σ in float32"),
+        twin=lambda o: "euler", ends=_sigma_range,
+        convention="EDM's ρ = 7 grid with N σ's (N − 1 steps and a zero-length last step under "
+        "final_sigmas_type='sigma_min'); the network reads c_noise = ¼ ln σ in float32"),
+    "DPMSolverSDEScheduler": Scheduler(
+        VE, {}, lambda o: None, lambda o: "", stochastic=lambda o: True,
+        noise_argument=NOISE_SAMPLER, nfe_per_step=2, table=INTERPOLATED, ends_at_zero=True,
+        order_note=lambda o: "no weak order is documented for DPM-Solver++ SDE (its docstring: "
+        "'inspired by the stochastic sampler from Karras et al.'; k-diffusion's "
+        "sample_dpmpp_sde, which it ports); sdebench declares none and reports the error",
+        convention="k-diffusion's sample_dpmpp_sde (r = ½, η = 1) on σ's interpolated linearly "
+        "in σ between the table's entries; torchsde's Brownian tree in σ, two overlapping draws "
+        "a step; always ends at σ = 0 with an Euler step"),
+    "CosineDPMSolverMultistepScheduler": Scheduler(
+        EDM, {}, lambda o: _solver_order(o), lambda o: (
+            "SDE-DPM-Solver++(2M) (Lu et al. 2022b, §5), sdebench's dpmpp_2m_sde in x̃ (α = 1)"
+            if _solver_order(o) == 2 else "DDIM with η = 1 in λ (first-order SDE-DPM-Solver++)"),
+        stochastic=lambda o: True, noise_argument=NOISE_SAMPLER, ends_at_zero=True,
+        ends=_sigma_range, choices=(("solver_order", (1, 2), "its step has branches for orders "
+                                     "1 and 2 only"),),
+        noise_level=lambda c_noise: torch.tan(c_noise * (math.pi / 2)),
+        convention="Stable Audio Open's sampler (Evans et al. 2024): SDE-DPM-Solver++ on EDM's "
+        "x̃ = x₀ + σε, σ log-uniform, a v-prediction network with c_noise = atan(σ)·2/π (the "
+        "cosine schedule's time); torchsde's Brownian tree in σ; final_sigmas_type 'zero' (its "
+        "default): its last step, first order, ends at σ = 0 ('sigma_min' appends σ_min to a "
+        "grid that ends there, and the tree recurses without end on [σ_min, σ_min])"),
+    "ScoreSdeVeScheduler": Scheduler(
+        SIGMA, {}, lambda o: 1, lambda o: "Song et al. 2021, App. E, eq. 46: the reverse-"
+        "diffusion predictor (Euler–Maruyama-type on the reverse VE SDE), weak order 1",
+        stochastic=lambda o: True, noise_argument=RANDN_TENSOR, ends_at_zero=True,
+        loop=score_sde_ve_loop, ends=_sigma_range, refusal=_score_sde_ve_refusal,
+        convention="its pipeline's loop (deprecated ScoreSdeVePipeline): N geometric σ's, the "
+        "network called at its continuous sigmas[i] (above the step's discrete σ by a factor "
+        "(σ_max/σ_min)^(i·ε/(N−1)), ε = sampling_eps), then a last step to σ = 0 whose mean, "
+        "Tweedie's denoiser, is the output"),
+    "KarrasVeScheduler": Scheduler(
+        SIGMA, {"s_noise": 1.0}, lambda o: None if _churns(o) else 2,
+        lambda o: "" if _churns(o) else f"{_EDM_THREE} and Alg. 1 (s_churn = 0): Heun's "
+        "method, O(h³) local error", stochastic=_churns, noise_argument=RANDN_TENSOR,
+        nfe_per_step=2, ends_at_zero=True, loop=karras_ve_loop, ends=_karras_ve_range,
+        # diffusers exports a dummy for it unless transformers is installed (the guard of its
+        # deprecated package), though the scheduler needs torch alone
+        module="diffusers.schedulers.deprecated.scheduling_karras_ve",
+        order_note=lambda o: "Karras et al. 2022, Alg. 2 (churn γ = min(S_churn/N, √2 − 1) "
+        "on σ in [S_min, S_max]) declares no weak order; sdebench declares none and reports "
+        "the error" if _churns(o) else "",
+        convention="its pipeline's loop (deprecated KarrasVePipeline); its schedule holds "
+        "t_i = σ_max²(σ_min²/σ_max²)^(i/(N−1)), Karras et al.'s Table 1 VE times (σ = √t), "
+        "which the pipeline steps as σ's: the grid runs from sigma_max² to sigma_min² (sdebench "
+        "sets sigma_max = √σ(t_max), sigma_min = √σ(t_min)) while its init_noise_sigma is "
+        "sigma_max; s_noise = 1 (its default 1.007 inflates every churn: no convergence to the "
+        "truth); always ends at σ = 0 with an Euler step"),
 }
+_PARALLEL = ("; its Parallel variant (ParaDiGMS, Shih et al. 2023) shares this step, and adds "
+             "batch_step_no_noise for a window of timesteps at once")
+SCHEDULERS.update({
+    f"{name}ParallelScheduler": replace(SCHEDULERS[f"{name}Scheduler"],
+                                        convention=SCHEDULERS[f"{name}Scheduler"].convention
+                                        + _PARALLEL)
+    for name in ("DDPM", "DDIM")})
+
+INVERSE_SCHEDULERS = {
+    "DDIMInverseScheduler": replace(
+        SCHEDULERS["DDIMScheduler"], twin=lambda o: "", order_source=lambda o: "Song, Meng & "
+        "Ermon 2021, §4.3 (DDIM's ODE run from the data to the noise): first order",
+        convention="steps from ᾱ_{τ−T/N} to ᾱ_τ with its network called at the target τ (as "
+        "diffusers' inversion pipelines call it), so the network sees a state one step away "
+        "from its timestep"),
+    "DPMSolverMultistepInverseScheduler": replace(
+        SCHEDULERS["DPMSolverMultistepScheduler"], settings={},
+        convention="the same nodes as DPMSolverMultistep's, from the smallest σ up to the "
+        "table's largest; lower_order_final (default True): below 15 steps its last step is "
+        "first order"),
+}
+"""The inversion schedulers (data → noise), run by :class:`sdebench.peers.inversion.RoundTrip`
+and not registered as samplers: their declarations are those of the scheduler they invert."""
 
 
 def _library():
@@ -384,19 +525,23 @@ class DiffusersSampler(PeerSampler):
 
     library = "diffusers"
     strong_order = None
-    noise_kind = "independent"
     precision = torch.float32
 
     def __init__(self, method: str, train_steps: int = TRAIN_STEPS, **options):
-        if method not in SCHEDULERS:
+        declared = {**SCHEDULERS, **INVERSE_SCHEDULERS}
+        if method not in declared:
             raise SpecError(f"unknown diffusers scheduler {method!r}; expected one of "
-                            f"{sorted(SCHEDULERS)}")
-        self.method, self._declared = method, SCHEDULERS[method]
-        self._class = getattr(_library(), method)
+                            f"{sorted(declared)}")
+        self.method, self._declared = method, declared[method]
+        self._class = getattr(importlib.import_module(self._declared.module)
+                              if self._declared.module else _library(), method)
         parameters = dict(inspect.signature(self._class.__init__).parameters)
         parameters.pop("self")
-        if method == "DDIMScheduler":
-            parameters["eta"] = inspect.signature(self._class.step).parameters["eta"]
+        # the deprecated VE pipelines' schedulers have no ``step`` (ScoreSdeVe: step_pred)
+        step = getattr(self._class, "step", None)
+        self._step_parameters = inspect.signature(step).parameters if step else {}
+        if "eta" in self._step_parameters:  # DDIM's η, an argument of its step
+            parameters["eta"] = self._step_parameters["eta"]
         set_timesteps = inspect.signature(self._class.set_timesteps).parameters
         if "mu" in set_timesteps:
             parameters["mu"] = set_timesteps["mu"]
@@ -413,10 +558,12 @@ class DiffusersSampler(PeerSampler):
                             "the VP table of the other modes")
         predictions = {"flow_prediction": "v = ε − x₀"} if self.flow else \
             {"epsilon": "ε", "v_prediction": "v = √ᾱ ε − √(1 − ᾱ) x₀"} \
-            if self._declared.state in (VP, VE) else {}
+            if self._declared.state in (VP, VE) else \
+            {"epsilon": "F with c_out > 0", "v_prediction": "F with c_out < 0"} \
+            if self._declared.state == EDM else {}
         if "prediction_type" in options and options["prediction_type"] not in predictions:
             raise SpecError(f"diffusers {method}: the exact network sdebench gives it predicts "
-                            f"{' or '.join(f'{kind} ({name})' for kind, name in predictions.items()) or 'F (EDM)'}"  # noqa: E501
+                            f"{' or '.join(f'{kind} ({name})' for kind, name in predictions.items()) or 'what its pipeline gives it'}"  # noqa: E501
                             f", so prediction_type={options['prediction_type']!r} would measure a "
                             "mismatched network, not the scheduler")
         for option, declared, why in self._declared.choices:
@@ -451,6 +598,18 @@ class DiffusersSampler(PeerSampler):
         return self._declared.stochastic(self.options)
 
     @property
+    def noise_kind(self) -> str:
+        """``brownian`` for a scheduler that takes a Brownian tree (``noise_sampler``), else
+        ``independent`` (:class:`sdebench.peers.base.ProbeNoise`)."""
+        return "brownian" if self._declared.noise_argument == NOISE_SAMPLER else "independent"
+
+    @property
+    def refusal(self) -> str:
+        """Why these options cannot be judged on exact answers on any schedule ('' where they
+        can): :meth:`schedule_refusal` gives it for every schedule."""
+        return self._declared.refusal(self.options)
+
+    @property
     def order_note(self) -> str:
         return self._declared.order_note(self.options)
 
@@ -473,11 +632,16 @@ class DiffusersSampler(PeerSampler):
 
     @property
     def convention(self) -> str:
+        """Its declared convention, and what its flow mode, zero-SNR clamp or another option
+        value (``option_conventions``) changes."""
+        notes = [self._declared.convention]
         if self.flow and self._declared.state != FLOW:
-            return f"{self._declared.convention}; {_FLOW_MODE_CONVENTION}"
-        if self.options.get("rescale_betas_zero_snr") and self.method in _CLAMPS_ZERO_SNR:
-            return f"{self._declared.convention}; {_ZERO_SNR_CLAMP}"
-        return self._declared.convention
+            notes.append(_FLOW_MODE_CONVENTION)
+        elif self.options.get("rescale_betas_zero_snr") and self.method in _CLAMPS_ZERO_SNR:
+            notes.append(_ZERO_SNR_CLAMP)
+        notes += [text for (option, value), text in self._declared.option_conventions
+                  if option in self.options and self.options[option] == value]
+        return "; ".join(notes)
 
     @property
     def steps_on(self) -> str:
@@ -486,6 +650,8 @@ class DiffusersSampler(PeerSampler):
         if self._declared.state == EDM:
             return ("its own σ grid (sigma_schedule and rho of its settings), not the study's "
                     "--grid")
+        if self._declared.state == SIGMA:
+            return "its own σ grid (geometric between its ends), not the study's --grid"
         if self.flow:
             return ("its own σ_f grid (its shift and sigma options), ending at σ_f = 0, not the "
                     "study's --grid")
@@ -516,9 +682,9 @@ class DiffusersSampler(PeerSampler):
         runs from pure noise (:attr:`from_pure_noise`) keeps its stock table."""
         if self.from_pure_noise:  # its own grid: the network's time is read from its timestep
             extra = {}
-        elif self._declared.state == EDM:
+        elif self._declared.ends is not None:
             table = sigma_table(schedule, self.train_steps)
-            extra = {"sigma_min": float(table[0]), "sigma_max": float(table[-1])}
+            extra = self._declared.ends(float(table[0]), float(table[-1]))
         else:
             extra = {"num_train_timesteps": self.train_steps,
                      "trained_betas": trained_betas(sigma_table(schedule, self.train_steps))}
@@ -541,9 +707,12 @@ class DiffusersSampler(PeerSampler):
         return scheduler
 
     def schedule_refusal(self, schedule) -> str:
-        """Why it cannot run on ``schedule`` ('' where it can): where its own grid starts at pure
-        noise (:attr:`from_pure_noise`: σ_f ≈ 1, or IPNDM's α = 0), a schedule without a
-        pure-noise end, whose start law is not there (module docstring, "Flow matching")."""
+        """Why it cannot run on ``schedule`` ('' where it can): its :attr:`refusal`, on every
+        schedule; where its own grid starts at pure noise (:attr:`from_pure_noise`: σ_f ≈ 1, or
+        IPNDM's α = 0), a schedule without a pure-noise end, whose start law is not there
+        (module docstring, "Flow matching")."""
+        if self.refusal:
+            return self.refusal
         if not self.from_pure_noise or schedule.pure_noise_end:
             return ""
         start = "σ_f ≈ 1" if self.flow else "α = 0"
@@ -613,11 +782,7 @@ class DiffusersSampler(PeerSampler):
                 scheduler = self._new_scheduler(schedule)  # options only: a unit says the rest
                 self._set_timesteps(scheduler, steps)
                 state, generator = torch.zeros(1, 1), torch.Generator().manual_seed(0)
-                for t in scheduler.timesteps:
-                    if hasattr(scheduler, "scale_model_input"):  # LMS warns without it
-                        scheduler.scale_model_input(state, t)
-                    state = scheduler.step(torch.zeros_like(state), t, state, **self._step_arguments(
-                        state, None, generator)).prev_sample
+                self._loop(scheduler, lambda x, t: torch.zeros_like(x), state, None, generator)
         except SpecError:
             raise
         except Exception as error:  # whatever the library raises, said as a spec error
@@ -626,28 +791,57 @@ class DiffusersSampler(PeerSampler):
 
     @contextlib.contextmanager
     def _quiet(self):
-        """diffusers' log below errors (DPMSolverSinglestep warns on every set_timesteps) and
-        numpy 2's __array__(copy=) deprecation notice (every step) silenced."""
+        """diffusers' log below errors (DPMSolverSinglestep warns on every set_timesteps),
+        numpy 2's __array__(copy=) deprecation notice (every step) and torchsde's notice of a
+        query a float ulp outside its tree's [σ_min, σ_max] silenced."""
         logging = _library().utils.logging
         verbosity = logging.get_verbosity()
         logging.set_verbosity_error()
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=DeprecationWarning, module="diffusers")
+                warnings.filterwarnings("ignore", module="torchsde")
                 yield
         finally:
             logging.set_verbosity(verbosity)
 
     def _step_arguments(self, state, noise: ProbeNoise | None, generator) -> dict:
         """``step``'s keywords: DDIM's eta; the noise of a stochastic scheduler (the probe's
-        draw, or the library's own from ``generator``)."""
-        arguments = {"eta": self.eta} if self.method == "DDIMScheduler" else {}
+        draw, or the library's own from ``generator``, where ``step`` takes one)."""
+        arguments = {"eta": self.eta} if "eta" in self._step_parameters else {}
         if self.stochastic:
-            if noise is not None and self._declared.noise_argument != RANDN_TENSOR:
+            if noise is not None and self._declared.noise_argument not in (RANDN_TENSOR,
+                                                                           NOISE_SAMPLER):
                 arguments[self._declared.noise_argument] = noise.draw(state)
-            else:
+            elif "generator" in self._step_parameters:
                 arguments["generator"] = generator
         return arguments
+
+    def _loop(self, scheduler, network, state, noise: ProbeNoise | None, generator):
+        """diffusers' loop (module docstring) from ``state``, or its pipeline's own where it
+        declares one (``loop``: the deprecated VE pipelines)."""
+        if self._declared.loop is not None:
+            return self._declared.loop(scheduler, network, state, generator)
+        for t in scheduler.timesteps:
+            model_input = scheduler.scale_model_input(state, t) \
+                if hasattr(scheduler, "scale_model_input") else state  # flow: none
+            prediction = network(model_input, t)
+            state = scheduler.step(prediction, t, state,
+                                   **self._step_arguments(state, noise, generator)).prev_sample
+        return state
+
+    def _serve_brownian_noise(self, scheduler, like, noise: ProbeNoise | None, seed: int) -> None:
+        """A scheduler that takes torchsde's Brownian tree (``noise_sampler``) gets the probe's
+        Brownian sources in its place, or the library's own tree seeded from the study's seed
+        (DPMSolverSDE reads ``noise_sampler_seed``; CosineDPMSolver seeds it from ``step``'s
+        generator)."""
+        if self._declared.noise_argument != NOISE_SAMPLER or not self.stochastic:
+            return
+        if noise is None:
+            scheduler.noise_sampler_seed = derive_seed(seed, "diffusers") % 2**63
+        else:
+            scheduler.noise_sampler = lambda sigma, sigma_next: noise.draw(
+                like, float(sigma), float(sigma_next))
 
     @contextlib.contextmanager
     def _probe_randn(self, noise: ProbeNoise | None):
@@ -680,15 +874,13 @@ class DiffusersSampler(PeerSampler):
         network = self._network(scheduler, model, numeric)
         state = x / self._state_scale(numeric, ts[0])
         generator = None
-        if self.stochastic and noise is None:
+        if (self.stochastic and noise is None) or self._declared.loop is not None:
+            # a pipeline's loop may draw even where its noise is multiplied by 0 (KarrasVe
+            # without churn): from this generator, never from torch's global one
             generator = torch.Generator(x.device).manual_seed(
                 derive_seed(seed, "diffusers") % 2**63)
-        for t in scheduler.timesteps:
-            model_input = scheduler.scale_model_input(state, t) \
-                if hasattr(scheduler, "scale_model_input") else state  # flow: none
-            prediction = network(model_input, t)
-            state = scheduler.step(prediction, t, state,
-                                   **self._step_arguments(state, noise, generator)).prev_sample
+        self._serve_brownian_noise(scheduler, state, noise, seed)
+        state = self._loop(scheduler, network, state, noise, generator)
         # at the data (its last state, decoded as the sample) or at ts[-1]: output_time
         return self._state_scale(numeric, self.output_time(schedule, ts)) * state
 
@@ -758,7 +950,8 @@ class DiffusersSampler(PeerSampler):
         from a start below 1 (:meth:`flow_limit_law`); a VP scheduler that clamps a zero-SNR
         table's last ᾱ starts above pure noise (:meth:`clamped_start_limit_law`); an
         ``interpolated`` scheduler reads its σ table between entries (:meth:`limit_law`; Heun's
-        limit also ends at σ = 0)."""
+        limit also ends at σ = 0); one that ends with a step to σ = 0 from the study's σ_min
+        without a table to interpolate denoises p there (:meth:`denoised_limit_law`)."""
         if self._declared.state == FLOW:
             return self.jump_limit_law, "last-jump limit (fixed σ_f → 0)"
         if self.flow:
@@ -768,7 +961,19 @@ class DiffusersSampler(PeerSampler):
         if self._declared.table == INTERPOLATED:
             return self.limit_law, "σ table, σ = 0 end" if self._declared.ends_at_zero \
                 else "σ table"
+        if self._declared.ends_at_zero:
+            return self.denoised_limit_law, "σ = 0 end"
         return None
+
+    def denoised_limit_law(self, problem, ts: torch.Tensor) -> GaussianLaw:
+        """The output law as N → ∞ of a scheduler whose last step goes from σ(ts[−1]) to σ = 0
+        with x̂₀ = D(x; t) (Euler's step to σ = 0, Karras et al. 2022, Alg. 1, line 6; Tweedie's
+        denoiser for ScoreSdeVe's last mean): p at ts[−1], denoised; in x̃ = x/s, so the output
+        is s(ts[−1]) D. Its ends are σ(t_min) rounded to float32 (a relative 6e-8: its effect
+        on this floor is of that relative size)."""
+        t_last = ts[-1]
+        return problem.denoiser(problem.marginal_law(t_last), t_last) \
+            * problem.schedule.numeric.s(t_last)
 
     def _clamped_start(self, schedule) -> float | None:
         """σ of its table's last entry where the study's table has σ = ∞ there (a pure-noise
@@ -929,14 +1134,20 @@ class DiffusersSampler(PeerSampler):
 
             return v_network
 
+        if self._declared.state == SIGMA:  # the pipeline's loop converts D (pipeline_loops)
+            return denoise
+
         if self._declared.state == EDM:
             sigma_data = scheduler.config.sigma_data
+            # precondition_outputs: c_out's sign is −1 for a v-prediction F
+            sign = -1.0 if scheduler.config.get("prediction_type") == "v_prediction" else 1.0
+            noise_level = self._declared.noise_level
 
             def network(model_input, c_noise):
-                sigma = torch.exp(4 * c_noise.to(torch.float64)).to(model_input)
+                sigma = noise_level(c_noise.to(torch.float64)).to(model_input)
                 scale = torch.sqrt(sigma**2 + sigma_data**2)
                 x_tilde = model_input * scale
-                c_skip, c_out = sigma_data**2 / scale**2, sigma * sigma_data / scale
+                c_skip, c_out = sigma_data**2 / scale**2, sign * sigma * sigma_data / scale
                 return (denoise(x_tilde, sigma) - c_skip * x_tilde) / c_out
 
             return network

@@ -16,6 +16,7 @@ Install: ``pip install "sdebench[peers]"`` and ``pip install --no-deps k-diffusi
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import sys
@@ -26,10 +27,11 @@ from pathlib import Path
 
 import torch
 
-from sdebench.peers.base import PeerSampler, PeerUnavailable, ProbeNoise
+from sdebench.peers.base import PeerSampler, PeerUnavailable, ProbeNoise, probe_law
 from sdebench.peers.options import typed_options
+from sdebench.problems.law import GaussianLaw
 from sdebench.registry import SpecError
-from sdebench.seeding import derive_seed
+from sdebench.seeding import derive_seed, generator
 
 _PRIVATE = "_sdebench_k_diffusion"
 _LOOP_ARGUMENTS = {"model", "x", "sigmas", "extra_args", "callback", "disable", "noise_sampler"}
@@ -82,6 +84,7 @@ class Method:
     convention: str = ""
     order_note: str = ""
     interval: bool = False  # called with (sigma_min, sigma_max, n) and its own grid, not sigmas
+    adaptive: bool = False  # called with (sigma_min, sigma_max): its step controller sets the grid
 
 
 _KARRAS_ODE = ("steps x̃ = x/s in σ (Karras et al. 2022, eq. 4); sdebench's {twin} steps x in t: "
@@ -125,7 +128,30 @@ METHODS = {
         convention="its own grid (⌊n/3⌋ + 1 steps uniform in λ between the study's ends, n = "
         "steps model calls), not the study's --grid"),
     "dpmpp_3m_sde": Method("sample_dpmpp_3m_sde", True, None, 1, "", order_note=_NO_WEAK_ORDER),
+    "dpm_adaptive": Method(
+        "sample_dpm_adaptive", False, None, float("nan"), "",
+        order_note="adaptive (DPM-Solver-12/23 with a PID step-size controller, Lu et al. 2022, "
+        "DPM-Solver, §4.4): its tolerances rtol/atol, not a grid, set its accuracy and its NFE; "
+        "judged by its error at the NFE it takes, not by an order", interval=True, adaptive=True,
+        convention="its own grid between the study's ends, chosen by its step controller (the "
+        "exact law replays the decisions it takes on DECISION_BATCH draws of the start law)"),
 }
+
+DECISION_BATCH = 4096
+"""The draws from the start law on which an adaptive sampler's step controller decides its steps
+for the exact law (:meth:`KDiffusionSampler.integrate`): its error norm is a root mean square
+over batch and coordinates, so on 4096 × d numbers its relative fluctuation is below 1/√8192
+≈ 1 %, and the decisions are those of any large batch but for a step near the acceptance
+threshold."""
+
+
+def decision_draws(law: GaussianLaw) -> torch.Tensor:
+    """:data:`DECISION_BATCH` draws of ``law`` from a fixed stream: where an adaptive sampler
+    decides its steps for the exact law (:meth:`KDiffusionSampler.integrate`); its NFE on them
+    is the NFE of that law."""
+    stream = generator(0, "adaptive decisions")
+    sources = torch.randn((DECISION_BATCH, law.coef.shape[0]), generator=stream)
+    return law.mean + sources.to(law.coef) @ law.coef
 
 
 class KDiffusionSampler(PeerSampler):
@@ -145,16 +171,26 @@ class KDiffusionSampler(PeerSampler):
                             f"{sorted(METHODS)}")
         self.method, self._declared = method, METHODS[method]
         function = getattr(sampling_module(), self._declared.function)
-        loop = _LOOP_ARGUMENTS | ({"sigma_min", "sigma_max", "n"} if self._declared.interval
-                                  else set())
+        loop = _LOOP_ARGUMENTS | ({"sigma_min", "sigma_max", "n", "return_info"}
+                                  if self._declared.interval else set())
         parameters = {name: parameter for name, parameter in
                       inspect.signature(function).parameters.items() if name not in loop}
         self.options = typed_options(options, parameters, f"k-diffusion {self._declared.function}")
+        if self._declared.adaptive and self.options.get("eta", 0.0) != 0:
+            raise SpecError(f"k-diffusion {self._declared.function}: eta={self.options['eta']!r} "
+                            "makes its step controller react to the noise drawn, so no exact law "
+                            "can replay its decisions; sdebench judges it at eta = 0")
         self._function = function
 
     @property
     def stochastic(self) -> bool:
         return self._declared.stochastic and self.options.get("eta", 1.0) != 0
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether its step controller, not the study's step count, sets its grid (its NFE is
+        what its tolerances buy: judged by error against NFE)."""
+        return self._declared.adaptive
 
     @property
     def order(self):
@@ -206,12 +242,58 @@ class KDiffusionSampler(PeerSampler):
             warnings.filterwarnings("ignore", module="torchsde")
             # dpm_fast builds torch.tensor(sigma) from a tensor: torch's notice, every call
             warnings.filterwarnings("ignore", message="To copy construct from a tensor")
-            if self._declared.interval:  # its own grid between the ends, n model calls
+            if self._declared.adaptive:  # its own grid between the ends
+                out = self._function(denoiser, x_tilde, sigmas[-1], sigmas[0], disable=True,
+                                     **arguments)
+            elif self._declared.interval:  # its own grid between the ends, n model calls
                 out = self._function(denoiser, x_tilde, sigmas[-1], sigmas[0],
                                      len(sigmas) - 1, disable=True, **arguments)
             else:
                 out = self._function(denoiser, x_tilde, sigmas, disable=True, **arguments)
         return numeric.s(ts[-1]) * out
+
+    def integrate(self, model, schedule, x, ts, noise):
+        """As :meth:`PeerSampler.integrate`; for an adaptive sampler's exact law, the library's
+        loop on :data:`DECISION_BATCH` seeded draws of the start law records its controller's
+        decisions (accept, next step size), and the probe run replays them: the exact law of
+        the steps it takes (every step is affine once they are fixed)."""
+        if not (self._declared.adaptive and isinstance(x, GaussianLaw)):
+            return super().integrate(model, schedule, x, ts, noise)
+        decisions = []
+        with self._controller(decisions, replay=False):
+            self.run(model, schedule, decision_draws(x), ts, None, 0)
+        with self._controller(decisions, replay=True):
+            return probe_law(self, model, schedule, x, ts)
+
+    @contextlib.contextmanager
+    def _controller(self, decisions: list, replay: bool):
+        """k-diffusion's PIDStepSizeController, recording each (accept, h) it proposes into
+        ``decisions``, or (``replay``) proposing those instead of reading the error."""
+        module = sampling_module()
+        original = module.PIDStepSizeController
+
+        class Recording(original):
+            def propose_step(self, error):
+                accept = super().propose_step(error)
+                decisions.append((accept, self.h))
+                return accept
+
+        class Replaying(original):
+            served = 0
+
+            def propose_step(self, error):
+                if self.served >= len(decisions):
+                    raise RuntimeError("k-diffusion's adaptive loop took more steps on the probe "
+                                       "than on the draws it decided them on")
+                accept, self.h = decisions[self.served]
+                self.served += 1
+                return accept
+
+        module.PIDStepSizeController = Replaying if replay else Recording
+        try:
+            yield
+        finally:
+            module.PIDStepSizeController = original
 
     def _noise_sampler(self, like, sigmas, noise: ProbeNoise | None, seed: int):
         """k-diffusion's Brownian tree in σ (its default for the SDE samplers), seeded from the

@@ -242,3 +242,49 @@ def test_a_study_is_refused_up_front_at_its_largest_step_count():
                          steps=[8, 2048], dim=2, batch=4, metrics=["w2"])
     with pytest.raises(SpecError, match="at most 1023 steps, got 2048"):
         resolve_units(config, resolve_sections(config))
+
+
+# --- the σ options' timesteps ------------------------------------------------------------------
+
+def test_exponential_sigmas_truncate_their_timesteps_and_leave_a_floor():
+    """DPMSolverMultistep's use_exponential_sigmas casts its fractional timesteps to int64
+    (truncation; karras and lu round them), so its network reads σ up to a table cell below the
+    σ it steps with (its convention says so): the error stops falling, W₂ at 256 steps is more
+    than half the one at 128 where order 2 would quarter it. If diffusers rounds or keeps them,
+    the first assertion fails and the convention must change."""
+    import numpy as np
+
+    spec = "diffusers.DPMSolverMultistepScheduler:use_exponential_sigmas=true"
+    peer = get_solver(spec)
+    scheduler = peer._scheduler_for(EDM, 16)
+    alphas_cumprod = scheduler.alphas_cumprod.numpy().astype(np.float64)
+    log_sigmas = 0.5 * np.log((1 - alphas_cumprod) / alphas_cumprod)
+    fractional = scheduler._sigma_to_t(scheduler.sigmas[:-1].numpy().astype(np.float64),
+                                       log_sigmas)
+    assert np.array_equal(scheduler.timesteps.numpy(), np.floor(fractional).astype(np.int64))
+    assert "truncated by the int64 cast" in peer.convention
+    problem = get_problem("gaussian", EDM, dim=4, seed=0)
+    errors = {}
+    for steps in (128, 256):
+        law, ts = output_law(spec, problem, steps)
+        errors[steps] = float(problem.w2(law, ts[-1]))
+    assert errors[256] > errors[128] / 2, errors
+
+
+def test_leading_spacing_starts_further_below_the_table_end_as_steps_grow():
+    """DPMSolverMultistep's leading spacing starts at N⌊T/(N + 1)⌋: 1016 of 1023 at 8 steps,
+    768 at 256 (its convention says so)."""
+    peer = get_solver("diffusers.DPMSolverMultistepScheduler:timestep_spacing=leading")
+    assert int(peer._scheduler_for(EDM, 8).timesteps[0]) == 8 * (1024 // 9)
+    assert int(peer._scheduler_for(EDM, 256).timesteps[0]) == 768
+    assert "leading spacing" in peer.convention
+
+
+def test_ddim_linspace_steps_to_where_its_next_timestep_is_not():
+    """DDIM's linspace timesteps are 146 or 147 apart at 8 steps of a 1024-entry table, while
+    its step goes to t − ⌊T/N⌋ = t − 128 (its convention says so): each next step starts from a
+    state at another σ."""
+    peer = get_solver("diffusers.DDIMScheduler:timestep_spacing=linspace")
+    timesteps = peer._scheduler_for(EDM, 8).timesteps
+    assert set((timesteps[:-1] - timesteps[1:]).tolist()) == {146, 147}
+    assert "t − ⌊T/N⌋" in peer.convention

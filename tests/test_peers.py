@@ -144,11 +144,15 @@ def test_kdiffusion_equals_its_sdebench_twin_on_edm(peer, steps):
                                   "diffusers.SASolverScheduler",
                                   "diffusers.EulerAncestralDiscreteScheduler",
                                   "diffusers.KDPM2AncestralDiscreteScheduler",
-                                  "diffusers.DDPMScheduler"])
+                                  "diffusers.DDPMScheduler", "diffusers.DPMSolverSDEScheduler",
+                                  "diffusers.CosineDPMSolverMultistepScheduler",
+                                  "diffusers.KarrasVeScheduler",
+                                  "diffusers.ScoreSdeVeScheduler:correct_steps=0"])
 def test_probed_exact_law_matches_the_library_own_noise(peer):
     """The probed law against 20 000 runs with the library's own noise (k-diffusion's Brownian
-    tree, diffusers' generator), 8 steps, d = 2: each mean and variance within 4.5 standard
-    errors (normal approximation; 8 statistics, Bonferroni family level < 1e-4)."""
+    tree, diffusers' generator or its torchsde tree), 8 steps, d = 2: each mean and variance
+    within 4.5 standard errors (normal approximation; 8 statistics, Bonferroni family level
+    < 1e-4)."""
     problem = get_problem("gaussian", EDM, dim=2, seed=0)
     law, ts = exact_law(peer, problem, 8)
     n = 20_000
