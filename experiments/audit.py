@@ -4,8 +4,9 @@ on exact answers (sdebench.studies.audit): one HTML page and a one-screen consol
     pip install "sdebench[peers]" && pip install --no-deps k-diffusion
     python experiments/audit.py                # results/audit/: audit.html, audit.csv
 
-Each stage is a convergence study stored in the same folder, so an interrupted audit resumes
-where it stopped and a finished one re-renders at once. Exit status 1 where a verdict is FAIL
+Each convergence stage is a study stored in the same folder, so an interrupted audit resumes
+where it stopped and a finished one re-renders at once; the inversion round trips and the
+adaptive sampler's tolerances (seconds) are recomputed. Exit status 1 where a verdict is FAIL
 (each has its evidence in the page), 0 otherwise.
 """
 
@@ -57,17 +58,28 @@ def run_audit(steps, out: Path, progress: bool, command: str):
     from sdebench.solvers.catalogue import get_solver, sampler_groups
     from sdebench.solvers.loop import schedule_refusal
     from sdebench.studies import StudyConfig, run_study
-    from sdebench.studies.audit import audit_table, stages
+    from sdebench.studies.audit import (
+        ADAPTIVE_STAGE,
+        INVERSION_STAGE,
+        adaptive_results,
+        audit_table,
+        inversion_results,
+        stages,
+    )
     from sdebench.studies.order import order_table
     from sdebench.studies.store import ResultStore
     from sdebench.theory import get_schedule
 
     store = ResultStore(str(out))
-    stage_of, refused, frames = {}, {}, []
+    refused, not_judged, frames = {}, {}, []
     for stage in stages(sampler_groups()["peers"]):
         schedule = get_schedule(stage.schedule)
-        reasons = {name: schedule_refusal(get_solver(name), schedule) for name in stage.samplers}
-        refused.update({(stage.name, name): reason for name, reason in reasons.items() if reason})
+        solvers = {name: get_solver(name) for name in stage.samplers}
+        reasons = {name: schedule_refusal(solver, schedule) for name, solver in solvers.items()}
+        for name, reason in reasons.items():
+            if reason:  # not judged anywhere (the solver's own refusal), or not on this schedule
+                judged = not getattr(solvers[name], "refusal", "")
+                (refused if judged else not_judged)[(stage.name, name)] = reason
         config = StudyConfig(schedules=[stage.schedule], steps=steps, grid="auto",
                              samplers=[name for name in stage.samplers if not reasons[name]],
                              metrics=["w2", "agreement"])
@@ -75,12 +87,18 @@ def run_audit(steps, out: Path, progress: bool, command: str):
             print(f"stage: {stage.name} ({stage.schedule}, {len(config.samplers)} samplers)",
                   file=sys.stderr)
         study = run_study(config, store, progress=progress, command=command, trajectories=False)
-        stage_of.update({config_id: stage.name for config_id in study.sections})
-        frames.append(study.results)
+        frames.append(study.results.assign(stage=stage.name))
+    for name, rows in ((INVERSION_STAGE, inversion_results(steps)),
+                       (ADAPTIVE_STAGE, adaptive_results())):
+        if progress:
+            print(f"stage: {name} (edm, {rows.sampler.nunique()} samplers)", file=sys.stderr)
+        frames.append(rows.assign(stage=name))
     import pandas as pd
 
     results = pd.concat(frames, ignore_index=True)
-    return audit_table(results, order_table(results), stage_of, refused), results
+    # two stages may share a schedule, hence a section (config_id): a row's stage is its sampler's
+    stage_of = results.groupby(["config_id", "sampler"]).stage.first().to_dict()
+    return audit_table(results, order_table(results), stage_of, refused, not_judged), results
 
 
 def print_summary(table) -> None:

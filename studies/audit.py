@@ -2,16 +2,23 @@
 on exact answers — one table whose rows say, per library and sampler, what it declares, what it
 measures, how it agrees with sdebench's own implementation, and which finding explains a defect.
 
-The audit is a fixed set of stages, each a convergence study (Gaussian data, d = 4, exact output
-laws, ``w2`` and ``agreement``): the VE/VP/EDM samplers of both libraries on ``edm`` (with the
-option values people set: orders, SDE forms), diffusers' flow-matching schedulers on ``rf`` and
-with SD3's shift on ``rf:shift=3``, and the zero-terminal-SNR configurations on ``vp0snr``. A
-sampler a stage's schedule rules out is left out of that stage with its reason (the convergence
-study's refusals), never silently.
+The audit is a fixed set of stages. Most are convergence studies (Gaussian data, d = 4, exact
+output laws, ``w2`` and ``agreement``): the VE/VP/EDM samplers of both libraries on ``edm`` (with
+the option values people set: orders, SDE forms), diffusers' stock grids and options on the same
+table (σ spacings, timestep spacings, final σ, solver types), diffusers' flow-matching schedulers
+on ``rf`` and with SD3's shift on ``rf:shift=3``, and the zero-terminal-SNR configurations on
+``vp0snr``. Two stages judge what an order cannot: diffusers' inversion schedulers by their exact
+round-trip error x₀ → x_T → x₀ against the step count (:func:`inversion_results`), and
+k-diffusion's adaptive sampler by its error at the NFE its tolerances buy
+(:func:`adaptive_results`). A sampler a stage's schedule rules out is left out of that stage with
+its reason (the convergence study's refusals, verdict ``REFUSED``), and one whose configuration
+cannot be judged on exact answers at all (its ``refusal``) gets the verdict ``NOT JUDGED`` with
+its reason — never silently.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -37,7 +44,22 @@ _VARIANTS_ON_EDM = (
     "diffusers.DPMSolverSinglestepScheduler:solver_order=3",
     "diffusers.DEISMultistepScheduler:solver_order=1",
     "diffusers.DEISMultistepScheduler:solver_order=3",
+    "diffusers.UniPCMultistepScheduler:solver_type=bh1",
+    "diffusers.UniPCMultistepScheduler:solver_order=3",
+    "diffusers.ScoreSdeVeScheduler:correct_steps=0",
+    "diffusers.KarrasVeScheduler:s_churn=0",
     "kdiffusion.dpmpp_3m_sde:eta=0",
+)
+_DPM = "diffusers.DPMSolverMultistepScheduler"
+_STOCK_OPTIONS = (
+    f"{_DPM}:use_karras_sigmas=true", f"{_DPM}:use_exponential_sigmas=true",
+    f"{_DPM}:use_beta_sigmas=true", f"{_DPM}:use_lu_lambdas=true",
+    f"{_DPM}:timestep_spacing=leading", f"{_DPM}:timestep_spacing=trailing",
+    f"{_DPM}:final_sigmas_type=zero", f"{_DPM}:euler_at_final=true", f"{_DPM}:solver_type=heun",
+    "diffusers.EulerDiscreteScheduler:use_karras_sigmas=true",
+    "diffusers.EulerDiscreteScheduler:timestep_spacing=trailing",
+    "diffusers.DDIMScheduler:timestep_spacing=leading",
+    "diffusers.DDIMScheduler:timestep_spacing=linspace",
 )
 _FLOW = ("diffusers.FlowMatchEulerDiscreteScheduler", "diffusers.FlowMatchHeunDiscreteScheduler",
          "diffusers.FlowMatchEulerDiscreteScheduler:stochastic_sampling=true",
@@ -54,19 +76,40 @@ _ZERO_SNR = ("diffusers.DDIMScheduler:prediction_type=v_prediction", "diffusers.
              "diffusers.DPMSolverMultistepScheduler:rescale_betas_zero_snr=true",
              "diffusers.UniPCMultistepScheduler:rescale_betas_zero_snr=true:"
              "prediction_type=v_prediction")
+_PURE_NOISE_START = ("diffusers.FlowMatch", "diffusers.IPNDM")
+ADAPTIVE = ("kdiffusion.dpm_adaptive",)
+"""The adaptive samplers, judged by :func:`adaptive_results` at each of their tolerances."""
+
+INVERSIONS = ("diffusers.DDIMInverseScheduler", "diffusers.DPMSolverMultistepInverseScheduler")
+"""The inversion schedulers, each judged by its round trip with the scheduler it inverts
+(:mod:`sdebench.peers.inversion`)."""
+INVERSION_STAGE = "inversion round trip"
+
+ADAPTIVE_TOLERANCES = ((0.05, 0.0078), (1e-2, 1e-3), (1e-3, 1e-4), (1e-4, 1e-5))
+"""(rtol, atol) of k-diffusion's dpm_adaptive in the audit: its defaults, then tenfold tighter."""
+ADAPTIVE_STAGE = "adaptive step size"
+
+NOT_JUDGED = "NOT JUDGED"
+"""The verdict of a sampler whose configuration cannot be judged on exact answers at all (its
+``refusal`` says why), as opposed to ``REFUSED``, which only the stage's schedule rules out."""
 
 
 def stages(peers: list[str]) -> list[Stage]:
-    """The audit's stages; ``peers``: every peer sampler's name (their default options), judged
-    on edm with the variants above, but for the schedulers whose own grid starts at pure noise
-    (diffusers' FlowMatch and IPNDM), judged on rf."""
-    pure_noise = ("diffusers.FlowMatch", "diffusers.IPNDM")
-    return [Stage("VE/VP/EDM samplers", "edm",
-                  (*[name for name in peers if not name.startswith(pure_noise)],
-                   *_VARIANTS_ON_EDM)),
+    """The audit's convergence stages; ``peers``: every peer sampler's name (their default
+    options), judged on edm with the variants above, but for the schedulers whose own grid
+    starts at pure noise (diffusers' FlowMatch and IPNDM), judged on rf, and the adaptive ones,
+    judged by :func:`adaptive_results`."""
+    on_edm = [name for name in peers if not name.startswith(_PURE_NOISE_START + ADAPTIVE)]
+    return [Stage("VE/VP/EDM samplers", "edm", (*on_edm, *_VARIANTS_ON_EDM)),
+            Stage("diffusers' stock grids and options", "edm", _STOCK_OPTIONS),
             Stage("flow matching", "rf", _FLOW),
             Stage("flow matching, SD3's shift", "rf:shift=3", _SHIFTED),
             Stage("zero terminal SNR", "vp0snr", _ZERO_SNR)]
+
+
+def stage_names() -> list[str]:
+    """Every stage of the audit, in its order: the convergence stages, then the two others."""
+    return [stage.name for stage in stages([])] + [INVERSION_STAGE, ADAPTIVE_STAGE]
 
 
 # sampler spec → the finding (experiments/findings/<script>) that explains its defect
@@ -86,32 +129,126 @@ AUDIT_COLUMNS = ["stage", "schedule", "library", "sampler", "declared_order", "o
                  "nfe_50", "twin", "agreement", "agrees", "convention", "version", "finding"]
 
 
-def audit_table(results: pd.DataFrame, orders: pd.DataFrame, stage_of: dict[str, str],
-                refused: dict[tuple[str, str], str]) -> pd.DataFrame:
+def _study_row(problem, solver, spec: str, config_id: str, steps: int, metric: str,
+                value: float, nfe: float, floor: float, floor_kind: str) -> dict:
+    """One measurement in a convergence study's long format (the columns the order table,
+    the error-at-NFE table and the conformance table read), with the provenance of every row."""
+    from sdebench.studies.provenance import row_provenance
+
+    return {"config_id": config_id, "schedule": problem.schedule.name, "problem": "gaussian",
+            "sampler": spec, "library": solver.library, "steps": steps, "metric": metric,
+            "metric_order": "order",  # fitted, or N/A where the solver declares no order
+            "declared_order": solver.order, "declared_strong_order": None,
+            "order_note": getattr(solver, "order_note", ""),
+            "order_source": solver.order_source, "twin": "",
+            "convention": solver.convention, "steps_on": getattr(solver, "steps_on", ""),
+            "status": "ok", "error": "", "value": value, "stderr": math.nan, "nfe": nfe,
+            "floor": floor, "floor_kind": floor_kind, "reference": math.nan,
+            **row_provenance()}
+
+
+def inversion_results(steps, schedule: str = "edm", dim: int = 4, seed: int = 0) -> pd.DataFrame:
+    """Each inversion scheduler's exact round-trip error √E‖y − x₀‖² (metric ``round_trip``,
+    :func:`sdebench.peers.inversion.round_trip_error`) from the data law at t_min, at each step
+    count N (NFE 2N), in the study's long format, fitted against its declared order. Floor: the
+    a-priori round-off λ u √NFE √E‖x₀‖² (λ = ROUNDOFF_SAFETY, u of float32, the precision
+    diffusers computes in; a study unit's measured round-off needs a study unit)."""
+    from sdebench.peers.base import probe_law
+    from sdebench.peers.inversion import RoundTrip, round_trip_error
+    from sdebench.problems import get_problem
+    from sdebench.solvers import make_grid
+    from sdebench.solvers.solver import unit_roundoff
+    from sdebench.studies.metrics import ROUNDOFF_SAFETY
+    from sdebench.theory import get_schedule
+
+    problem = get_problem("gaussian", get_schedule(schedule), dim=dim, seed=seed)
+    rows = []
+    for spec in INVERSIONS:
+        peer = RoundTrip(spec.split(".", 1)[1])
+        for n in steps:
+            ts = make_grid("logsnr", problem.schedule, n)
+            data = problem.marginal_law(ts[-1])
+            error = round_trip_error(data, probe_law(peer, problem.denoiser, problem.schedule,
+                                                     data, ts))
+            nfe = 2 * n * peer.inverse.nfe_per_step
+            floor = ROUNDOFF_SAFETY * unit_roundoff(peer, data.dtype) * math.sqrt(nfe) \
+                * math.sqrt(float((data.mean**2).sum() + data.variance.sum()))
+            rows.append(_study_row(problem, peer, spec, f"{INVERSION_STAGE} {schedule}", n,
+                                    "round_trip", error, nfe, floor, "a-priori round-off"))
+    return pd.DataFrame(rows)
+
+
+def adaptive_results(schedule: str = "edm", dim: int = 4, seed: int = 0) -> pd.DataFrame:
+    """k-diffusion's dpm_adaptive at each of :data:`ADAPTIVE_TOLERANCES`: W₂ of its exact output
+    law (the steps it decides on the draws of :func:`sdebench.peers.kdiffusion.decision_draws`)
+    and its NFE on those draws — its error at the cost its tolerances buy, not an order."""
+    from sdebench.peers.kdiffusion import decision_draws
+    from sdebench.problems import get_problem
+    from sdebench.problems.law import ExactLawNoise
+    from sdebench.solvers import get_solver, make_grid, sample
+    from sdebench.solvers.noise import GaussianIncrements
+    from sdebench.theory import get_schedule
+
+    problem = get_problem("gaussian", get_schedule(schedule), dim=dim, seed=seed)
+    ts = make_grid("logsnr", problem.schedule, 1)  # its ends: the grid between is its own
+    start = problem.marginal_law(ts[0])
+    rows = []
+    for name in ADAPTIVE:
+        for rtol, atol in ADAPTIVE_TOLERANCES:
+            spec = f"{name}:rtol={rtol:g}:atol={atol:g}"
+            peer = get_solver(spec)
+            nfe = sample(peer, problem.denoiser, problem.schedule, decision_draws(start), ts,
+                         noise=GaussianIncrements(seed)).nfe
+            law = sample(peer, problem.denoiser, problem.schedule, start, ts,
+                         noise=ExactLawNoise()).x
+            rows.append(_study_row(problem, peer, spec, f"{ADAPTIVE_STAGE} {schedule}", 1,
+                                    "w2", float(problem.w2(law, ts[-1])), nfe, math.nan, ""))
+    return pd.DataFrame(rows)
+
+
+def audit_table(results: pd.DataFrame, orders: pd.DataFrame,
+                stage_of: dict[tuple[str, str], str], refused: dict[tuple[str, str], str],
+                not_judged: dict[tuple[str, str], str] | None = None) -> pd.DataFrame:
     """One row per (stage, peer sampler): the conformance row (declared and measured order,
-    verdict and reason, agreement with the twin), its W₂ at NFE 10/20/50 (interpolated on its
+    verdict and reason, agreement with the twin), its error at NFE 10/20/50 (interpolated on its
     measured curve, blank outside it or at its floor), the library's version and its finding;
-    and one row per sampler a stage refused, verdict ``REFUSED`` with the reason.
-    ``stage_of``: config_id → stage name; ``refused``: (stage, sampler) → reason."""
+    an adaptive sampler's row states its error at its measured NFE as its reason; one row per
+    sampler a stage refused, verdict ``REFUSED``, and per sampler that cannot be judged,
+    verdict :data:`NOT_JUDGED`, each with the reason. ``stage_of``: (config_id, sampler) →
+    stage name (two stages on one schedule share a section); ``refused``, ``not_judged``:
+    (stage, sampler) → reason."""
     table = conformance_table(results, orders)
-    table = table[table.metric == "w2"].copy()
-    table["stage"] = table.config_id.map(stage_of)
+    table = table[table.metric.isin(["w2", "round_trip"])].copy()
+    table["stage"] = [stage_of[key] for key in zip(table.config_id, table.sampler, strict=True)]
     schedules = results.drop_duplicates("config_id").set_index("config_id").schedule
     table["schedule"] = table.config_id.map(schedules)
     versions = results.drop_duplicates("sampler").set_index("sampler")
     table["version"] = [f"{library} {versions.loc[sampler, _VERSION_COLUMNS[library]]}"
                         for library, sampler in zip(table.library, table.sampler, strict=True)]
     at_nfe = error_at_nfe(results)
-    at_nfe = at_nfe[at_nfe.metric == "w2"]
+    at_nfe = at_nfe[at_nfe.metric.isin(["w2", "round_trip"])]
     for target in (10, 20, 50):
         cells = at_nfe[at_nfe.nfe == target].set_index(["config_id", "sampler"])
         value = cells.value.where(~cells.at_floor.astype(bool))
         table[f"nfe_{target}"] = [value.get((c, s), float("nan"))
                                   for c, s in zip(table.config_id, table.sampler, strict=True)]
+    adaptive = table.stage == ADAPTIVE_STAGE
+    table.loc[adaptive, "reason"] = [_adaptive_reason(results, c, s) for c, s in zip(
+        table.config_id[adaptive], table.sampler[adaptive], strict=True)]
     table["finding"] = [_finding(sampler) for sampler in table.sampler]
-    refusals = pd.DataFrame([{"stage": stage, "sampler": sampler, "verdict": "REFUSED",
-                              "reason": reason} for (stage, sampler), reason in refused.items()])
-    return pd.concat([table, refusals], ignore_index=True).reindex(columns=AUDIT_COLUMNS)
+    reasons = [{"stage": stage, "sampler": sampler, "verdict": verdict, "reason": reason}
+               for verdict, given in (("REFUSED", refused), (NOT_JUDGED, not_judged or {}))
+               for (stage, sampler), reason in given.items()]
+    return pd.concat([table, pd.DataFrame(reasons)], ignore_index=True).reindex(
+        columns=AUDIT_COLUMNS)
+
+
+def _adaptive_reason(results: pd.DataFrame, config_id: str, sampler: str) -> str:
+    """An adaptive sampler's evidence: its W₂ at the NFE it took."""
+    row = results[(results.config_id == config_id) & (results.sampler == sampler)
+                  & (results.metric == "w2")].iloc[0]
+    return (f"adaptive, judged by error against NFE: W₂ {row.value:.2e} at its measured NFE "
+            f"{int(row.nfe)}")
 
 
 def _finding(sampler: str) -> str:

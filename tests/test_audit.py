@@ -5,7 +5,7 @@ finding, and its page and summary render from that table."""
 import pandas as pd
 import pytest
 
-from sdebench.studies.audit import FINDINGS, stages
+from sdebench.studies.audit import ADAPTIVE, FINDINGS, INVERSIONS, NOT_JUDGED, stage_names, stages
 
 pytestmark = [pytest.mark.peers, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
               pytest.mark.filterwarnings("ignore::UserWarning")]
@@ -16,25 +16,34 @@ def test_every_peer_is_in_a_stage_and_every_finding_names_an_audited_sampler():
 
     peers = sampler_groups()["peers"]
     audited = {name for stage in stages(peers) for name in stage.samplers}
-    assert set(peers) <= audited
+    assert set(peers) <= audited | set(ADAPTIVE)
     assert set(FINDINGS) <= audited
 
 
 def test_the_audit_runs_resumes_and_renders(tmp_path, capsys):
-    """A small budget (8, 16, 32 steps): every stage's rows, the 3M finding attached to its
-    sampler, the page and the CSV written; a second run reuses every stored unit."""
+    """A small budget (8 steps: rows, not verdicts): every stage's rows, the 3M finding
+    attached to its sampler, the rows of the samplers no order judges (the inversions' round
+    trips, dpm_adaptive's error at its NFE, ScoreSdeVe's corrector with its reason), the page
+    and the CSV written; a second run reuses every stored unit."""
     from sdebench.experiments.audit import main
 
-    status = main(["--out", str(tmp_path), "--steps", "8,16,32", "--quiet"])
+    status = main(["--out", str(tmp_path), "--steps", "8", "--quiet"])
     table = pd.read_csv(tmp_path / "audit.csv", keep_default_na=False)
     assert status == (1 if (table.verdict == "FAIL").any() else 0)
-    assert set(table.stage) == {stage.name for stage in stages([])}
-    row = table.set_index("sampler").loc["diffusers.DPMSolverMultistepScheduler:solver_order=3"]
+    assert set(table.stage) == set(stage_names())
+    rows = table.set_index("sampler")
+    row = rows.loc["diffusers.DPMSolverMultistepScheduler:solver_order=3"]
     assert row.finding == "dpmpp_3m_second_order.py" and row.version.startswith("diffusers ")
+    assert set(INVERSIONS) <= set(rows.index)
+    assert (rows.loc[list(INVERSIONS)].declared_order.astype(float) > 0).all()
+    adaptive = table[table.sampler.str.startswith(ADAPTIVE)]
+    assert len(adaptive) == 4 and adaptive.reason.str.contains("at its measured NFE").all()
+    corrector = rows.loc["diffusers.ScoreSdeVeScheduler"]
+    assert corrector.verdict == NOT_JUDGED and "batch's mean norms" in corrector.reason
     page = (tmp_path / "audit.html").read_text()
     assert "experiments/findings/dpmpp_3m_second_order.py" in page and "<h2>zero terminal" in page
     summary = capsys.readouterr().out
     assert summary.startswith("audit: ") and max(map(len, summary.splitlines())) <= 120
     units = sorted((tmp_path).rglob("units/*.json"))
-    assert main(["--out", str(tmp_path), "--steps", "8,16,32", "--quiet"]) == status
+    assert main(["--out", str(tmp_path), "--steps", "8", "--quiet"]) == status
     assert sorted((tmp_path).rglob("units/*.json")) == units  # nothing run twice
