@@ -100,8 +100,8 @@ def run_diffusers(scheduler, model, x_start, steps: int, seed: int):
 def diffusers_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False):
     import diffusers
 
-    from sdebench.experiments.speed import floor_times, median, spread, timings
     from sdebench.solvers.loop import CountingModel
+    from sdebench.timing import floor_times, median, spread, timings
 
     rows = []
     for label, class_name, options, stochastic in tqdm(DIFFUSERS_SAMPLERS, desc="diffusers",
@@ -130,10 +130,10 @@ def kdiffusion_rows(problem, x_start, steps: int, device: str, repeat: int, quie
     on x̃ = x/s with the denoiser D(x̃; σ) of the same problem; the floor is one call of it."""
     import importlib.metadata
 
-    from sdebench.experiments.speed import floor_times, median, spread, timings
     from sdebench.peers.kdiffusion import METHODS, sampling_module
     from sdebench.solvers.grids import log_snr_grid
     from sdebench.solvers.loop import CountingModel
+    from sdebench.timing import floor_times, median, spread, timings
 
     module = sampling_module()
     numeric = problem.schedule.numeric
@@ -173,13 +173,13 @@ def brownian_paths(schedule, ts) -> list:
 
 def brownian_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False):
     """reverse_diffusion with plain increments and with each Brownian path, timed in interleaved
-    rounds (:func:`sdebench.experiments.speed.interleaved_timings`); ``vs_plain`` is the median
+    rounds (:func:`sdebench.timing.interleaved_timings`); ``vs_plain`` is the median
     over rounds of the run's wall time over plain increments' in the same round."""
-    from sdebench.experiments.speed import floor_times, interleaved_timings, median, spread
     from sdebench.solvers.catalogue import get_solver
     from sdebench.solvers.grids import log_snr_grid
     from sdebench.solvers.loop import sample
     from sdebench.solvers.noise import GaussianIncrements
+    from sdebench.timing import floor_times, interleaved_timings, median, spread
 
     schedule = problem.schedule
     ts = log_snr_grid(schedule, steps, device=device)
@@ -203,11 +203,11 @@ def brownian_rows(problem, x_start, steps: int, device: str, repeat: int, quiet:
 
 
 def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False):
-    from sdebench.experiments.speed import floor_times, median, spread, timings
     from sdebench.solvers.catalogue import get_solver
     from sdebench.solvers.grids import log_snr_grid
     from sdebench.solvers.loop import sample
     from sdebench.solvers.noise import GaussianIncrements
+    from sdebench.timing import floor_times, median, spread, timings
 
     schedule = problem.schedule
     ts = log_snr_grid(schedule, steps, device=device)
@@ -235,7 +235,7 @@ def _workload(args: argparse.Namespace):
     """(the sizes every row function takes, header line) for the options ``args``."""
     import torch
 
-    from sdebench.experiments.speed import speed_problem
+    from sdebench.timing import speed_problem
 
     # torchsde warns when diffusers queries its tree a float32 ulp outside [t0, t1]; diffusers
     # warns about its own use of numpy 2's __array__ protocol. Neither concerns the timing.

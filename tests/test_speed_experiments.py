@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from sdebench import timing
 from sdebench.experiments import peers, speed, train
 from sdebench.solvers.catalogue import get_solver
 from sdebench.studies.provenance import row_provenance
@@ -65,7 +66,7 @@ def _peers_args():
 
 @pytest.mark.skipif(sys.platform != "linux", reason="mallopt is glibc's (Linux only)")
 def test_malloc_tuning_applies_on_linux():
-    assert speed.tune_glibc_malloc().startswith("glibc malloc")
+    assert timing.tune_glibc_malloc().startswith("glibc malloc")
 
 
 @pytest.mark.parametrize("bad", [["--repeat", "0"], ["--copy-mb", "0"], ["--dim", "-3"],
@@ -109,7 +110,7 @@ def test_timings_interleave_rounds_after_a_warm_up_round():
     first round is the untimed warm-up."""
     log = []
     calls = {name: (lambda name=name: log.append(name)) for name in ("floor", "a", "b")}
-    times = speed.interleaved_timings(calls, "cpu", repeat=2)
+    times = timing.interleaved_timings(calls, "cpu", repeat=2)
     assert log == ["floor", "a", "b"] * 3
     assert {name: len(values) for name, values in times.items()} == {"floor": 2, "a": 2, "b": 2}
 
@@ -129,9 +130,9 @@ def test_repeat_coverage_is_the_rank_probability(n):
         total += 1
     share = inside / total
     if n % 2:
-        assert share == pytest.approx(speed.repeat_coverage(n), abs=1e-12)
+        assert share == pytest.approx(timing.repeat_coverage(n), abs=1e-12)
     else:
-        assert share >= speed.repeat_coverage(n) - 1e-12
+        assert share >= timing.repeat_coverage(n) - 1e-12
 
 
 def test_speed_csv_records_the_run_configuration(tmp_path):

@@ -1,0 +1,257 @@
+"""The timing harness of sdebench: wall time relative to the floor, the time of one model
+evaluation — used by ``experiments/speed.py``, ``experiments/peers.py`` and the asv benchmarks
+alike.
+
+A sampler's *floor ratio* is wall / (NFE × one denoiser call). Each timing is the median of
+``repeat`` rounds after a warm-up round, printed with the fastest and slowest (a repeat run's
+median falls in that range with the probability :func:`repeat_coverage`, 97% at 9 rounds, if
+nothing changed between the runs). Rounds interleave: each round times the floor and every
+sampler once, in turn (:func:`interleaved_timings`), so a change of the machine's load during
+the run falls on all of them alike, and each ratio to the floor is taken within its round.
+
+CPU hygiene: glibc serves large allocations with fresh mmap'd pages and returns them on free, so
+every new 12 MB temporary page-faults; memory-bound timings then swing 2–4× between runs (the
+floor of the diagonal problem measured 2.6 ms in one run and 10.9 ms in the next).
+:func:`tune_glibc_malloc` keeps such blocks on the heap for the whole process.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+def tune_glibc_malloc() -> str:
+    """mallopt(M_MMAP_THRESHOLD = 32 MiB, the maximum; M_TRIM_THRESHOLD = 1 GiB) on glibc:
+    large temporaries are reused from the heap instead of being mapped and faulted in each time.
+    Returns a description for the report ('' if not glibc)."""
+    import ctypes
+    import ctypes.util
+
+    if sys.platform != "linux":
+        return ""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return ""
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    if mallopt(m_mmap_threshold, 32 * 2**20) and mallopt(m_trim_threshold, 2**30):
+        return "glibc malloc: mmap threshold 32 MiB, trim threshold 1 GiB"
+    return ""
+
+
+def timings(fn, device: str, repeat: int = 3) -> list[float]:
+    """Wall times of ``repeat`` calls after one untimed warm-up call (lazy compilation, caches,
+    first-touch page faults), synchronising CUDA around each."""
+    import torch
+
+    fn()
+    times = []
+    for _ in range(repeat):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def interleaved_timings(calls: dict, device: str, repeat: int = 3) -> dict[str, list[float]]:
+    """name → wall times of ``calls[name]()`` in ``repeat`` rounds, each round calling every
+    function once in turn, after one untimed warm-up round (CUDA synchronised around each)."""
+    import torch
+
+    synchronize = torch.cuda.synchronize if device.startswith("cuda") else lambda: None
+    times = {name: [] for name in calls}
+    for round_index in range(repeat + 1):
+        for name, fn in calls.items():
+            synchronize()
+            start = time.perf_counter()
+            fn()
+            synchronize()
+            if round_index:  # round 0 warms up
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median(times: list[float]) -> float:
+    ordered = sorted(times)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else 0.5 * (ordered[middle - 1] + ordered[middle])
+
+
+def repeat_coverage(n: int) -> float:
+    """Probability that the median of a repeat run of ``n`` timings lies within this run's
+    [fastest, slowest], when all 2n timings are exchangeable (nothing changed between the runs).
+
+    The repeat's median exceeds this run's slowest only if its ceil(n/2) largest timings all
+    exceed every one of this run's, i.e. the k = ceil(n/2) largest of the 2n pooled timings all
+    belong to the repeat: probability C(2n−k, n−k)/C(2n, n) by symmetry of ranks; the same below
+    the fastest. For odd n this is exact, for even n (median = mean of the middle two) a bound:
+    coverage ≥ 1 − 2·C(2n−k, n−k)/C(2n, n). Examples: n = 5 gives 83%, n = 9 97%, n = 15 99.8%.
+    A two-way comparison (each run's median in the other's range) of identical runs fails for
+    2/7 ≈ 29% of samplers at n = 5 and 5.6% at n = 9 (by enumerating the rank splits).
+    """
+    from math import ceil, comb
+
+    k = ceil(n / 2)
+    return 1 - 2 * comb(2 * n - k, n - k) / comb(2 * n, n)
+
+
+def spread(times: list[float]) -> float:
+    """Slowest over fastest of repeated timings: 1 on a quiet machine; above
+    :data:`NOISY_SPREAD` the machine was busy and ratios are not to be trusted."""
+    return max(times) / min(times)
+
+
+NOISY_SPREAD = 1.5
+FLOOR_DRIFT = 1.2
+"""If the floor of the last round differs from the first round's by more than this factor the
+machine's load changed during the run (ratios are taken per round, but timings are not)."""
+FLOOR_CALLS = 8
+"""A floor timing is this many back-to-back model evaluations, per call."""
+
+
+def floor_times(call, device: str, repeat: int = 3, calls: int = FLOOR_CALLS) -> list[float]:
+    """One model evaluation: ``repeat`` timings of ``calls`` back-to-back calls, per call."""
+    return [t / calls for t in timings(lambda: [call() for _ in range(calls)], device, repeat)]
+
+
+def copy_bandwidth(device: str, dtype, megabytes: int = 512, repeat: int = 3) -> float:
+    """Attainable memory bandwidth in bytes/s: best time of copying a large buffer (read + write)."""
+    import torch
+
+    count = megabytes * 2**20 // torch.empty((), dtype=dtype).element_size()
+    source = torch.ones(count, dtype=dtype, device=device)
+    target = torch.empty_like(source)
+    target.copy_(source)
+    return 2 * source.numel() * source.element_size() / min(
+        timings(lambda: target.copy_(source), device, repeat))
+
+
+class CountingNoise:
+    """Counts the noise draws a sampler makes (for the stochastic samplers' allowance)."""
+
+    def __init__(self, inner):
+        self.inner, self.draws = inner, 0
+
+    def increment(self, t_a, t_b, like, channel=0):
+        self.draws += 1
+        return self.inner.increment(t_a, t_b, like, channel)
+
+    def normal(self, t_a, t_b, like, channel=0):
+        self.draws += 1
+        return self.inner.normal(t_a, t_b, like, channel)
+
+
+COVARIANCES = ("full", "diagonal")
+
+
+def speed_problem(dim: int, dtype: str, device: str, covariance: str = "full"):
+    """Problem ``gaussian_rotated`` of the catalogue (seed 0) on VP: Gaussian data whose exact
+    denoiser is two d×d products (``full``, a network's role) or elementwise (``diagonal``)."""
+    import torch
+
+    from sdebench.problems.catalogue import get_problem
+    from sdebench.theory import get_schedule
+
+    problem = get_problem(f"gaussian_rotated:covariance={covariance!r}", get_schedule("vp"),
+                          dim=dim, seed=0)
+    return problem.to(dtype=getattr(torch, dtype), device=device)
+
+
+def floor_ratio_table(samplers: list[str], *, dim: int, batch: int, steps: int, dtype: str,
+                      device: str, repeat: int, covariance: str = "full",
+                      check_finite: str = "auto", copy_mb: int = 512,
+                      peak_gbps: float | None = None, progress: bool = False):
+    """(tidy DataFrame, one header line): per sampler its NFE, noise draws, wall time (median,
+    fastest, slowest, spread) and floor ratio (median of the per-round ratios, with their
+    range), the target it is held to (deterministic ≤ 1.2×; stochastic ≤ 2× plus its noise
+    draws' measured cost), samples/s and the lower-bound traffic 2 × state bytes per NFE / wall
+    as a fraction of the measured copy bandwidth (or of ``peak_gbps``)."""
+    import pandas as pd
+    import torch
+    from tqdm.auto import tqdm
+
+    from sdebench.solvers.catalogue import get_solver
+    from sdebench.solvers.grids import log_snr_grid
+    from sdebench.solvers.loop import sample
+    from sdebench.solvers.noise import GaussianIncrements
+
+    torch_dtype = getattr(torch, dtype)
+    problem = speed_problem(dim, dtype, device, covariance)
+    schedule = problem.schedule
+    ts = log_snr_grid(schedule, steps, device=device)
+    x = problem.sample_marginal(ts[0].to(torch_dtype), batch)
+    t_mid = ts[steps // 2]
+    measured_peak = copy_bandwidth(device, torch_dtype, copy_mb, repeat)
+    peak = measured_peak if peak_gbps is None else peak_gbps * 1e9
+    state_bytes = x.numel() * x.element_size()
+    noise_draw = median(timings(lambda: GaussianIncrements(0).increment(ts[0], ts[1], x),
+                                device, repeat))
+    names = list(samplers)
+    solvers = {name: get_solver(name) for name in names}
+    noises = {name: CountingNoise(GaussianIncrements(1)) for name in names}
+    nfe = {}
+
+    def runner(name):
+        def run():
+            noises[name].draws = 0
+            nfe[name] = sample(solvers[name], problem.denoiser, schedule, x, ts,
+                               noise=noises[name], check_finite=check_finite).nfe
+        return run
+
+    calls = {FLOOR: lambda: [problem.denoiser(x, t_mid) for _ in range(FLOOR_CALLS)],
+             **{name: runner(name) for name in names}}
+    bar = tqdm(total=repeat + 1, desc="rounds", disable=not progress)
+    times = interleaved_timings(_counting(calls, bar), device, repeat)
+    bar.close()
+    floor_rounds = [t / FLOOR_CALLS for t in times[FLOOR]]
+    floor = median(floor_rounds)
+    rows = []
+    for name in names:
+        solver, walls = solvers[name], times[name]
+        ratios = [wall / (nfe[name] * f) for wall, f in zip(walls, floor_rounds, strict=True)]
+        wall, ratio = median(walls), median(ratios)
+        allowed = (2 + noises[name].draws * noise_draw / (nfe[name] * floor)) \
+            if solver.stochastic else 1.2
+        min_traffic = 2 * state_bytes * nfe[name] / wall
+        rows.append({"sampler": name, "stochastic": solver.stochastic, "nfe": nfe[name],
+                     "noise_draws": noises[name].draws, "wall_s": wall, "wall_min": min(walls),
+                     "wall_max": max(walls), "spread": spread(walls),
+                     "floor_ratio": ratio, "ratio_min": min(ratios), "ratio_max": max(ratios),
+                     "allowed_ratio": allowed, "within_target": ratio <= allowed,
+                     "samples_per_s": batch / wall,
+                     "min_traffic_GBps": min_traffic / 1e9, "fraction_of_peak": min_traffic / peak})
+    header = (f"denoiser (floor) {floor * 1e3:.1f} ms (spread {spread(floor_rounds):.2f}); "
+              f"one noise draw {noise_draw * 1e3:.1f} ms; "
+              f"d={dim} batch={batch} {dtype} {device} steps={steps} "
+              f"{covariance} covariance; copy bandwidth {measured_peak / 1e9:.1f} GB/s"
+              + ("" if peak_gbps is None else f", datasheet peak {peak_gbps:g} GB/s")
+              + f"; {repeat} interleaved rounds: a repeat run's median falls within "
+              f"[ratio_min, ratio_max] with probability {'≥ ' * (repeat % 2 == 0)}"
+              f"{repeat_coverage(repeat):.1%} if nothing changed (timing.repeat_coverage)")
+    table = pd.DataFrame(rows)
+    table.attrs["floor_spread"] = spread(floor_rounds)
+    table.attrs["floor_drift"] = max(floor_rounds[0], floor_rounds[-1]) / min(
+        floor_rounds[0], floor_rounds[-1])
+    return table, header
+
+
+FLOOR = "(floor)"
+
+
+def _counting(calls: dict, bar) -> dict:
+    """The same calls, advancing ``bar`` once per round (after the last call of a round)."""
+    last = list(calls)[-1]
+
+    def tick(fn):
+        def call():
+            fn()
+            bar.update()
+        return call
+
+    return {name: tick(fn) if name == last else fn for name, fn in calls.items()}
