@@ -145,7 +145,6 @@ def test_kdiffusion_equals_its_sdebench_twin_on_edm(peer, steps):
                                   "diffusers.EulerAncestralDiscreteScheduler",
                                   "diffusers.KDPM2AncestralDiscreteScheduler",
                                   "diffusers.DDPMScheduler", "diffusers.DPMSolverSDEScheduler",
-                                  "diffusers.CosineDPMSolverMultistepScheduler",
                                   "diffusers.KarrasVeScheduler",
                                   "diffusers.ScoreSdeVeScheduler:correct_steps=0"])
 def test_probed_exact_law_matches_the_library_own_noise(peer):
