@@ -261,7 +261,9 @@ def render_audit(table: pd.DataFrame, results: pd.DataFrame, command: str) -> st
         "every error is measured against the truth. nfe_10/20/50: W₂ to the truth at that cost, "
         "interpolated on the sampler's measured curve (blank outside it, or at its error floor). "
         "agrees: agreement with sdebench's implementation of the same method on the peer's grid. "
-        "REFUSED: the stage's schedule rules the sampler out, for the reason given. A finding "
+        "REFUSED: the stage's schedule rules the sampler out, for the reason given. NOT JUDGED: "
+        "no exact answer can judge this configuration at all (e.g. a corrector whose step "
+        "couples the batch's rows), for the reason given. A finding "
         "links a standalone repro and a write-up for the library's tracker. "
         f"{html.escape(VERDICT_LEGEND)}</p>"
         + "\n".join(stages)
