@@ -53,10 +53,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                              f"own and your plugins' ({', '.join(groups['all'])}), 'peers' the "
                              f"peer libraries' ({', '.join(groups['peers']) or 'none registered'}; "
                              "they need the peers extra)")
-    parser.add_argument("--steps", default="4,8,16,32,64,128,256",
+    parser.add_argument("--steps", default=None,
                         help=f"comma-separated step counts in [1, {MAX_STEPS}]; orders are fitted "
                              "on the 3 largest above the error floor, the error-at-NFE table reads "
-                             "all (default: 4,8,16,32,64,128,256)")
+                             "all (default: 4,8,16,32 for spectrum and lowrank, else "
+                             "4,8,16,32,64,128,256)")
     parser.add_argument("--problem", default=None, metavar="SPEC",
                         help=f"problem spec (known: {', '.join(names['problems'])}); gaussian has "
                              "the exact output law (W2, KL, no Monte Carlo noise), gmm Monte Carlo "
@@ -86,7 +87,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                              "and lowrank; else 4)")
     parser.add_argument("--batch", type=int, default=None,
                         help="samples per run: timing, strong errors, Monte Carlo metrics "
-                             "(default: 8 for spectrum and lowrank, else 256)")
+                             "(default: 2 for spectrum and lowrank, else 256)")
     parser.add_argument("--grid", default=None, metavar="SPEC",
                         help=f"time grid spec (known: {', '.join(names['grids'])}; default: logsnr; "
                              "auto — uniform in t where a schedule starts at pure noise, rf and "
@@ -185,10 +186,11 @@ def parse_args(argv=None, prog: str | None = None):
     if args.list:
         return args, None, None
     try:
-        steps = [int(value) for value in args.steps.split(",") if value.strip()]
+        steps = None if args.steps is None else [  # None: the problem's own (StudyConfig)
+            int(value) for value in args.steps.split(",") if value.strip()]
     except ValueError:
         parser.error(f"--steps must be comma-separated integers, got {args.steps!r}")
-    if not steps:
+    if steps == []:
         parser.error(f"--steps: expected at least one step count, got {args.steps!r}")
     if args.workers < 0 or (args.workers and args.scheduler):
         parser.error("--workers takes a count >= 1, and not together with --scheduler")

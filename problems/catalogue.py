@@ -1,6 +1,8 @@
 """The problem catalogue: name → ``factory(schedule, *, dim, seed, **params)`` returning a
 problem (:mod:`sdebench.problems.protocol`) in float64 on the CPU; studies move it to their
-dtype and device. Extend it with ``@register_problem("name")``.
+dtype and device. Extend it with ``@register_problem("name")``. A factory may carry
+``study_defaults(**parameters) -> dict``: the ``dim`` and ``batch`` a study uses when none is
+given (an image problem's size follows from its resolution).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from sdebench.problems.checkerboard import CheckerboardProblem
 from sdebench.problems.gaussian import GaussianProblem
 from sdebench.problems.mixture import GaussianMixtureProblem
 from sdebench.problems.protocol import check_problem
+from sdebench.problems.spectrum import lowrank_problem, spectrum_problem
 from sdebench.registry import Registry, Spec, check_number, parse_spec
 from sdebench.seeding import generator
 from sdebench.theory.schedule import Schedule
@@ -92,6 +95,10 @@ def checkerboard(schedule: Schedule, *, dim: int = 2, seed: int = 0, cells: int 
     half_width]² (2-D only): sharp edges, exact score (:mod:`sdebench.problems.checkerboard`)."""
     _require_dim("checkerboard", dim, (2,))
     return CheckerboardProblem(schedule, cells, half_width)
+
+
+register_problem("spectrum", spectrum_problem)
+register_problem("lowrank", lowrank_problem)
 
 
 def get_problem(spec: str | Spec, schedule: Schedule, *, dim: int, seed: int):

@@ -20,7 +20,7 @@ from sdebench.problems.adapters import ModelContractError, load_model, network_d
 from sdebench.problems.catalogue import PROBLEMS, get_problem
 from sdebench.problems.model import LearnedScoreProblem, ModelProblem
 from sdebench.problems.protocol import PATHS
-from sdebench.registry import parse_spec
+from sdebench.registry import check_parameters, parse_spec
 from sdebench.seeding import check_seed, generator
 from sdebench.solvers.catalogue import SAMPLERS, get_solver
 from sdebench.solvers.grids import GRIDS, make_grid
@@ -41,6 +41,9 @@ PATH_MEMORY_BUDGET = 2**30
 """Bytes a study may spend on one shared Brownian path (K + 1 stored states, see
 :func:`brownian_times`); above it each unit draws its own path on its own grids."""
 
+DEFAULT_STEPS = (4, 8, 16, 32, 64, 128, 256)
+"""The step counts of a study that names none (unless its problem declares others)."""
+
 MAX_STEPS = 2**20
 """The largest step count a study accepts (1 048 576): beyond it a float64 run is at its
 round-off floor for every solver of order ≥ 1 and one unit takes hours."""
@@ -59,14 +62,15 @@ class StudyConfig:
     """What a convergence study runs. Specs (schedules, samplers, problem, grid, metrics) are
     registry names with optional parameters or ``module:attribute``; duplicates are dropped
     (first kept) and step counts sorted. ``metrics=None`` means every registered metric the
-    problem answers (Monte Carlo metrics only where the problem has no exact law)."""
+    problem answers (Monte Carlo metrics only where the problem has no exact law).
+    ``steps``, ``dim``, ``batch`` None: the problem's own (:func:`problem_study_defaults`)."""
 
     schedules: tuple[str, ...]
     samplers: tuple[str, ...]
-    steps: tuple[int, ...]
+    steps: tuple[int, ...] | None
     problem: str | None = None
-    dim: int = 4
-    batch: int = 256
+    dim: int | None = None
+    batch: int | None = None
     grid: str = "logsnr"
     dtype: str = "float64"
     device: str = "cpu"
@@ -89,16 +93,19 @@ class StudyConfig:
             put(name, _unique(canonical(v) for v in values))
             if not getattr(self, name):
                 raise ValueError(f"a study needs at least one of {name}")
-        steps = self.steps if not isinstance(self.steps, int) else [self.steps]
-        for n in steps:
-            if isinstance(n, bool) or int(n) != n or not 1 <= n <= MAX_STEPS:
-                raise ValueError(f"steps must be integers in [1, {MAX_STEPS}], got {n!r}")
-        put("steps", tuple(sorted({int(n) for n in steps})))
         if self.problem is None:  # the network alone, or the Gaussian problem
             put("problem", "model" if self.model is not None else "gaussian")
         put("problem", canonical(self.problem))
         if self.problem == "model" and self.model is None:
             raise ValueError("problem 'model' needs a model (--model)")
+        for name, value in problem_study_defaults(self.problem).items():
+            if getattr(self, name) is None:
+                put(name, value)
+        steps = self.steps if not isinstance(self.steps, int) else [self.steps]
+        for n in steps:
+            if isinstance(n, bool) or int(n) != n or not 1 <= n <= MAX_STEPS:
+                raise ValueError(f"steps must be integers in [1, {MAX_STEPS}], got {n!r}")
+        put("steps", tuple(sorted({int(n) for n in steps})))
         put("grid", canonical(self.grid))
         if self.metrics is not None:
             put("metrics", _unique(canonical(m) for m in self.metrics))
@@ -135,6 +142,25 @@ class StudyConfig:
         prefix = f"{names}_{parse_spec(self.problem).target}_{size}_{self.dtype}"
         prefix = re.sub(r"[^A-Za-z0-9_+.-]", "-", prefix)[:80]
         return f"{root}/{prefix}_{digest({**self.as_dict(), **code_provenance()}, 10)}"
+
+
+def problem_study_defaults(problem: str) -> dict:
+    """The ``steps``, ``dim`` and ``batch`` of a study that names none: :data:`DEFAULT_STEPS`, 4
+    and 256, unless the problem's factory declares its own (``study_defaults(**parameters)``,
+    e.g. an image problem's 3 res², :mod:`sdebench.problems.spectrum`)."""
+    defaults = {"steps": DEFAULT_STEPS, "dim": 4, "batch": 256}
+    if problem == "model":
+        return defaults
+    spec = parse_spec(problem)
+    factory = PROBLEMS.factory(spec.target)
+    declared = getattr(factory, "study_defaults", None)
+    if declared is None:
+        return defaults
+    check_parameters(factory, spec.params, f"problem {spec.target!r}", ("schedule", "dim", "seed"))
+    try:
+        return {**defaults, **declared(**PROBLEMS.parameters(spec))}
+    except ValueError as error:  # a bad value: say which spec it came from
+        raise ValueError(f"problem {problem!r}: {error}") from error
 
 
 @dataclass
