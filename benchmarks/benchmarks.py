@@ -11,6 +11,7 @@ from sdebench.solvers.noise import BrownianGrid, BrownianTree, GaussianIncrement
 from sdebench.studies.config import StudyConfig
 from sdebench.studies.convergence import run_study
 from sdebench.theory import get_schedule, vp_linear
+from sdebench.timing import FLOOR_RATIO_BENCHMARK, floor_ratio_table
 
 FIXED_GRID_SAMPLERS = [name for name in BUILTIN_SAMPLERS if name != "rk45"]
 
@@ -37,6 +38,28 @@ class SamplerSpeed:
         sample(self.solver, self.problem.denoiser, self.problem.schedule, self.x, self.ts,
                noise=GaussianIncrements(0))
 
+
+
+class FloorRatio:
+    """Each sampler's floor ratio, wall / (NFE × one denoiser call) (:mod:`sdebench.timing`),
+    4 log-SNR steps, batch 256, d = 1024, float32, full covariance (the denoiser is two d×d
+    products, a network's role): the median of 9 interleaved rounds, each ratio taken within its
+    round, so a machine's load falls on sampler and floor alike, on one thread
+    (:data:`sdebench.timing.FLOOR_RATIO_BENCHMARK`).
+    These are the benchmarks a slowdown is checked on (``sdebench perf compare``)."""
+
+    params = FIXED_GRID_SAMPLERS
+    param_names = ["sampler"]
+    timeout = 300
+
+    def setup_cache(self):
+        table, _ = floor_ratio_table(FIXED_GRID_SAMPLERS, **FLOOR_RATIO_BENCHMARK)
+        return dict(zip(table.sampler, table.floor_ratio, strict=True))
+
+    def track_floor_ratio(self, ratios, name):
+        return ratios[name]
+
+    track_floor_ratio.unit = "floor ratio"
 
 class BrownianPaths:
     """reverse_diffusion, 4 log-SNR steps, 1024 × 3072 float32 (the sizes of issue 18), driven by

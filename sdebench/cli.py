@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "train": "denoising score matching for a small network (its checkpoint is a --model)",
     "audit": "every peer sampler judged on exact answers: one HTML page and the findings",
     "list": "what a study may name: schedules, samplers, peers, problems, grids, metrics",
+    "perf": "benchmarks across commits (asv): history page, slowdown check, its noise",
 }
 
 

@@ -163,15 +163,38 @@ def speed_problem(dim: int, dtype: str, device: str, covariance: str = "full"):
     return problem.to(dtype=getattr(torch, dtype), device=device)
 
 
+FLOOR_RATIO_BENCHMARK = dict(dim=1024, batch=256, steps=4, dtype="float32", device="cpu",
+                             repeat=9, copy_mb=64, threads=1)
+"""What asv's ``benchmarks.FloorRatio`` times and ``sdebench perf calibrate`` repeats to measure
+its noise: the denoiser two 1024² products over a batch of 256, on one thread, so that another
+process on a second core does not slow the hand-offs between the run's own threads."""
+
+
 def floor_ratio_table(samplers: list[str], *, dim: int, batch: int, steps: int, dtype: str,
                       device: str, repeat: int, covariance: str = "full",
                       check_finite: str = "auto", copy_mb: int = 512,
-                      peak_gbps: float | None = None, progress: bool = False):
+                      peak_gbps: float | None = None, progress: bool = False,
+                      threads: int | None = None):
     """(tidy DataFrame, one header line): per sampler its NFE, noise draws, wall time (median,
     fastest, slowest, spread) and floor ratio (median of the per-round ratios, with their
     range), the target it is held to (deterministic ≤ 1.2×; stochastic ≤ 2× plus its noise
     draws' measured cost), samples/s and the lower-bound traffic 2 × state bytes per NFE / wall
-    as a fraction of the measured copy bandwidth (or of ``peak_gbps``)."""
+    as a fraction of the measured copy bandwidth (or of ``peak_gbps``). ``threads``: torch's
+    intra-op threads for the run (restored after; None: as they are)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _floor_ratio_table(samplers, dim, batch, steps, dtype, device, repeat, covariance,
+                                  check_finite, copy_mb, peak_gbps, progress)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _floor_ratio_table(samplers, dim, batch, steps, dtype, device, repeat, covariance,
+                       check_finite, copy_mb, peak_gbps, progress):
     import pandas as pd
     import torch
     from tqdm.auto import tqdm
