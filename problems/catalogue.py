@@ -1,8 +1,8 @@
 """The problem catalogue: name → ``factory(schedule, *, dim, seed, **params)`` returning a
 problem (:mod:`sdebench.problems.protocol`) in float64 on the CPU; studies move it to their
 dtype and device. Extend it with ``@register_problem("name")``. A factory may carry
-``study_defaults(**parameters) -> dict``: the ``dim`` and ``batch`` a study uses when none is
-given (an image problem's size follows from its resolution).
+``study_defaults(**parameters) -> dict``: the ``steps``, ``dim`` and ``batch`` a study uses when
+none is given (an image problem's size follows from its resolution).
 """
 
 from __future__ import annotations
