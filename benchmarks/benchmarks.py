@@ -10,8 +10,8 @@ from sdebench.solvers.loop import sample
 from sdebench.solvers.noise import BrownianGrid, BrownianTree, GaussianIncrements
 from sdebench.studies.config import StudyConfig
 from sdebench.studies.convergence import run_study
+from sdebench.studies.timing import FLOOR_RATIO_BENCHMARK, floor_ratio_table
 from sdebench.theory import get_schedule, vp_linear
-from sdebench.timing import FLOOR_RATIO_BENCHMARK, floor_ratio_table
 
 FIXED_GRID_SAMPLERS = [name for name in BUILTIN_SAMPLERS if name != "rk45"]
 
@@ -41,11 +41,11 @@ class SamplerSpeed:
 
 
 class FloorRatio:
-    """Each sampler's floor ratio, wall / (NFE × one denoiser call) (:mod:`sdebench.timing`),
+    """Each sampler's floor ratio, wall / (NFE × one denoiser call) (:mod:`sdebench.studies.timing`),
     4 log-SNR steps, batch 256, d = 1024, float32, full covariance (the denoiser is two d×d
     products, a network's role): the median of 9 interleaved rounds, each ratio taken within its
     round, so a machine's load falls on sampler and floor alike, on one thread
-    (:data:`sdebench.timing.FLOOR_RATIO_BENCHMARK`).
+    (:data:`sdebench.studies.timing.FLOOR_RATIO_BENCHMARK`).
     These are the benchmarks a slowdown is checked on (``sdebench perf compare``)."""
 
     params = FIXED_GRID_SAMPLERS

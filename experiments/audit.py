@@ -1,5 +1,5 @@
 """The field audit: every peer sampler sdebench runs, in the configurations people use, judged
-on exact answers (sdebench.studies.audit): one HTML page and a one-screen console summary.
+on exact answers (sdebench.peers.audit): one HTML page and a one-screen console summary.
 
     pip install "sdebench[peers]" && pip install --no-deps k-diffusion
     python experiments/audit.py                # results/audit/: audit.html, audit.csv
@@ -55,10 +55,7 @@ def main(argv=None, prog: str | None = None) -> int:
 
 def run_audit(steps, out: Path, progress: bool, command: str):
     """Run (or resume) every stage into the store at ``out``; the audit table and the rows."""
-    from sdebench.solvers.catalogue import get_solver, sampler_groups
-    from sdebench.solvers.loop import schedule_refusal
-    from sdebench.studies import StudyConfig, run_study
-    from sdebench.studies.audit import (
+    from sdebench.peers.audit import (
         ADAPTIVE_STAGE,
         INVERSION_STAGE,
         adaptive_results,
@@ -66,6 +63,9 @@ def run_audit(steps, out: Path, progress: bool, command: str):
         inversion_results,
         stages,
     )
+    from sdebench.solvers.catalogue import get_solver, sampler_groups
+    from sdebench.solvers.loop import schedule_refusal
+    from sdebench.studies import StudyConfig, run_study
     from sdebench.studies.order import order_table
     from sdebench.studies.store import ResultStore
     from sdebench.theory import get_schedule

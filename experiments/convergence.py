@@ -32,6 +32,7 @@ def _pre_parse_plugins(argv) -> list[str]:
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    from sdebench.experiments.report import nfe_budgets
     from sdebench.solvers.catalogue import sampler_groups
     from sdebench.studies.config import MAX_STEPS, known_names
 
@@ -126,18 +127,6 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true",
                         help="list the registered schedules, samplers, problems, grids, metrics")
     return parser
-
-
-def nfe_budgets(text: str) -> tuple[int, ...]:
-    """``--budgets``: comma-separated positive integers, as a sorted tuple."""
-    from sdebench.studies.analysis import check_budgets
-
-    try:
-        return check_budgets(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive integers (NFE), e.g. 10,20,50, got {text!r}"
-        ) from None
 
 
 def _specs(text: str, known: list[str] | dict[str, list[str]], what: str, parser) -> list[str]:

@@ -101,7 +101,7 @@ def diffusers_rows(problem, x_start, steps: int, device: str, repeat: int, quiet
     import diffusers
 
     from sdebench.solvers.loop import CountingModel
-    from sdebench.timing import floor_times, median, spread, timings
+    from sdebench.studies.timing import floor_times, median, spread, timings
 
     rows = []
     for label, class_name, options, stochastic in tqdm(DIFFUSERS_SAMPLERS, desc="diffusers",
@@ -133,7 +133,7 @@ def kdiffusion_rows(problem, x_start, steps: int, device: str, repeat: int, quie
     from sdebench.peers.kdiffusion import METHODS, sampling_module
     from sdebench.solvers.grids import log_snr_grid
     from sdebench.solvers.loop import CountingModel
-    from sdebench.timing import floor_times, median, spread, timings
+    from sdebench.studies.timing import floor_times, median, spread, timings
 
     module = sampling_module()
     numeric = problem.schedule.numeric
@@ -173,13 +173,13 @@ def brownian_paths(schedule, ts) -> list:
 
 def brownian_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False):
     """reverse_diffusion with plain increments and with each Brownian path, timed in interleaved
-    rounds (:func:`sdebench.timing.interleaved_timings`); ``vs_plain`` is the median
+    rounds (:func:`sdebench.studies.timing.interleaved_timings`); ``vs_plain`` is the median
     over rounds of the run's wall time over plain increments' in the same round."""
     from sdebench.solvers.catalogue import get_solver
     from sdebench.solvers.grids import log_snr_grid
     from sdebench.solvers.loop import sample
     from sdebench.solvers.noise import GaussianIncrements
-    from sdebench.timing import floor_times, interleaved_timings, median, spread
+    from sdebench.studies.timing import floor_times, interleaved_timings, median, spread
 
     schedule = problem.schedule
     ts = log_snr_grid(schedule, steps, device=device)
@@ -207,7 +207,7 @@ def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int, quiet:
     from sdebench.solvers.grids import log_snr_grid
     from sdebench.solvers.loop import sample
     from sdebench.solvers.noise import GaussianIncrements
-    from sdebench.timing import floor_times, median, spread, timings
+    from sdebench.studies.timing import floor_times, median, spread, timings
 
     schedule = problem.schedule
     ts = log_snr_grid(schedule, steps, device=device)
@@ -235,7 +235,7 @@ def _workload(args: argparse.Namespace):
     """(the sizes every row function takes, header line) for the options ``args``."""
     import torch
 
-    from sdebench.timing import speed_problem
+    from sdebench.studies.timing import speed_problem
 
     # torchsde warns when diffusers queries its tree a float32 ulp outside [t0, t1]; diffusers
     # warns about its own use of numpy 2's __array__ protocol. Neither concerns the timing.

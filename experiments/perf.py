@@ -5,7 +5,7 @@
     sdebench perf compare BASE [HEAD]     # floor ratios of HEAD against BASE, beyond their noise
     sdebench perf calibrate --runs 5      # measure that noise: benchmarks/floor_ratio_noise.json
 
-Thin wrapper over :mod:`sdebench.performance`. ``compare`` prints one line per sampler and exits
+Thin wrapper over :mod:`sdebench.studies.performance`. ``compare`` prints one line per sampler and exits
 1 when one is slower beyond its threshold (CI prints it and never fails on it: a timing on a
 shared machine is not a verdict CI may depend on).
 """
@@ -23,7 +23,7 @@ NOISE_FILE = Path("benchmarks/floor_ratio_noise.json")
 def _thresholds(path: Path):
     import pandas as pd
 
-    from sdebench.performance import RATIO_BENCHMARKS, noise_thresholds
+    from sdebench.studies.performance import RATIO_BENCHMARKS, noise_thresholds
 
     record = json.loads(path.read_text())
     runs = pd.DataFrame([{"benchmark": RATIO_BENCHMARKS, "params": sampler, "run": run,
@@ -41,7 +41,7 @@ def calibrate(runs: int, output: Path, progress: bool) -> None:
     from sdebench.solvers.catalogue import BUILTIN_SAMPLERS
     from sdebench.studies.provenance import row_provenance
     from sdebench.studies.store import atomic_write_text
-    from sdebench.timing import FLOOR_RATIO_BENCHMARK, floor_ratio_table, tune_glibc_malloc
+    from sdebench.studies.timing import FLOOR_RATIO_BENCHMARK, floor_ratio_table, tune_glibc_malloc
 
     tune_glibc_malloc()
     samplers = [name for name in BUILTIN_SAMPLERS if name != "rk45"]
@@ -53,7 +53,7 @@ def calibrate(runs: int, output: Path, progress: bool) -> None:
     atomic_write_text(output, json.dumps(
         {"about": "floor ratios of benchmarks.FloorRatio, repeated on one commit: the noise "
                   "that `sdebench perf compare` thresholds are derived from "
-                  "(sdebench.performance.noise_thresholds)",
+                  "(sdebench.studies.performance.noise_thresholds)",
          "configuration": FLOOR_RATIO_BENCHMARK, "machine": platform.node(), "cpu": platform.processor(),
          **row_provenance(), "runs": recorded}, indent=1) + "\n")
 
@@ -120,8 +120,9 @@ def main(argv=None, prog: str | None = None) -> int:
 
     import subprocess
 
-    from sdebench.performance import commit_order, history_page, load_results
-    from sdebench.performance import compare as compare_commits
+    from sdebench.reports.history import history_page
+    from sdebench.studies.performance import commit_order, load_results
+    from sdebench.studies.performance import compare as compare_commits
 
     if args.command == "calibrate":
         if args.runs < 2:

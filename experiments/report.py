@@ -39,6 +39,18 @@ def render_directory(directory: str | Path, output: str | Path | None = None,
                         progress)
 
 
+def nfe_budgets(text: str) -> tuple[int, ...]:
+    """``--budgets``: comma-separated positive integers, as a sorted tuple."""
+    from sdebench.studies.analysis import check_budgets
+
+    try:
+        return check_budgets(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers (NFE), e.g. 10,20,50, got {text!r}"
+        ) from None
+
+
 def _check_output(parser, directory: Path, output: str | None) -> Path | None:
     if output is None:
         return None
@@ -54,7 +66,6 @@ def _check_output(parser, directory: Path, output: str | None) -> Path | None:
 
 
 def main(argv=None, prog: str | None = None) -> int:
-    from sdebench.experiments.convergence import nfe_budgets
     from sdebench.studies.store import StoreError
 
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])

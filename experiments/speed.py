@@ -14,7 +14,7 @@ bandwidth (a large tensor copy, read + write, the attainable peak) or of ``--pea
 given (the datasheet peak, e.g. 3350 GB/s for an H100 SXM). On an accelerator the NaN/Inf
 check runs at the end (``--check-finite auto``), so the loop has no per-step host sync
 (:func:`sdebench.solvers.loop.sample`); ``--check-finite step`` measures what that sync costs.
-The timing harness is library code (:mod:`sdebench.timing`, shared with experiments/peers.py
+The timing harness is library code (:mod:`sdebench.studies.timing`, shared with experiments/peers.py
 and the asv benchmarks): medians of ``--repeat`` interleaved rounds after a warm-up round, with
 the fastest and slowest (a repeat run's median falls in that range with the probability
 ``repeat_coverage`` prints in the header, 97% at the default 9 rounds, if nothing changed); the
@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sdebench.timing import (
+from sdebench.studies.timing import (
     COVARIANCES,
     FLOOR_DRIFT,
     NOISY_SPREAD,
@@ -149,7 +149,7 @@ def write_csv(table, args: argparse.Namespace, path: str) -> None:
 
 def speed_table(args: argparse.Namespace):
     """(tidy DataFrame, one header line) for the parsed options of :func:`build_parser`
-    (:func:`sdebench.timing.floor_ratio_table`)."""
+    (:func:`sdebench.studies.timing.floor_ratio_table`)."""
     from sdebench.registry import split_specs
 
     return floor_ratio_table(split_specs(args.samplers), dim=args.dim, batch=args.batch,

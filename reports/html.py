@@ -234,7 +234,7 @@ def write_report(frames: StudyFrames, path: str | Path, progress: bool = False) 
 
 
 def render_audit(table: pd.DataFrame, results: pd.DataFrame, command: str) -> str:
-    """The field audit's page (:mod:`sdebench.studies.audit`): per stage, one row per library
+    """The field audit's page (:mod:`sdebench.peers.audit`): per stage, one row per library
     and sampler — declared and measured order, verdict and reason, W₂ at NFE 10/20/50, agreement
     with sdebench's twin, library version, finding — then the environment. It renders the
     table it is given; nothing is fitted here."""

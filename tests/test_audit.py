@@ -1,11 +1,11 @@
-"""The field audit (experiments/audit.py, sdebench.studies.audit): its stages run as stored
+"""The field audit (experiments/audit.py, sdebench.peers.audit): its stages run as stored
 convergence studies, its table has one row per (stage, peer sampler) with the evidence and the
 finding, and its page and summary render from that table."""
 
 import pandas as pd
 import pytest
 
-from sdebench.studies.audit import ADAPTIVE, FINDINGS, INVERSIONS, NOT_JUDGED, stage_names, stages
+from sdebench.peers.audit import ADAPTIVE, FINDINGS, INVERSIONS, NOT_JUDGED, stage_names, stages
 
 pytestmark = [pytest.mark.peers, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
               pytest.mark.filterwarnings("ignore::UserWarning")]

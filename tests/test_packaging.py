@@ -21,7 +21,7 @@ LAYERS = {  # subpackage → the sdebench subpackages it may import
     "studies": {"theory", "solvers", "problems"},
     "reports": {"studies"},
     "training": {"theory", "problems"},
-    "peers": {"solvers", "problems", "studies"},
+    "peers": {"theory", "solvers", "problems", "studies"},  # above studies, as studies are
     "experiments": {"theory", "solvers", "problems", "studies", "reports", "training", "peers"},
 }
 ROOT_MODULES = {"registry", "seeding", "state", "devices"}  # sdebench/*.py utilities every layer may use

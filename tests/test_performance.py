@@ -1,4 +1,4 @@
-"""Performance over time (sdebench.performance, experiments/perf.py), fed recorded results: asv
+"""Performance over time (sdebench.studies.performance, experiments/perf.py), fed recorded results: asv
 result files are parsed into tidy rows, and the slowdown check flags a 30 % slower floor ratio
 while the recorded repeat runs of one commit all pass. No wall clock is read here."""
 
@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 from sdebench.experiments.perf import NOISE_FILE, _thresholds
-from sdebench.performance import (
+from sdebench.reports.history import history_page
+from sdebench.studies.performance import (
     MIN_THRESHOLD,
     NOISE_MARGIN,
     RATIO_BENCHMARKS,
     compare,
-    history_page,
     load_results,
     noise_thresholds,
 )

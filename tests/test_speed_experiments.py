@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from sdebench import timing
 from sdebench.experiments import peers, speed, train
 from sdebench.solvers.catalogue import get_solver
+from sdebench.studies import timing
 from sdebench.studies.provenance import row_provenance
 
 TOY = ["--dim", "16", "--batch", "8", "--steps", "3", "--repeat", "1", "--quiet"]

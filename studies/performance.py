@@ -1,5 +1,6 @@
-"""Benchmarks over the project's history: asv's stored results as one tidy frame, an offline page
-of every benchmark across commits, and a slowdown check of one commit against another.
+"""Benchmarks over the project's history: asv's stored results as one tidy frame and a slowdown
+check of one commit against another (the page of every benchmark across commits:
+:func:`sdebench.reports.history.history_page`).
 
 asv keeps one JSON file per (commit, environment) in ``<results_dir>/<machine>/`` (format 2:
 ``result_columns`` names the columns of each benchmark's entry in ``results``; its ``result``
@@ -18,7 +19,6 @@ but never fails on it: machines are shared and noisy, and CI's outcome must not 
 
 from __future__ import annotations
 
-import html
 import itertools
 import json
 import math
@@ -111,39 +111,3 @@ def compare(results: pd.DataFrame, base: str, head: str, thresholds: pd.Series,
         for change, limit in zip(table.change.fillna(math.nan), table.threshold.fillna(math.nan),
                                  strict=True)]
     return table.rename_axis("params").reset_index()
-
-
-def history_page(results: pd.DataFrame, order: list[str], title: str) -> str:
-    """A self-contained HTML page (inline SVG, no scripts): per benchmark, its value at each
-    commit of ``order`` (oldest left), one line per parameter combination."""
-    import matplotlib.pyplot as plt
-
-    from sdebench.reports.figures import OKABE_ITO, svg
-
-    position = {commit: i for i, commit in enumerate(order)}
-    sections = []
-    for benchmark, rows in results[results.commit.isin(position)].groupby("benchmark"):
-        figure, axis = plt.subplots(figsize=(9, 3.6))
-        for k, (params, line) in enumerate(rows.groupby("params", sort=False)):
-            line = line.groupby("commit").value.mean().reindex(order)
-            axis.plot(range(len(order)), line.to_numpy(), marker="o", markersize=3,
-                      color=OKABE_ITO[k % len(OKABE_ITO)],
-                      linestyle=("-", "--", ":", "-.")[(k // len(OKABE_ITO)) % 4],
-                      label=params or benchmark.rsplit(".", 1)[-1])
-        axis.set_xticks(range(len(order)), [commit[:8] for commit in order], rotation=90,
-                        fontsize=6)
-        axis.set_xlabel("commit (oldest left)")
-        unit = "s" if ".time_" in benchmark else "bytes" if ".peakmem_" in benchmark else "value"
-        axis.set_ylabel(unit)
-        axis.set_title(benchmark, fontsize=9)
-        axis.grid(True, alpha=0.3)
-        if axis.get_legend_handles_labels()[0]:
-            axis.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0),
-                        borderaxespad=0.0, ncol=1 + rows.params.nunique() // 22)
-        sections.append(f"<h2>{html.escape(benchmark)}</h2>{svg(figure)}")
-    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>"
-            f"{html.escape(title)}</title><style>body{{font-family:system-ui,sans-serif;"
-            "max-width:1300px;margin:1em auto}svg{max-width:100%;height:auto}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><p>{len(order)} commits, oldest left; a gap is a "
-            "benchmark that did not exist or failed at that commit.</p>"
-            + "".join(sections) + "</body></html>")
