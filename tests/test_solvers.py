@@ -137,8 +137,8 @@ def test_brownian_tree_is_the_same_path_at_every_resolution():
     assert abs(float(coarse.var()) - 0.5) <= 0.045
 
 
-def test_brownian_tree_off_the_dyadic_points():
-    """Non-dyadic times: Var(W(b) − W(a)) = b − a (n = 4000: SE of the sample variance
+def test_brownian_tree_at_arbitrary_times():
+    """Arbitrary (non-dyadic) times: Var(W(b) − W(a)) = b − a (n = 4000: SE of the sample variance
     = 0.4154 √(2/3999) ≈ 0.0093, 4 SE = 0.037); a 4-node cache recomputes evicted nodes to the
     same bits and never holds more than 4."""
     like = torch.zeros(4000, 1, dtype=torch.float64)
