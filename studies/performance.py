@@ -94,6 +94,11 @@ def compare(results: pd.DataFrame, base: str, head: str, thresholds: pd.Series,
     rows = results[results.benchmark == benchmark]
     def at(commit):
         values = rows[rows.commit.str.startswith(commit)]
+        if values.empty:
+            raise ValueError(f"no results of {benchmark} recorded at commit {commit!r}: record "
+                             "them with `asv run -E existing:same --bench FloorRatio "
+                             "--set-commit-hash <hash>` with that commit installed, or with "
+                             "`sdebench perf record`")
         if values.commit.nunique() > 1:
             raise ValueError(f"commit prefix {commit!r} is ambiguous: "
                              f"{', '.join(sorted(values.commit.unique()))}")

@@ -94,3 +94,10 @@ def test_history_page_draws_every_benchmark_across_commits(tmp_path):
     page = history_page(results, [f"{k}" * 40 for k in range(3)], "history")
     assert page.count("<svg") == 2 and "<script" not in page
     assert "00000000" in page and "22222222" in page  # commits on the x axis
+
+
+def test_a_commit_without_results_is_named(tmp_path):
+    _asv_file(tmp_path / "vm", "f" * 40, {"euler": 1.0}, 1)
+    thresholds = _thresholds(ROOT / NOISE_FILE)
+    with pytest.raises(ValueError, match="no results of .* at commit '0123'"):
+        compare(load_results(tmp_path), "f", "0123", thresholds)
