@@ -344,8 +344,7 @@ def _print_other_orders(analysis, verbose: bool) -> None:
     table = analysis.orders
     if table.empty:
         return
-    headline = analysis.answer.drop_duplicates("config_id").set_index("config_id").metric
-    others = table if verbose else table[table.metric != table.config_id.map(headline)]
+    others = table if verbose else table[table.metric != table.config_id.map(analysis.headline)]
     if others.empty:
         return
     print("fitted orders" + ("" if verbose else " of the other metrics") + ":")
@@ -396,11 +395,7 @@ def _print_score_errors(study) -> None:
 
 def _print_other_errors(analysis, results) -> None:
     """The other error metrics (not the headline one) at the NFE budgets, one table each."""
-    at_nfe = analysis.at_nfe
-    if at_nfe.empty:
-        return
-    headline = analysis.answer.drop_duplicates("config_id").set_index("config_id").metric
-    others = at_nfe[at_nfe.metric != at_nfe.config_id.map(headline)]
+    others = analysis.other_errors()
     firsts = results.drop_duplicates("config_id").set_index("config_id")
     for (config_id, metric), part in others.groupby(["config_id", "metric"], sort=False):
         rows = [[sampler] + [_cell(c.value, c.read, bool(c.at_floor), bool(c.best))

@@ -101,11 +101,7 @@ def _section(config_id: str, frames: StudyFrames) -> str:
     title = _section_title(config)
     part = [f"<h2>{html.escape(title)}</h2>", tables.answer(analysis, config_id),
             _configuration(config_id, config, section.get("commands", []))]
-    answer = _of(analysis.answer, config_id)
-    others = _of(analysis.at_nfe, config_id)
-    if not answer.empty:
-        others = others[others.metric != answer.metric.iloc[0]]
-    part.append(tables.error_at_nfe_tables(others))
+    part.append(tables.error_at_nfe_tables(_of(analysis.other_errors(), config_id)))
     for metric, rows in ok.groupby("metric", sort=False):
         description = f"{metric}: {tables.metric_definition(metric)}"
         if rows.floor.notna().any():

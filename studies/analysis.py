@@ -38,13 +38,19 @@ class Analysis:
     budgets: tuple[int, ...]
     units: frozenset
 
+    @property
+    def headline(self) -> pd.Series:
+        """config_id → the metric its answer is judged on (:func:`headline_metric`)."""
+        return self.answer.drop_duplicates("config_id").set_index("config_id").metric
+
     def answer_errors(self, config_id: str) -> pd.DataFrame:
         """The at-budget rows of the answer's metric in configuration ``config_id``."""
-        answer = self.answer[self.answer.config_id == config_id]
-        if answer.empty or self.at_nfe.empty:
-            return self.at_nfe.iloc[:0]
         return self.at_nfe[(self.at_nfe.config_id == config_id)
-                           & (self.at_nfe.metric == answer.metric.iloc[0])]
+                           & (self.at_nfe.metric == self.headline.get(config_id))]
+
+    def other_errors(self) -> pd.DataFrame:
+        """The at-budget rows of every metric but each configuration's headline one."""
+        return self.at_nfe[self.at_nfe.metric != self.at_nfe.config_id.map(self.headline)]
 
 
 def check_budgets(budgets) -> tuple[int, ...]:
