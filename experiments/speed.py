@@ -1,6 +1,7 @@
 """Speed relative to the floor: wall time / (NFE × one denoiser evaluation).
 
     python experiments/speed.py                  # d = 3072, batch 1024, float32, CPU
+    python experiments/speed.py --covariance diagonal --threads 1   # cheap model: the traffic bound
 
 Problem: Gaussian data with a full (randomly rotated) covariance, whose exact denoiser costs two
 d×d matrix products per call, the role a network plays in practice. Targets (issue 7):
@@ -14,6 +15,17 @@ bandwidth (a large tensor copy, read + write, the attainable peak) or of ``--pea
 given (the datasheet peak, e.g. 3350 GB/s for an H100 SXM). On an accelerator the NaN/Inf
 check runs at the end (``--check-finite auto``), so the loop has no per-step host sync
 (:func:`sdebench.solvers.loop.sample`); ``--check-finite step`` measures what that sync costs.
+
+The limit beside every ratio (issue 28), per step: ``step_MB``, the bytes of state-sized
+tensors the sampler's own operations read and write outside the model (the state, the model's
+output, history buffers, noise draws, the NaN/Inf checks), counted by one instrumented run
+(:mod:`sdebench.studies.traffic`), also as ``passes`` over the state and ``kernels`` (operations,
+scalar ones included: the per-step overhead); ``traffic_ms``, those bytes at the bandwidth of a
+copy of the state's size, timed in every round; ``bound_ms`` = (NFE × floor + draws × one normal
+draw + the other bytes / that bandwidth) / steps, the least a step can take with this model, this
+noise generator and this arithmetic (a sum: the model and the update wait on each other); and
+``bound_ratio`` = wall / bound (target ≤ 1.5 with a cheap model, ``--covariance diagonal``;
+with the full covariance the bound is the floor and the ratio is the floor ratio).
 The timing harness is library code (:mod:`sdebench.studies.timing`, shared with experiments/peers.py
 and the asv benchmarks): medians of ``--repeat`` interleaved rounds after a warm-up round, with
 the fastest and slowest (a repeat run's median falls in that range with the probability
@@ -124,6 +136,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--samplers", default=",".join(n for n in BUILTIN_SAMPLERS if n != "rk45"),
                         help="comma-separated sampler specs (default: sdebench's own but the "
                              "adaptive rk45; the peer libraries: experiments/peers.py)")
+    parser.add_argument("--threads", type=_positive_int, default=None,
+                        help="torch's intra-op threads for the run (default: as torch sets them); "
+                             "1 keeps another job on a second core out of the run's hand-offs")
     parser.add_argument("--check", action="store_true",
                         help="exit with status 1 when a sampler is over its target")
     parser.add_argument("--csv", metavar="PATH", default=None,
@@ -156,7 +171,8 @@ def speed_table(args: argparse.Namespace):
                              steps=args.steps, dtype=args.dtype, device=args.device,
                              repeat=args.repeat, covariance=args.covariance,
                              check_finite=args.check_finite, copy_mb=args.copy_mb,
-                             peak_gbps=args.peak_gbps, progress=not args.quiet)
+                             peak_gbps=args.peak_gbps, progress=not args.quiet,
+                             threads=args.threads)
 
 
 def print_table(make_table, args: argparse.Namespace) -> object:

@@ -179,8 +179,15 @@ def floor_ratio_table(samplers: list[str], *, dim: int, batch: int, steps: int, 
     fastest, slowest, spread) and floor ratio (median of the per-round ratios, with their
     range), the target it is held to (deterministic ≤ 1.2×; stochastic ≤ 2× plus its noise
     draws' measured cost), samples/s and the lower-bound traffic 2 × state bytes per NFE / wall
-    as a fraction of the measured copy bandwidth (or of ``peak_gbps``). ``threads``: torch's
-    intra-op threads for the run (restored after; None: as they are)."""
+    as a fraction of the measured copy bandwidth of a ``copy_mb`` buffer (or of ``peak_gbps``).
+
+    The limit beside the ratio (:func:`step_bound`): per step, the bytes the sampler's own
+    operations move (``step_MB``, ``passes`` in states; counted by one instrumented run,
+    :mod:`sdebench.studies.traffic`), their time at the bandwidth of a state-sized copy
+    (``traffic_ms``), the bound ``bound_ms`` = (NFE × floor + draws × one draw + non-noise
+    bytes / bandwidth) / steps and ``bound_ratio`` = wall / bound, the median of per-round
+    ratios: floor, copy and draw are timed in every round beside the samplers. ``threads``:
+    torch's intra-op threads for the run (restored after; None: as they are)."""
     import torch
 
     before = torch.get_num_threads()
@@ -193,6 +200,23 @@ def floor_ratio_table(samplers: list[str], *, dim: int, batch: int, steps: int, 
         torch.set_num_threads(before)
 
 
+def step_bound(traffic, nfe: int, draws: int, floor: float, draw: float, bandwidth: float) -> float:
+    """The least time a run can take, in seconds: NFE × floor + draws × draw + (the sampler's own
+    bytes but its noise writes) / bandwidth.
+
+    A sum, not a maximum (the roofline's max(compute, traffic) bounds one kernel): a step's
+    model call needs the state its update wrote, and the update needs the model's output, so
+    the two never overlap. The model and the normal draws enter at their measured times (a
+    black box, and on a CPU a draw costs ~30 copies of what it writes: mt19937 and
+    Box–Muller), the sampler's other reads and writes (:class:`sdebench.studies.traffic.Traffic`)
+    at the bandwidth of a copy of the state's size, which sees the caches the sampler sees."""
+    return nfe * floor + draws * draw + (traffic.bytes - traffic.noise_bytes) / bandwidth
+
+
+BOUND_TARGET = 1.5
+"""Issue 28's target for ``bound_ratio`` with a cheap model (``--covariance diagonal``)."""
+
+
 def _floor_ratio_table(samplers, dim, batch, steps, dtype, device, repeat, covariance,
                        check_finite, copy_mb, peak_gbps, progress):
     import pandas as pd
@@ -203,6 +227,7 @@ def _floor_ratio_table(samplers, dim, batch, steps, dtype, device, repeat, covar
     from sdebench.solvers.grids import log_snr_grid
     from sdebench.solvers.loop import sample
     from sdebench.solvers.noise import GaussianIncrements
+    from sdebench.studies.traffic import count_traffic
 
     torch_dtype = getattr(torch, dtype)
     problem = speed_problem(dim, dtype, device, covariance)
@@ -213,31 +238,39 @@ def _floor_ratio_table(samplers, dim, batch, steps, dtype, device, repeat, covar
     measured_peak = copy_bandwidth(device, torch_dtype, copy_mb, repeat)
     peak = measured_peak if peak_gbps is None else peak_gbps * 1e9
     state_bytes = x.numel() * x.element_size()
-    noise_draw = median(timings(lambda: GaussianIncrements(0).increment(ts[0], ts[1], x),
-                                device, repeat))
     names = list(samplers)
     solvers = {name: get_solver(name) for name in names}
     noises = {name: CountingNoise(GaussianIncrements(1)) for name in names}
     nfe = {}
 
-    def runner(name):
+    def runner(name, model=problem.denoiser, noise=None):
         def run():
-            noises[name].draws = 0
-            nfe[name] = sample(solvers[name], problem.denoiser, schedule, x, ts,
-                               noise=noises[name], check_finite=check_finite).nfe
+            counted = noises[name] if noise is None else noise
+            counted.draws = 0
+            nfe[name] = sample(solvers[name], model, schedule, x, ts, noise=counted,
+                               check_finite=check_finite).nfe
         return run
 
+    traffic = {name: count_traffic(
+        lambda model, name=name: runner(name, model, CountingNoise(GaussianIncrements(1)))(),
+        problem.denoiser, x.numel()) for name in names}
+    copy_target, draws = torch.empty_like(x), GaussianIncrements(0)
     calls = {FLOOR: lambda: [problem.denoiser(x, t_mid) for _ in range(FLOOR_CALLS)],
+             COPY: lambda: [copy_target.copy_(x) for _ in range(FLOOR_CALLS)],
+             DRAW: lambda: [draws.normal(ts[0], ts[1], x) for _ in range(FLOOR_CALLS)],
              **{name: runner(name) for name in names}}
     bar = tqdm(total=repeat + 1, desc="rounds", disable=not progress)
     times = interleaved_timings(_counting(calls, bar), device, repeat)
     bar.close()
-    floor_rounds = [t / FLOOR_CALLS for t in times[FLOOR]]
-    floor = median(floor_rounds)
+    floor_rounds, draw_rounds = ([t / FLOOR_CALLS for t in times[key]] for key in (FLOOR, DRAW))
+    bandwidth_rounds = [2 * state_bytes * FLOOR_CALLS / t for t in times[COPY]]
+    floor, noise_draw, bandwidth = (median(r) for r in (floor_rounds, draw_rounds, bandwidth_rounds))
     rows = []
     for name in names:
-        solver, walls = solvers[name], times[name]
+        solver, walls, moved = solvers[name], times[name], traffic[name]
         ratios = [wall / (nfe[name] * f) for wall, f in zip(walls, floor_rounds, strict=True)]
+        bounds = [step_bound(moved, nfe[name], noises[name].draws, f, d, b)
+                  for f, d, b in zip(floor_rounds, draw_rounds, bandwidth_rounds, strict=True)]
         wall, ratio = median(walls), median(ratios)
         allowed = (2 + noises[name].draws * noise_draw / (nfe[name] * floor)) \
             if solver.stochastic else 1.2
@@ -248,23 +281,37 @@ def _floor_ratio_table(samplers, dim, batch, steps, dtype, device, repeat, covar
                      "floor_ratio": ratio, "ratio_min": min(ratios), "ratio_max": max(ratios),
                      "allowed_ratio": allowed, "within_target": ratio <= allowed,
                      "samples_per_s": batch / wall,
-                     "min_traffic_GBps": min_traffic / 1e9, "fraction_of_peak": min_traffic / peak})
+                     "min_traffic_GBps": min_traffic / 1e9, "fraction_of_peak": min_traffic / peak,
+                     "step_MB": moved.bytes / steps / 1e6,
+                     "passes": moved.bytes / steps / state_bytes,
+                     "kernels": moved.kernels / steps,
+                     "traffic_ms": moved.bytes / steps / bandwidth * 1e3,
+                     "step_ms": wall / steps * 1e3,
+                     "bound_ms": step_bound(moved, nfe[name], noises[name].draws, floor,
+                                            noise_draw, bandwidth) / steps * 1e3,
+                     "bound_ratio": median([w / b for w, b in zip(walls, bounds, strict=True)])})
     header = (f"denoiser (floor) {floor * 1e3:.1f} ms (spread {spread(floor_rounds):.2f}); "
-              f"one noise draw {noise_draw * 1e3:.1f} ms; "
+              f"one noise draw {noise_draw * 1e3:.1f} ms "
+              f"({state_bytes / noise_draw / 1e9:.1f} GB/s written); "
               f"d={dim} batch={batch} {dtype} {device} steps={steps} "
-              f"{covariance} covariance; copy bandwidth {measured_peak / 1e9:.1f} GB/s"
+              f"{covariance} covariance; state {state_bytes / 1e6:.1f} MB, its copy "
+              f"{bandwidth / 1e9:.1f} GB/s (read + write; spread {spread(bandwidth_rounds):.2f}); "
+              f"copy bandwidth ({copy_mb} MiB) {measured_peak / 1e9:.1f} GB/s"
               + ("" if peak_gbps is None else f", datasheet peak {peak_gbps:g} GB/s")
+              + f"; bound_ratio = wall / (NFE × floor + draws × draw + other bytes / state copy "
+              f"bandwidth), target ≤ {BOUND_TARGET:g} with a cheap model"
               + f"; {repeat} interleaved rounds: a repeat run's median falls within "
               f"[ratio_min, ratio_max] with probability {'≥ ' * (repeat % 2 == 0)}"
               f"{repeat_coverage(repeat):.1%} if nothing changed (timing.repeat_coverage)")
     table = pd.DataFrame(rows)
-    table.attrs["floor_spread"] = spread(floor_rounds)
+    table.attrs.update(floor_s=floor, draw_s=noise_draw, state_copy_Bps=bandwidth,
+                       floor_spread=spread(floor_rounds))
     table.attrs["floor_drift"] = max(floor_rounds[0], floor_rounds[-1]) / min(
         floor_rounds[0], floor_rounds[-1])
     return table, header
 
 
-FLOOR = "(floor)"
+FLOOR, COPY, DRAW = "(floor)", "(copy)", "(draw)"
 
 
 def _counting(calls: dict, bar) -> dict:

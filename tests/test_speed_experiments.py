@@ -36,6 +36,32 @@ def test_speed_table_accounts_nfe_noise_and_bandwidth():
     assert "copy bandwidth" in header
 
 
+def test_speed_table_puts_the_traffic_bound_beside_each_ratio():
+    """Per step: the counted bytes (studies.traffic), their time at the state copy's bandwidth,
+    and the bound NFE × floor + draws × draw + other bytes / bandwidth (studies.timing.step_bound).
+    With one round every median is that round's value, so the ratio is wall / bound exactly."""
+    args = speed.build_parser().parse_args(
+        [*TOY, "--samplers", "euler,ancestral", "--copy-mb", "4", "--check-finite", "off",
+         "--covariance", "diagonal", "--threads", "1"])
+    table, header = speed.speed_table(args)
+    state, steps = 8 * 16 * 4, 3
+    floor, draw, bandwidth = (table.attrs[k] for k in ("floor_s", "draw_s", "state_copy_Bps"))
+    rows = table.set_index("sampler")
+    # euler: 8 states a step (tests/test_traffic.py); ancestral one more, its normal draw
+    for name, passes, draws in (("euler", 8, 0), ("ancestral", None, 3)):
+        row = rows.loc[name]
+        assert row["passes"] == pytest.approx(row["step_MB"] * 1e6 / state, rel=1e-12)
+        if passes is not None:
+            assert row["passes"] == passes
+        assert row["traffic_ms"] == pytest.approx(row["step_MB"] * 1e6 / bandwidth * 1e3, rel=1e-12)
+        other_bytes = (row["step_MB"] * 1e6 - draws / steps * state) * steps
+        bound = row["nfe"] * floor + draws * draw + other_bytes / bandwidth
+        assert row["bound_ms"] == pytest.approx(bound / steps * 1e3, rel=1e-12), name
+        assert row["bound_ratio"] == pytest.approx(row["step_ms"] / row["bound_ms"], rel=1e-12)
+        assert row["step_ms"] == pytest.approx(row["wall_s"] / steps * 1e3, rel=1e-12)
+    assert "bound_ratio = wall / (NFE × floor" in header
+
+
 @pytest.mark.peers
 def test_peers_table_runs_every_scheduler_of_both_libraries():
     args = _peers_args()
