@@ -206,9 +206,9 @@ def parse_args(argv=None, prog: str | None = None):
             _specs(args.metrics, names["metrics"], "metrics", parser),
             reference=args.reference, model=args.model, prediction=args.prediction,
             shape=shape, compile=args.compile)
-        sections = resolve_sections(config)
-        args.refused_samplers = _print_refusals(config, sections)
-        if not resolve_units(config, sections):
+        args.sections = resolve_sections(config)  # resolved once: run_study takes them
+        args.refused_samplers = _print_refusals(config, args.sections)
+        if not resolve_units(config, args.sections):
             parser.error("every requested sampler is refused on these schedules (notes above)"
                          if args.refused_samplers >= set(config.samplers) else
                          f"no requested metric applies to problem {config.problem!r} with "
@@ -488,7 +488,7 @@ def main(argv=None, prog: str | None = None) -> int:
             warnings.simplefilter("always")
             study = run_study(config, store, progress=not args.quiet, command=command,
                               trajectories=not args.no_report, client=client,
-                              plugins=tuple(args.plugin))
+                              plugins=tuple(args.plugin), sections=args.sections)
     except StoreError as error:  # another process took the directory after our check
         print(f"{name}: error: {error}", file=sys.stderr)
         return 2

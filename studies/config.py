@@ -16,7 +16,13 @@ from dataclasses import asdict, dataclass, field
 import sympy
 import torch
 
-from sdebench.problems.adapters import ModelContractError, load_model, network_digest, sample_shape
+from sdebench.problems.adapters import (
+    ModelAdapter,
+    ModelContractError,
+    load_model,
+    network_digest,
+    sample_shape,
+)
 from sdebench.problems.catalogue import PROBLEMS, get_problem
 from sdebench.problems.model import LearnedScoreProblem, ModelProblem
 from sdebench.problems.protocol import PATHS
@@ -171,6 +177,8 @@ class Section:
     problem: object
     config: dict
     config_id: str
+    study: StudyConfig | None = field(default=None, repr=False, compare=False)
+    """The configuration it was resolved from (:func:`check_sections`)."""
 
 
 @dataclass
@@ -210,19 +218,35 @@ def _truth(config: StudyConfig, schedule) -> tuple[object, dict]:
         "dim": config.dim}
 
 
-def _network(config: StudyConfig, spec: str):
-    """The --model adapter, its sample shape and what defines it (weights hashed before the
-    study's dtype changes them); a network trained on another schedule is refused."""
+@dataclass(frozen=True)
+class Network:
+    """A study's ``--model``, loaded once (:func:`load_network`) and shared by its sections:
+    the adapter, one sample's shape and what defines it (``description``, with the hash of the
+    weights taken before the study's dtype changes them)."""
+
+    adapter: ModelAdapter
+    shape: tuple[int, ...]
+    description: dict
+
+
+def load_network(config: StudyConfig) -> Network:
+    """Import the study's ``--model``, read its sample shape and hash its weights: the costly
+    part of resolving a model study, done once for all its schedules."""
     adapter = load_model(config.model, config.prediction)
-    if adapter.schedule is not None and canonical(adapter.schedule) != spec:
-        raise ValueError(f"model {config.model!r} was trained on schedule {adapter.schedule!r}; "
-                         f"its time t means nothing on {spec!r} (use --sde {adapter.schedule})")
     shape = sample_shape(adapter, config.shape)
     network = adapter.network
     source = type(network) if isinstance(network, torch.nn.Module) else network
-    return adapter, shape, {"model": config.model, "convention": adapter.convention,
-                            "shape": list(shape), "weights": network_digest(network),
-                            "compile": config.compile, "model_source": source_fingerprint(source)}
+    return Network(adapter, shape, {"model": config.model, "convention": adapter.convention,
+                                    "shape": list(shape), "weights": network_digest(network),
+                                    "compile": config.compile,
+                                    "model_source": source_fingerprint(source)})
+
+
+def _check_trained_schedule(config: StudyConfig, adapter: ModelAdapter, spec: str) -> None:
+    """Refuse a network trained on another schedule: its time t means nothing on ``spec``."""
+    if adapter.schedule is not None and canonical(adapter.schedule) != spec:
+        raise ValueError(f"model {config.model!r} was trained on schedule {adapter.schedule!r}; "
+                         f"its time t means nothing on {spec!r} (use --sde {adapter.schedule})")
 
 
 def _check_network_call(config: StudyConfig, problem) -> None:
@@ -273,13 +297,15 @@ def _check_training_data(config: StudyConfig, adapter, schedule) -> None:
             f"--seed {trained['seed']})")
 
 
-def _problems(config: StudyConfig, spec: str, schedule) -> list[tuple[object, dict]]:
+def _problems(config: StudyConfig, spec: str, schedule, network: Network | None
+              ) -> list[tuple[object, dict]]:
     """The section problems of one schedule: the catalogue problem; or the user's network
     alone (reference-based); or, with both, the network on the problem's truth (``score:
     learned``) beside the exact score (``score: exact``)."""
-    if config.model is None:
+    if network is None:
         return [_truth(config, schedule)]
-    adapter, shape, model = _network(config, spec)
+    adapter, shape, model = network.adapter, network.shape, network.description
+    _check_trained_schedule(config, adapter, spec)
     if config.problem == "model":
         problem = ModelProblem(adapter, schedule, shape, compile=config.compile).to(
             dtype=config.torch_dtype, device=config.device)
@@ -297,14 +323,26 @@ def _problems(config: StudyConfig, spec: str, schedule) -> list[tuple[object, di
 
 
 def resolve_sections(config: StudyConfig) -> list[Section]:
-    """Build each schedule's problem (moved to the study's dtype/device) and describe it."""
+    """Build each schedule's problem (moved to the study's dtype/device) and describe it; a
+    ``--model`` is loaded and its weights hashed once (:func:`load_network`), for every
+    schedule. A study resolves its sections once: the command line hands them to
+    :func:`~sdebench.studies.convergence.run_study`."""
+    network = None if config.model is None else load_network(config)
     sections = []
     for spec in config.schedules:
         schedule = get_schedule(spec)
         make_grid(config.grid, schedule, 1)  # a bad grid spec fails here, before any unit runs
-        for problem, problem_description in _problems(config, spec, schedule):
+        for problem, problem_description in _problems(config, spec, schedule, network):
             sections.append(_section(config, spec, schedule, problem, problem_description))
     return sections
+
+
+def check_sections(config: StudyConfig, sections: list[Section]) -> None:
+    """Refuse sections that :func:`resolve_sections` did not make from ``config`` (each section
+    records the configuration it was resolved from)."""
+    if not sections or any(section.study != config for section in sections):
+        raise ValueError("the sections given were not resolved from this study's configuration "
+                         "(resolve_sections(config))")
 
 
 def _section(config: StudyConfig, spec: str, schedule, problem, problem_description) -> Section:
@@ -323,7 +361,7 @@ def _section(config: StudyConfig, spec: str, schedule, problem, problem_descript
         "timing_repeats": config.timing_repeats,
         **code_provenance(),
     }
-    return Section(spec, problem, description, digest(description))
+    return Section(spec, problem, description, digest(description), config)
 
 
 def _metrics_for(config: StudyConfig, problem, solver) -> tuple[Metric, ...]:

@@ -16,7 +16,14 @@ from tqdm.auto import tqdm
 
 from sdebench.problems.model import LearnedScoreProblem
 from sdebench.studies.analysis import Analysis, analyse
-from sdebench.studies.config import StudyConfig, Unit, resolve_sections, resolve_units
+from sdebench.studies.config import (
+    Section,
+    StudyConfig,
+    Unit,
+    check_sections,
+    resolve_sections,
+    resolve_units,
+)
 from sdebench.studies.learned import score_error_frame
 from sdebench.studies.order import order_table
 from sdebench.studies.store import ResultStore
@@ -60,15 +67,21 @@ def _execute(config: StudyConfig, units: list[Unit], on_result, progress: bool, 
 
 def run_study(config: StudyConfig, store: ResultStore | None = None, *, progress: bool = True,
               command: str = "", trajectories: bool = True, client=None,
-              plugins: tuple[str, ...] = ()) -> StudyResult:
+              plugins: tuple[str, ...] = (), sections: list[Section] | None = None
+              ) -> StudyResult:
     """Run every unit of ``config`` that ``store`` does not hold (all of them without a store),
     writing each finished unit at once; return this study's frames. With a store, its views
     (results.csv, orders.csv, …) are rewritten at the end for all the sections it holds.
 
     ``client``: a ``dask.distributed.Client``; units then run as its tasks
     (:mod:`sdebench.studies.distributed`) and this process alone writes the store. ``plugins``:
-    modules the workers import first (those registering the study's names)."""
-    sections = resolve_sections(config)
+    modules the workers import first (those registering the study's names). ``sections``:
+    ``resolve_sections(config)`` when the caller has them already (the command line resolves
+    them to check the study before it runs), so that a ``--model`` is imported and its
+    weights hashed once per study; resolved here otherwise."""
+    if sections is None:
+        sections = resolve_sections(config)
+    check_sections(config, sections)
     units = resolve_units(config, sections)
     if not units:
         raise ValueError(f"no metric applies to problem {config.problem!r} with these samplers")
