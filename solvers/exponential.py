@@ -153,7 +153,7 @@ def second_order_denoised(denoised, history: History | None, h):
     if history is None:
         return denoised
     r = history.h / h
-    return (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * history.denoised
+    return axpy((1 + 1 / (2 * r)) * denoised, -1 / (2 * r), history.denoised)
 
 
 class DPMSolverPP2M(Solver):
@@ -191,13 +191,15 @@ class DPMSolverPP2MSDE(Solver):
 
 class UniPCHistory(NamedTuple):
     """UniPC's state after a step from λ: x̂₀ there, and what UniC needs to correct the predicted
-    x̃' once x̂₀(x̃', t') is known: x̃' = base − αB (correction + ρ_c (x̂₀' − x̂₀))."""
+    x̃' once x̂₀(x̃', t') is known: x̃' = base − αB (ρ₁D₁ + ρ_c (x̂₀' − x̂₀)), with ρ₁D₁ kept as
+    (ρ₁/r₁) ΔD, ΔD = x̂₀_prev − x̂₀ (None after the first step, which has no D₁)."""
 
     lam: torch.Tensor
     denoised: torch.Tensor
     base: torch.Tensor
     alpha_b: torch.Tensor
-    correction: torch.Tensor | float
+    difference: torch.Tensor | None
+    rho_1_over_r1: torch.Tensor | float
     rho_c: torch.Tensor | float
 
 
@@ -211,6 +213,8 @@ class UniPCBh2(Solver):
     next step's own, so the corrector costs no extra NFE; the final step stays uncorrected.
     ρ_p = ½ and ρ_c solve R ρ = b with R_ik = r_kⁱ⁻¹, b_i = i! hh φ_{i+1}(hh)/B(h).
     UniC raises the order by one (Zhao et al. 2023, Thm. 3.3): order 3 with one history point.
+    The division by r₁ is folded into the scalar coefficients, so D₁ is never a tensor of its
+    own: predictor and corrector are axpys on ΔD = x̂₀_prev − x̂₀ and x̂₀' − x̂₀.
     """
 
     order, strong_order, nfe_per_step, stochastic = 3, None, 1, False
@@ -219,7 +223,7 @@ class UniPCBh2(Solver):
     def step(self, ctx, x, t_cur, t_next, state: UniPCHistory | None):
         denoised = ctx.denoise(x, t_cur)
         if state is not None:  # UniC: correct x with the model output at the predicted x
-            x = state.base - state.alpha_b * (state.correction + state.rho_c * (denoised - state.denoised))
+            x = _unic(state, denoised)
         (s, std), (s_next, std_next) = _coefficients(ctx, t_cur), _coefficients(ctx, t_next)
         lam, lam_next = ctx.schedule.half_log_snr(t_cur), ctx.schedule.half_log_snr(t_next)
         h = lam_next - lam
@@ -227,13 +231,21 @@ class UniPCBh2(Solver):
         base = exponential_update(x, denoised, s, std, s_next, std_next)
         alpha_b = s_next * b_h
         if state is None:
-            return base, UniPCHistory(lam, denoised, base, alpha_b, 0.0, 0.5)
+            return base, UniPCHistory(lam, denoised, base, alpha_b, None, 0.0, 0.5)
         b_1, b_2 = _unipc_b(-h, b_h)
         r1 = (state.lam - lam) / h
-        d1 = (state.denoised - denoised) / r1
+        difference = state.denoised - denoised  # r₁ D₁
         rho_1 = (b_1 - b_2) / (1 - r1)  # R = [[1, 1], [r1, 1]] ρ = b, solved in closed form
-        x_next = base - alpha_b * 0.5 * d1  # UniP-2: ρ_p = ½
-        return x_next, UniPCHistory(lam, denoised, base, alpha_b, rho_1 * d1, b_1 - rho_1)
+        x_next = axpy(base, -alpha_b * 0.5 / r1, difference)  # UniP-2: ρ_p = ½
+        return x_next, UniPCHistory(lam, denoised, base, alpha_b, difference, rho_1 / r1, b_1 - rho_1)
+
+
+def _unic(state: UniPCHistory, denoised):
+    """x̃' = base − αB ρ_c (x̂₀' − x̂₀) − αB (ρ₁/r₁) ΔD (UniC, Zhao et al. 2023, Alg. 3)."""
+    x = axpy(state.base, -state.alpha_b * state.rho_c, denoised - state.denoised)
+    if state.difference is None:
+        return x
+    return axpy(x, -state.alpha_b * state.rho_1_over_r1, state.difference)
 
 
 def _unipc_b(hh, b_h):

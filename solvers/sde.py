@@ -76,8 +76,9 @@ class ReverseDiffusion(Solver):
 
 
 def langevin_step(x, score, step_size, z):
-    """x + ε ∇log p_t(x) + √(2ε) z (Song et al. 2021, Alg. 4–5)."""
-    return x + step_size * score + torch.sqrt(2 * step_size) * z
+    """x + ε ∇log p_t(x) + √(2ε) z (Song et al. 2021, Alg. 4–5), as two axpys (six state reads
+    and writes, not ten)."""
+    return axpy(axpy(x, step_size, score), torch.sqrt(2 * step_size), z)
 
 
 class PredictorCorrector(Solver):
@@ -171,12 +172,12 @@ class EDMStochastic(Solver):
         sigma_hat = sigma * (1 + gamma)
         t_hat = sched.sigma_inv(sigma_hat) if gamma > 0 else t_cur
         if gamma > 0:
-            y = y + torch.sqrt(sigma_hat**2 - sigma**2) * self.s_noise * ctx.normal(t_cur, t_next, x)
+            y = axpy(y, torch.sqrt(sigma_hat**2 - sigma**2) * self.s_noise, ctx.normal(t_cur, t_next, x))
         # Euler step from sigma_hat to sigma_next.
         d_cur = (y - ctx.denoise(sched.s(t_hat) * y, t_hat)) / sigma_hat
-        y_next = y + (sigma_next - sigma_hat) * d_cur
-        # Second-order correction.
+        y_next = axpy(y, sigma_next - sigma_hat, d_cur)
+        # Second-order correction: y + (σ' − σ̂)(½ d_cur + ½ d_next), the ½ taken out of the sum.
         if not ctx.to_zero_sigma:
             d_next = (y_next - ctx.denoise(sched.s(t_next) * y_next, t_next)) / sigma_next
-            y_next = y + (sigma_next - sigma_hat) * (0.5 * d_cur + 0.5 * d_next)
+            y_next = axpy(y, 0.5 * (sigma_next - sigma_hat), d_cur + d_next)
         return sched.s(t_next) * y_next, state
