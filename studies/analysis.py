@@ -19,7 +19,13 @@ import pandas as pd
 
 from sdebench.studies.conformance import conformance_table
 from sdebench.studies.order import order_table
-from sdebench.studies.precision import ANSWER_REACH, NFE_TARGETS, error_at_nfe, read_at
+from sdebench.studies.precision import (
+    ANSWER_REACH,
+    NFE_TARGETS,
+    error_at_nfe,
+    read_at,
+    told_apart,
+)
 
 ANSWER_COLUMNS = ["config_id", "sampler", "library", "kind", "metric", "verdict",
                   "measured_order", "ci95", "declared_order", "reason", "note", "time_nfe",
@@ -63,8 +69,11 @@ def check_budgets(budgets) -> tuple[int, ...]:
 
 
 def analyse(results: pd.DataFrame, budgets=NFE_TARGETS) -> Analysis:
-    """The frames every view of ``results`` reads (module docstring)."""
+    """The frames every view of ``results`` reads (module docstring). A sampler that a store
+    holds on several measurement bases (an older implementation beside the current one) is
+    read as one sampler per basis, named for it (:func:`~sdebench.studies.precision.told_apart`)."""
     budgets = check_budgets(budgets)
+    results = told_apart(results)
     orders = order_table(results)
     at_nfe = error_at_nfe(results, budgets, reach=ANSWER_REACH, orders=orders)
     conformance = conformance_table(results, orders)

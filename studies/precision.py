@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from sdebench.studies.order import MONTE_CARLO_MULTIPLE
+from sdebench.studies.order import MEASUREMENT_BASIS, MONTE_CARLO_MULTIPLE
 
 NFE_TARGETS = (10, 20, 50, 100)
 ANSWER_REACH = 2.0
@@ -19,9 +19,47 @@ run at NFE 10 when its fewest steps are 4 (NFE 12). Beyond the runs, the value l
 through its two outermost runs and is marked extrapolated."""
 
 
+BASIS_LABELS = {"sampler_source": "code", "brownian_path": "path",
+                "reference_solve": "reference"}
+"""How a sampler's name tells its measurements apart (:func:`told_apart`)."""
+
+
+def told_apart(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` with the sampler of a configuration measured on more than one basis
+    (:data:`~sdebench.studies.order.MEASUREMENT_BASIS`: a store keeps the rows of an older
+    implementation, Brownian path or reference solve beside the current ones) named for each
+    basis, e.g. ``heun [code 1a2b3c4d]``: every reading keyed by sampler — errors at the
+    budgets, the answer — then keeps them apart, as the order fits do, instead of reading one
+    curve through both."""
+    basis = [column for column in MEASUREMENT_BASIS if column in results]
+    if results.empty or not basis:
+        return results
+    values = results[basis].fillna("").astype(str)
+    varying = (values.groupby([results.config_id, results.sampler], sort=False)
+               .transform("nunique") > 1).to_numpy()
+    mixed = varying.any(axis=1)
+    if not mixed.any():
+        return results
+    samplers = results.sampler.to_numpy(dtype=object).copy()
+    samplers[mixed] = [
+        f"{sampler} [" + "; ".join(_basis_text(column, value) for column, value, differs
+                                   in zip(basis, row, varies, strict=True) if differs) + "]"
+        for sampler, row, varies in zip(samplers[mixed], values.to_numpy()[mixed],
+                                        varying[mixed], strict=True)]
+    return results.assign(sampler=samplers)
+
+
+def _basis_text(column: str, value: str) -> str:
+    """``code 1a2b3c4d``: a basis as a sampler's name shows it (hashes cut to 8 characters)."""
+    shown = value if column == "reference_solve" else value[:8]
+    return f"{BASIS_LABELS[column]} {shown or 'core'}"  # "": the core, in config_id
+
+
 def _errors(results: pd.DataFrame) -> pd.DataFrame:
     """Rows that measure an error: fitted metrics as they are, diagnostics with a reference
-    (e.g. the NLL of exact samples) as |value − reference|, named ``|nll − exact|``."""
+    (e.g. the NLL of exact samples) as |value − reference|, named ``|nll − exact|``; a sampler
+    measured on several bases is one sampler per basis (:func:`told_apart`)."""
+    results = told_apart(results)
     ok = results[(results.status == "ok") & np.isfinite(results.nfe)]
     fitted = ok[ok.metric_order != ""]
     referenced = ok[(ok.metric_order == "") & ok.reference.notna()].copy()

@@ -264,3 +264,31 @@ def test_all_samplers_leave_the_peers_to_their_own_group(tmp_path):
                             timeout=300)
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) == len(groups["all"])
+
+
+def test_an_older_implementations_rows_are_read_apart_from_the_current_ones():
+    """A store re-run after a sampler's code changed holds its old units beside the new ones
+    (same steps, another sampler_source). The order fits kept them apart, but the errors at the
+    NFE budgets and the answer read one curve through both (at a run's NFE, whichever row came
+    first). Now each implementation is a sampler of its own, named for its code; the current
+    one reads exactly what it reads alone, the old one (errors 4× larger here) 4× that: a
+    log-log line through values scaled by 4 is the line scaled by 4, to round-off."""
+    from sdebench.studies.analysis import analyse
+
+    results = run_study(_config(samplers=["euler"], steps=[8, 16, 32, 64]), progress=False,
+                        trajectories=False).results
+    current = results.assign(sampler_source="c0ffee0123ab")
+    old = current.assign(sampler_source="0bad5eed0123", unit_id=current.unit_id + "-old",
+                         value=4 * current.value)
+    alone = analyse(current)
+    both = analyse(pd.concat([old, current], ignore_index=True))
+    names = {"euler [code c0ffee01]", "euler [code 0bad5eed]"}
+    assert set(both.answer.sampler) == names and set(both.orders.sampler) == names
+    errors = both.at_nfe.set_index(["sampler", "metric", "nfe"]).value
+    for row in alone.at_nfe.itertuples():
+        assert errors[("euler [code c0ffee01]", row.metric, row.nfe)] == pytest.approx(
+            row.value, rel=1e-12, nan_ok=True)
+        assert errors[("euler [code 0bad5eed]", row.metric, row.nfe)] == pytest.approx(
+            4 * row.value, rel=1e-12, nan_ok=True)
+    fitted = both.answer.set_index("sampler").measured_order
+    assert fitted["euler [code c0ffee01]"] == alone.answer.measured_order.iloc[0]
