@@ -293,21 +293,13 @@ def _print_rows(rows: list[list[str]], header: list[str], name_column: int,
                                     subsequent_indent="      "))
 
 
-def _cell(value: float, read: str, at_floor: bool, best: bool) -> str:
-    """An error read at a budget: "floor" at the error floor, † extrapolated, * the best."""
-    if value != value:
-        return ""
-    if at_floor:
-        return "floor"
-    return f"{value:.3g}{'†' if read == 'extrapolated' else ''}{'*' if best else ''}"
-
-
 def _print_answer(analysis, results, verbose: bool) -> None:
     """Per configuration, one line per sampler: kind, verdict, measured ± CI and declared order
     on the headline metric, the metric at each NFE budget and the time per sample; the evidence
     of every verdict that is not a PASS below its line (an N/A's note with --verbose)."""
     from sdebench.reports.tables import format_seconds
     from sdebench.studies.analysis import time_budget
+    from sdebench.studies.precision import BUDGET_MARKS, budget_text
 
     firsts = results.drop_duplicates("config_id").set_index("config_id")
     for config_id, answer in analysis.answer.groupby("config_id", sort=False):
@@ -317,7 +309,7 @@ def _print_answer(analysis, results, verbose: bool) -> None:
         score = first.get("score")
         score = f" ({score} score)" if isinstance(score, str) and score else ""
         print(f"{first['schedule']}{score}, {first['problem']}, d={first['dim']}, {first['dtype']} — "
-              f"{metric} at NFE budgets († extrapolated, * best, floor: at the error floor):")
+              f"{metric} at NFE budgets ({BUDGET_MARKS}):")
         rows, details = [], []
         for row in answer.itertuples():
             declared = "" if row.declared_order != row.declared_order else f"{row.declared_order:g}"
@@ -326,7 +318,8 @@ def _print_answer(analysis, results, verbose: bool) -> None:
             for n in analysis.budgets:
                 cell = errors.loc[(row.sampler, n)] if (row.sampler, n) in errors.index else None
                 cells.append("" if cell is None else
-                             _cell(cell.value, cell.read, bool(cell.at_floor), bool(cell.best)))
+                             budget_text(cell.value, cell.read, bool(cell.at_floor),
+                                         bool(cell.best)))
             cells.append(format_seconds(row.seconds_per_sample))
             rows.append(cells)
             evidence = row.reason if row.verdict != "N/A" else (row.note if verbose else "")
@@ -395,10 +388,12 @@ def _print_score_errors(study) -> None:
 
 def _print_other_errors(analysis, results) -> None:
     """The other error metrics (not the headline one) at the NFE budgets, one table each."""
+    from sdebench.studies.precision import budget_text
+
     others = analysis.other_errors()
     firsts = results.drop_duplicates("config_id").set_index("config_id")
     for (config_id, metric), part in others.groupby(["config_id", "metric"], sort=False):
-        rows = [[sampler] + [_cell(c.value, c.read, bool(c.at_floor), bool(c.best))
+        rows = [[sampler] + [budget_text(c.value, c.read, bool(c.at_floor), bool(c.best))
                              for c in cells.itertuples()]
                 for sampler, cells in part.sort_values("nfe").groupby("sampler", sort=False)]
         print(f"{metric} at NFE budgets — {firsts.schedule[config_id]}:")

@@ -11,9 +11,7 @@ import pandas as pd
 from sdebench.studies.analysis import Analysis, time_budget
 from sdebench.studies.metrics import METRICS, get_metric
 from sdebench.studies.order import VERDICT_LEGEND
-
-EXTRAPOLATED = "†"
-"""Marks a value read beyond a sampler's runs (:data:`sdebench.studies.precision.ANSWER_REACH`)."""
+from sdebench.studies.precision import BUDGET_MARKS, EXTRAPOLATED, budget_text
 
 
 def format_value(value) -> str:
@@ -78,9 +76,11 @@ def _declared(order: float) -> str:
 
 
 def _budget_cell(value: float, read: str, at_floor: bool, best: bool) -> str:
-    text = "" if value != value else f"{value:.3g}" + (EXTRAPOLATED if read == "extrapolated" else "")
+    """The console's text (:func:`~sdebench.studies.precision.budget_text`) in a cell that is
+    highlighted when best, grey at the floor with its value on hover."""
     css = ' class="best"' if best else ' class="floor"' if at_floor else ""
-    return f"<td{css}>{html.escape(text)}</td>"
+    title = f' title="{value:.3g}: not above the error floor"' if at_floor and value == value else ""
+    return f"<td{css}{title}>{html.escape(budget_text(value, read, at_floor, best))}</td>"
 
 
 def answer(analysis: Analysis, config_id: str) -> str:
@@ -119,9 +119,10 @@ def answer(analysis: Analysis, config_id: str) -> str:
         body.append("<tr>" + "".join(cells) + "</tr>")
     legend = (f"{metric_definition(metric)}, read off each sampler's measured curve (log–log, "
               f"between its two nearest runs; {EXTRAPOLATED}: beyond its runs, at most 2× in "
-              "NFE; blank: further out). Highlighted: the best of a column; grey: not above the "
-              "error floor (noise or round-off, not a ranking); a sampler without a declared "
-              "order (N/A) is never best. Time: wall time of a batch run over its batch size. "
+              "NFE; blank: further out). Highlighted and *: the best of a column; floor, grey: "
+              "not above the error floor (noise or round-off, not a ranking; hover for its "
+              "value); a sampler without a declared order (N/A) is never best. Time: wall time "
+              "of a batch run over its batch size. "
               "Kind: ODE (deterministic) or SDE (stochastic). Hover a verdict for its evidence. "
               + VERDICT_LEGEND)
     return (f'<table class="answer"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
@@ -147,8 +148,7 @@ def error_at_nfe_tables(at_nfe: pd.DataFrame) -> str:
     if not parts:
         return ""
     return ("<h3>Other metrics at a given cost</h3><p>Read as in the first table "
-            f"({EXTRAPOLATED}: beyond the sampler's runs; highlighted: best; grey: at the "
-            "floor).</p>" + "".join(parts))
+            f"({BUDGET_MARKS}; the best highlighted).</p>" + "".join(parts))
 
 
 def conformance(rows: pd.DataFrame, commands: list[str]) -> str:

@@ -19,6 +19,27 @@ run at NFE 10 when its fewest steps are 4 (NFE 12). Beyond the runs, the value l
 through its two outermost runs and is marked extrapolated."""
 
 
+EXTRAPOLATED = "†"
+"""Marks a value read beyond a sampler's runs (at most :data:`ANSWER_REACH` in NFE)."""
+BEST = "*"
+"""Marks the lowest value above the floor of its configuration, metric and budget."""
+AT_FLOOR = "floor"
+"""Stands for a value not above the error floor (noise or round-off, not a ranking)."""
+BUDGET_MARKS = f"{EXTRAPOLATED} extrapolated, {BEST} best, {AT_FLOOR}: at the error floor"
+"""The marks of :func:`budget_text`, as a table's legend states them."""
+
+
+def budget_text(value: float, read: str, at_floor: bool, best: bool) -> str:
+    """An error read at an NFE budget (a row of :func:`error_at_nfe`) as the console and the
+    report write it: "" where it cannot be read, :data:`AT_FLOOR` at the error floor, else three
+    significant digits, :data:`EXTRAPOLATED` if read beyond the runs, :data:`BEST` if best."""
+    if value != value:
+        return ""
+    if at_floor:
+        return AT_FLOOR
+    return f"{value:.3g}{EXTRAPOLATED if read == 'extrapolated' else ''}{BEST if best else ''}"
+
+
 BASIS_LABELS = {"sampler_source": "code", "brownian_path": "path",
                 "reference_solve": "reference"}
 """How a sampler's name tells its measurements apart (:func:`told_apart`)."""

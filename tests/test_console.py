@@ -2,6 +2,8 @@
 within 118 columns — verdict, order, error at the NFE budgets, time — a name too long for its
 column on a line of its own, and the evidence of every verdict but PASS wrapped below."""
 
+import contextlib
+import io
 import shlex
 
 import numpy as np
@@ -55,6 +57,28 @@ def test_long_names_and_reasons_stay_within_the_width(capsys):
     # (≥ 16/2), and N/A pndm is never best
     assert lines[2].split()[7:10] == ["0.1†*", "0.05*", "0.02*"]  # after "1.00 ± 0.00 1"
     assert "*" not in lines[6]
+
+
+def test_the_report_writes_the_consoles_budget_cells():
+    """One function writes an error at a budget for both views; the report's cell holds the
+    console's text (it used to drop the best mark and show a value at the floor as a number)."""
+    import re
+
+    from sdebench.reports.tables import answer
+
+    results = _results()
+    results.loc[(results.sampler == "euler") & (results.steps == 128), "floor"] = 1.0  # at it
+    analysis = analyse(results)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        _print_answer(analysis, results, verbose=False)
+    console = printed.getvalue().splitlines()[2].split()[7:11]
+    assert console == ["0.1†*", "0.05*", "0.02*", "floor"]
+    row = re.search(r"<tr><th>euler</th>(.*?)</tr>", answer(analysis, "c")).group(1)
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
+    assert cells[4:8] == console  # kind, verdict, order, declared, then the budgets
+    # NFE 100 lies between the runs at 64 and 128 on the line 1/n, and the floor of 128 is 1
+    assert '<td class="floor" title="0.01: not above the error floor">floor</td>' in row
 
 
 def test_verbose_adds_every_fit_and_its_note(capsys):
