@@ -120,6 +120,8 @@ FINDINGS = {
     "diffusers.DEISMultistepScheduler:use_flow_sigmas=true": "flow_mode_stops_short.py",
     "diffusers.SASolverScheduler:use_flow_sigmas=true": "flow_mode_stops_short.py",
     "diffusers.IPNDMScheduler": "ipndm_first_step.py",
+    f"{_DPM}:use_exponential_sigmas=true": "fractional_timesteps_truncated.py",
+    f"{_DPM}:use_beta_sigmas=true": "fractional_timesteps_truncated.py",
 }
 
 _VERSION_COLUMNS = {"diffusers": "diffusers_version", "k-diffusion": "k_diffusion_version"}

@@ -228,7 +228,8 @@ _ROUNDED = ("its timesteps are its σ's positions in the table rounded to intege
             "that no step count removes")
 _TRUNCATED = ("its fractional timesteps are truncated by the int64 cast (use_karras_sigmas and "
               "use_lu_lambdas round them): the network reads σ up to a table cell below the σ "
-              "it steps with, an error no step count removes")
+              "it steps with, an error no step count removes (a defect: "
+              "experiments/findings/fractional_timesteps_truncated.py)")
 _SIGMA_OPTION_CONVENTIONS = (
     (("use_karras_sigmas", True), f"use_karras_sigmas: {_ROUNDED}"),
     (("use_lu_lambdas", True), f"use_lu_lambdas: {_ROUNDED}"),
@@ -431,7 +432,8 @@ SCHEDULERS = {
         "x̃ = x₀ + σε, σ log-uniform, a v-prediction network with c_noise = atan(σ)·2/π (the "
         "cosine schedule's time); torchsde's Brownian tree in σ; final_sigmas_type 'zero' (its "
         "default): its last step, first order, ends at σ = 0 ('sigma_min' appends σ_min to a "
-        "grid that ends there, and the tree recurses without end on [σ_min, σ_min])"),
+        "grid that ends there: a zero-length last step whose noise query sends the tree into "
+        "endless recursion, a defect: experiments/findings/cosine_dpmsolver_final_step.py)"),
     "ScoreSdeVeScheduler": Scheduler(
         SIGMA, {}, lambda o: 1, lambda o: "Song et al. 2021, App. E, eq. 46: the reverse-"
         "diffusion predictor (Euler–Maruyama-type on the reverse VE SDE), weak order 1",
@@ -456,8 +458,9 @@ SCHEDULERS = {
         "t_i = σ_max²(σ_min²/σ_max²)^(i/(N−1)), Karras et al.'s Table 1 VE times (σ = √t), "
         "which the pipeline steps as σ's: the grid runs from sigma_max² to sigma_min² (sdebench "
         "sets sigma_max = √σ(t_max), sigma_min = √σ(t_min)) while its init_noise_sigma is "
-        "sigma_max; s_noise = 1 (its default 1.007 inflates every churn: no convergence to the "
-        "truth); always ends at σ = 0 with an Euler step"),
+        "sigma_max (a defect: experiments/findings/karras_ve_schedule_squared.py); s_noise = 1 "
+        "(its default 1.007 inflates every churn: no convergence to the truth); always ends at "
+        "σ = 0 with an Euler step"),
 }
 _PARALLEL = ("; its Parallel variant (ParaDiGMS, Shih et al. 2023) shares this step, and adds "
              "batch_step_no_noise for a window of timesteps at once")

@@ -19,7 +19,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
                               ("deis_3_float32_coefficients.py", ("diffusers",)),
                               ("flow_mode_stops_short.py", ("diffusers",)),
                               ("zero_snr_clamp_not_monotone.py", ("diffusers",)),
-                              ("ipndm_first_step.py", ("diffusers",))]])
+                              ("ipndm_first_step.py", ("diffusers",)),
+                              ("fractional_timesteps_truncated.py", ("diffusers",)),
+                              ("cosine_dpmsolver_final_step.py", ("diffusers",)),
+                              ("karras_ve_schedule_squared.py", ("diffusers",))]])
 def test_each_finding_reproduces_on_the_installed_library(script, libraries):
     result = subprocess.run([sys.executable, str(FINDINGS / script)], capture_output=True,
                             text=True, timeout=300, cwd=FINDINGS)
