@@ -19,7 +19,7 @@ def render_directory(directory: str | Path, output: str | Path | None = None,
     the NFE budgets of the answer tables (default: those of ``analysis``, or
     :data:`~sdebench.studies.precision.NFE_TARGETS`)."""
     from sdebench.reports.html import StudyFrames, write_report
-    from sdebench.studies.analysis import analyse
+    from sdebench.studies.analysis import analyse, check_budgets
     from sdebench.studies.precision import NFE_TARGETS
     from sdebench.studies.store import ResultStore, StoreError
 
@@ -29,9 +29,9 @@ def render_directory(directory: str | Path, output: str | Path | None = None,
         legacy = " (it holds a results.csv of the pre-0.2 format: re-run the study)" \
             if (Path(directory) / "results.csv").exists() else ""
         raise StoreError(f"no stored results in {directory}{legacy}")
-    budgets = budgets or (analysis.budgets if analysis is not None else NFE_TARGETS)
+    budgets = check_budgets(budgets or (analysis.budgets if analysis is not None else NFE_TARGETS))
     if analysis is None or analysis.units != frozenset(results.unit_id) \
-            or analysis.budgets != tuple(sorted(set(budgets))):
+            or analysis.budgets != budgets:
         analysis = analyse(results, budgets)
     frames = StudyFrames(results, analysis, samples, store.section_frames("trajectories"),
                          store.sections(), store.section_frames("score_error"), str(directory))
