@@ -78,13 +78,59 @@ def log_snr_grid(schedule: Schedule, steps: int, *, dtype=torch.float64, device=
     return grid
 
 
-def log_snr_or_uniform_grid(schedule: Schedule, steps: int, *, dtype=torch.float64, device="cpu"):
-    """``logsnr`` where λ is finite at both ends, else ``uniform`` in t: a schedule that starts at
-    pure noise (rf, vp0snr: λ = −∞ at t_max) or ends at σ = 0 has no grid uniform in λ."""
+def _half_log_snr_ends(schedule: Schedule) -> tuple[float, float]:
+    """λ = −log σ at t_max and at t_min, in float64 (−∞ at a pure-noise start, +∞ at σ = 0)."""
     numeric = schedule.numeric
-    ends = [float(numeric.half_log_snr(torch.tensor(float(t), dtype=torch.float64)))
-            for t in (schedule.t_max, schedule.t_min)]
-    grid = log_snr_grid if all(map(math.isfinite, ends)) else uniform_t_grid
+    return tuple(float(numeric.half_log_snr(torch.tensor(float(t), dtype=torch.float64)))
+                 for t in (schedule.t_max, schedule.t_min))
+
+
+def noise_graded_grid(schedule: Schedule, steps: int, *, a: float = 0.5, dtype=torch.float64,
+                      device="cpu"):
+    """Uniform in φ(λ) = softplus(aλ)/a = log(1 + e^{aλ})/a: uniform in λ where λ ≫ 0 (φ ≈ λ),
+    uniform in e^{aλ} as λ → −∞ (φ ≈ e^{aλ}/a), so it starts at a pure-noise end (λ = −∞,
+    φ = 0) with λ-steps that grow towards the noise.
+
+    Why (derivation in :mod:`sdebench.theory.claims.pure_noise_grids`): near pure noise
+    x̂₀ = E[x₀ | x] varies like e^{λ} in λ and enters the state with weight s ≈ e^{λ}, so a
+    λ-step method of order p makes a local error ~ e^{2λ} h^{p+1} there. On a grid uniform in
+    e^{aλ}, h ≈ e^{−aλ}/(aN) and the errors of the steps near the noise end sum to
+    N^{−min(p, 2/a)} (times log N at p = 2/a): a grid uniform in t on rf or vp0snr has a = 1
+    (1 − t ∝ e^{λ}), so DPM-Solver++(2M) converges like N^{−2} log N and third-order λ-methods
+    like N^{−2}; a = 1/2 keeps every order below 4. On rf, t ≈ 1 − (aφ)^{1/a} near the noise is a
+    smooth map of φ, so samplers stepping in t keep their order too."""
+    steps = _check_steps(steps)
+    a = check_number("a", a, low=0, low_open=True)
+    numeric = schedule.numeric
+    t_max, t_min = _ends(schedule, dtype, device)
+    ends = _half_log_snr_ends(schedule)
+    if math.isinf(ends[1]):
+        sigma = float(numeric.sigma(t_min))
+        raise ValueError(
+            f"needs a finite log-SNR λ = -log sigma at t_min; schedule {schedule.name!r} has "
+            f"sigma = {sigma:g} there: use --grid edm or --grid uniform, or a schedule with "
+            "sigma(t_min) > 0")
+    phi_ends = [math.log1p(math.exp(a * lam)) / a if lam < 30 / a else lam for lam in ends]
+    phi = torch.linspace(*phi_ends, steps + 1, dtype=torch.float64, device=device)
+    # λ = log(e^{aφ} − 1)/a = φ + log(−expm1(−aφ))/a: no overflow where φ is large
+    lam = phi + torch.log(-torch.expm1(-a * phi)) / a
+    grid = numeric.t_of_half_log_snr(lam).to(dtype)
+    grid[0], grid[-1] = t_max, t_min
+    return grid
+
+
+def log_snr_or_uniform_grid(schedule: Schedule, steps: int, *, dtype=torch.float64, device="cpu"):
+    """``logsnr`` where λ is finite at both ends; ``graded`` (:func:`noise_graded_grid`) on a
+    schedule that starts at pure noise (rf, vp0snr: λ = −∞ at t_max), where no grid is uniform
+    in λ and a grid uniform in t costs λ-step methods their order; ``uniform`` in t on a schedule
+    that ends at σ = 0 (λ = +∞ at t_min)."""
+    start, end = _half_log_snr_ends(schedule)
+    if math.isinf(end):
+        grid = uniform_t_grid
+    elif math.isinf(start):
+        grid = noise_graded_grid
+    else:
+        grid = log_snr_grid
     return grid(schedule, steps, dtype=dtype, device=device)
 
 
@@ -94,6 +140,7 @@ GRIDS.register("uniform", uniform_t_grid)
 GRIDS.register("quadratic", quadratic_grid)
 GRIDS.register("edm", edm_rho_grid)
 GRIDS.register("logsnr", log_snr_grid)
+GRIDS.register("graded", noise_graded_grid)
 GRIDS.register("auto", log_snr_or_uniform_grid)
 register_grid = GRIDS.register
 
