@@ -57,7 +57,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--steps", default=None,
                         help=f"comma-separated step counts in [1, {MAX_STEPS}]; orders are fitted "
                              "on the 3 largest above the error floor, the error-at-NFE table reads "
-                             "all (default: 4,8,16,32 for spectrum and lowrank, else "
+                             "all (default: 4,8,16,32 for spectrum and lowrank; 4,...,4096 when "
+                             "every schedule starts at pure noise (rf, vp0snr); else "
                              "4,8,16,32,64,128,256)")
     parser.add_argument("--problem", default=None, metavar="SPEC",
                         help=f"problem spec (known: {', '.join(names['problems'])}); gaussian has "

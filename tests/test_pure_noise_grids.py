@@ -68,3 +68,17 @@ def test_a_grid_uniform_in_t_costs_them_their_order():
     than its CI (1.86 ± 0.03 measured)."""
     orders = _orders("uniform")
     assert orders.verdict["dpmpp_2m"] == "FAIL", orders.loc["dpmpp_2m"].to_dict()
+
+
+def test_a_pure_noise_study_defaults_to_step_counts_that_reach_the_asymptotic_regime():
+    """4–4096 steps where every schedule starts at pure noise (the λ-multistep samplers' slopes
+    settle only beyond 256 steps there); a study that mixes in another schedule (``--sde all``)
+    keeps 4–256, and given step counts are kept."""
+    from sdebench.studies.config import DEFAULT_STEPS, PURE_NOISE_STEPS
+
+    def steps(schedules, given=None):
+        return StudyConfig(schedules=schedules, samplers=["euler"], steps=given).steps
+
+    assert steps(["rf", "vp0snr"]) == PURE_NOISE_STEPS and max(PURE_NOISE_STEPS) == 4096
+    assert steps(["vp", "rf"]) == DEFAULT_STEPS
+    assert steps(["rf"], [8, 16]) == (8, 16)
