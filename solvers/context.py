@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import torch
 
+from sdebench.solvers.coefficients import Coefficients, GridCoefficients
 from sdebench.state import all_finite, axpy, finite_flag
 from sdebench.theory.schedule import Schedule
 
@@ -78,10 +79,14 @@ class StepContext:
 
     ``denoise`` counts evaluations and checks each output's type, shape and finiteness;
     ``score``/``eps``/``pf_drift`` convert through :mod:`sdebench.theory.parameterisation`.
+    ``at(t)`` gives the schedule's coefficients at t: read from a table over the grid ``ts``
+    (:mod:`sdebench.solvers.coefficients`) when t is the t_cur or t_next that
+    :meth:`start_step` handed out, evaluated at t otherwise.
     """
 
     def __init__(self, model: Denoiser, schedule: Schedule, noise, steps: int,
-                 monitor: FiniteMonitor, final_sigma_is_zero: bool = False):
+                 monitor: FiniteMonitor, final_sigma_is_zero: bool = False,
+                 ts: torch.Tensor | None = None):
         self.model = model
         self.schedule = schedule.numeric
         self.noise = noise
@@ -90,8 +95,21 @@ class StepContext:
         self.final_sigma_is_zero = final_sigma_is_zero
         self.step_index = 0
         self.nfe = 0
-        self._eps_coefficients = self.schedule.conversion_coefficients("x0", "eps")
-        self._score_coefficients = self.schedule.conversion_coefficients("x0", "score")
+        self._grid = GridCoefficients(self.schedule, ts)
+        self._t_cur = self._t_next = None
+
+    def start_step(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(t_cur, t_next) = (ts[index], ts[index + 1]) for step ``index``; :meth:`at` knows
+        these two tensors (by identity, so no time is compared on the host)."""
+        self.step_index = index
+        self._t_cur, self._t_next = self._grid.ts[index], self._grid.ts[index + 1]
+        return self._t_cur, self._t_next
+
+    def at(self, t) -> Coefficients:
+        """The schedule's coefficients at ``t`` (:class:`~sdebench.solvers.coefficients.Coefficients`)."""
+        index = self.step_index if t is self._t_cur else \
+            self.step_index + 1 if t is self._t_next else None
+        return self._grid.at(t, index)
 
     @property
     def to_zero_sigma(self) -> bool:
@@ -118,8 +136,7 @@ class StepContext:
     def score_coefficients(self, t):
         """(c_x, c_D) with ∇log p_t = c_x x + c_D x̂₀ = −x/(s²σ²) + x̂₀/(sσ²): steps that collect
         their update as a x + b x̂₀ (+ c z) touch each tensor once."""
-        c_x, c_denoised = self._score_coefficients
-        return c_x(t), c_denoised(t)
+        return self.at(t).score_coefficients
 
     def score(self, x, denoised, t):
         """∇log p_t = (s x̂₀ − x)/(s²σ²) (Tweedie; theory/claims/tweedie.py), as c_x x + c_D x̂₀
@@ -129,8 +146,8 @@ class StepContext:
 
     def eps(self, x, denoised, t):
         """ε̂ = (x − s x̂₀)/(sσ), as c_x x + c_D x̂₀ in two passes (as :meth:`score`)."""
-        c_x, c_denoised = self._eps_coefficients
-        return axpy(c_x(t) * x, c_denoised(t), denoised)
+        c_x, c_denoised = self.at(t).eps_coefficients
+        return axpy(c_x * x, c_denoised, denoised)
 
     def pf_drift(self, x, t):
         """Probability-flow drift f x − ½ g² ∇log p_t (Song et al. 2021, eq. 13).
@@ -139,7 +156,7 @@ class StepContext:
         passes instead of six, which matters where the model is cheap (the diagonal problem of
         experiments/speed.py); tests/test_solvers.py checks it against the paper form. The
         coefficients stay finite at a pure-noise end (:meth:`NumericSchedule.pf_coefficients`)."""
-        a_x, a_denoised = self.schedule.pf_coefficients(t)
+        a_x, a_denoised = self.at(t).pf_coefficients
         return axpy(a_x * x, a_denoised, self.denoise(x, t))
 
     def normal(self, t_cur, t_next, like, channel: int = 0):

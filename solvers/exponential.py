@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import torch
 
+from sdebench.solvers.coefficients import expm1, sqrt
 from sdebench.solvers.solver import Solver
 from sdebench.state import axpy
 
@@ -39,20 +40,27 @@ def ancestral_update(ctx, x, denoised, t_cur, t_next, sigma_up):
     """Exponential step to σ_down = √(σ'² − σ_up²), then fresh noise s'σ_up z: the exact posterior
     q(x_{t'} | x_t, x̂₀ = D) when σ_up = σ'√(1 − σ'²/σ²) (Ho et al. 2020, eq. 6–7). ``sigma_up``
     is given relative to σ' (σ_up/σ'), so that it stays finite at a pure-noise start."""
-    sched = ctx.schedule
-    s_next, std_next = sched.s(t_next), sched.kernel_std(t_next)
-    std_down = std_next * torch.sqrt(1 - sigma_up**2)
-    x_next = exponential_update(x, denoised, sched.s(t_cur), sched.kernel_std(t_cur), s_next, std_down)
+    s_next, std_next = _coefficients(ctx, t_next)
+    std_down = std_next * sqrt(1 - sigma_up**2)
+    x_next = exponential_update(x, denoised, *_coefficients(ctx, t_cur), s_next, std_down)
     return axpy(x_next, std_next * sigma_up, ctx.normal(t_cur, t_next, x))
 
 
 def _coefficients(ctx, t):
     """(s, sσ) at t."""
-    return ctx.schedule.s(t), ctx.schedule.kernel_std(t)
+    at = ctx.at(t)
+    return at.s, at.kernel_std
 
 
 def _h(ctx, t_cur, t_next):
-    return ctx.schedule.half_log_snr(t_next) - ctx.schedule.half_log_snr(t_cur)
+    return ctx.at(t_next).half_log_snr - ctx.at(t_cur).half_log_snr
+
+
+def _t_of_half_log_snr(ctx, lam, like):
+    """t(λ) for an intermediate λ (a Python float where the grid's table is on the host),
+    inverted in float64 and returned in the dtype and on the device of the grid time ``like``."""
+    lam = torch.as_tensor(lam, dtype=torch.float64, device=like.device)
+    return ctx.schedule.t_of_half_log_snr(lam).to(like.dtype)
 
 
 class DDIM(Solver):
@@ -84,7 +92,7 @@ class DDIM(Solver):
         denoised = ctx.denoise(x, t_cur)
         if not self.stochastic:
             return exponential_update(x, denoised, s, std, s_next, std_next), state
-        sigma_up = self.eta * torch.sqrt(1 - sigma_ratio(s, std, s_next, std_next) ** 2)
+        sigma_up = self.eta * sqrt(1 - sigma_ratio(s, std, s_next, std_next) ** 2)
         return ancestral_update(ctx, x, denoised, t_cur, t_next, sigma_up), state
 
 
@@ -97,16 +105,15 @@ class DPMSolver2(Solver):
     r1 = 0.5
 
     def step(self, ctx, x, t_cur, t_next, state):
-        sched = ctx.schedule
         h = _h(ctx, t_cur, t_next)
-        t_mid = sched.t_of_half_log_snr(sched.half_log_snr(t_cur) + self.r1 * h)
+        t_mid = _t_of_half_log_snr(ctx, ctx.at(t_cur).half_log_snr + self.r1 * h, t_cur)
         (s, std), (s_mid, std_mid) = _coefficients(ctx, t_cur), _coefficients(ctx, t_mid)
         s_next, std_next = _coefficients(ctx, t_next)
         denoised = ctx.denoise(x, t_cur)
         u = exponential_update(x, denoised, s, std, s_mid, std_mid)
         eps_difference = ctx.eps(u, ctx.denoise(u, t_mid), t_mid) - ctx.eps(x, denoised, t_cur)
         x_next = exponential_update(x, denoised, s, std, s_next, std_next)
-        return axpy(x_next, -std_next * torch.expm1(h) / (2 * self.r1), eps_difference), state
+        return axpy(x_next, -std_next * expm1(h) / (2 * self.r1), eps_difference), state
 
 
 class DPMSolver3(Solver):
@@ -119,22 +126,21 @@ class DPMSolver3(Solver):
     r1, r2 = 1 / 3, 2 / 3
 
     def step(self, ctx, x, t_cur, t_next, state):
-        sched = ctx.schedule
         h = _h(ctx, t_cur, t_next)
-        lam = sched.half_log_snr(t_cur)
-        t1 = sched.t_of_half_log_snr(lam + self.r1 * h)
-        t2 = sched.t_of_half_log_snr(lam + self.r2 * h)
+        lam = ctx.at(t_cur).half_log_snr
+        t1 = _t_of_half_log_snr(ctx, lam + self.r1 * h, t_cur)
+        t2 = _t_of_half_log_snr(ctx, lam + self.r2 * h, t_cur)
         (s, std), (s1, std1) = _coefficients(ctx, t_cur), _coefficients(ctx, t1)
         (s2, std2), (s_next, std_next) = _coefficients(ctx, t2), _coefficients(ctx, t_next)
         denoised = ctx.denoise(x, t_cur)
         eps = ctx.eps(x, denoised, t_cur)
         u1 = exponential_update(x, denoised, s, std, s1, std1)
         d1 = ctx.eps(u1, ctx.denoise(u1, t1), t1) - eps
-        phi_2 = torch.expm1(self.r2 * h) / (self.r2 * h) - 1
+        phi_2 = expm1(self.r2 * h) / (self.r2 * h) - 1
         u2 = axpy(exponential_update(x, denoised, s, std, s2, std2),
                   -std2 * (self.r2 / self.r1) * phi_2, d1)
         d2 = ctx.eps(u2, ctx.denoise(u2, t2), t2) - eps
-        phi = torch.expm1(h) / h - 1
+        phi = expm1(h) / h - 1
         x_next = axpy(exponential_update(x, denoised, s, std, s_next, std_next),
                       -std_next / self.r2 * phi, d2)
         return x_next, state
@@ -144,7 +150,7 @@ class History(NamedTuple):
     """What a two-step multistep method keeps: the previous x̂₀ and its step's h."""
 
     denoised: torch.Tensor
-    h: torch.Tensor
+    h: torch.Tensor | float
 
 
 def second_order_denoised(denoised, history: History | None, h):
@@ -185,7 +191,7 @@ class DPMSolverPP2MSDE(Solver):
         h = _h(ctx, t_cur, t_next)
         denoised = ctx.denoise(x, t_cur)
         d = second_order_denoised(denoised, state, h)
-        sigma_up = torch.sqrt(-torch.expm1(-2 * h))  # relative to σ'; 1 at a pure-noise start
+        sigma_up = sqrt(-expm1(-2 * h))  # relative to σ'; 1 at a pure-noise start
         return ancestral_update(ctx, x, d, t_cur, t_next, sigma_up), History(denoised, h)
 
 
@@ -194,10 +200,10 @@ class UniPCHistory(NamedTuple):
     x̃' once x̂₀(x̃', t') is known: x̃' = base − αB (ρ₁D₁ + ρ_c (x̂₀' − x̂₀)), with ρ₁D₁ kept as
     (ρ₁/r₁) ΔD, ΔD = x̂₀_prev − x̂₀ (None after the first step, which has no D₁)."""
 
-    lam: torch.Tensor
+    lam: torch.Tensor | float
     denoised: torch.Tensor
     base: torch.Tensor
-    alpha_b: torch.Tensor
+    alpha_b: torch.Tensor | float
     difference: torch.Tensor | None
     rho_1_over_r1: torch.Tensor | float
     rho_c: torch.Tensor | float
@@ -225,9 +231,9 @@ class UniPCBh2(Solver):
         if state is not None:  # UniC: correct x with the model output at the predicted x
             x = _unic(state, denoised)
         (s, std), (s_next, std_next) = _coefficients(ctx, t_cur), _coefficients(ctx, t_next)
-        lam, lam_next = ctx.schedule.half_log_snr(t_cur), ctx.schedule.half_log_snr(t_next)
+        lam, lam_next = ctx.at(t_cur).half_log_snr, ctx.at(t_next).half_log_snr
         h = lam_next - lam
-        b_h = torch.expm1(-h)
+        b_h = expm1(-h)
         base = exponential_update(x, denoised, s, std, s_next, std_next)
         alpha_b = s_next * b_h
         if state is None:
@@ -251,6 +257,6 @@ def _unic(state: UniPCHistory, denoised):
 def _unipc_b(hh, b_h):
     """b_i = i! hh φ_{i+1}(hh)/B(h) for i = 1, 2, with φ₁(z) = (eᶻ − 1)/z and
     φ_{k+1}(z) = (φ_k(z) − 1/k!)/z (Zhao et al. 2023, eq. 8 and App. C)."""
-    hh_phi_2 = torch.expm1(hh) / hh - 1
+    hh_phi_2 = expm1(hh) / hh - 1
     hh_phi_3 = hh_phi_2 / hh - 0.5
     return hh_phi_2 / b_h, 2 * hh_phi_3 / b_h

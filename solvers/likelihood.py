@@ -60,7 +60,7 @@ def pf_ode_log_likelihood(
     dim = x.shape[1]
     ts = torch.linspace(float(schedule.t_min), float(schedule.t_max), steps + 1, dtype=x.dtype,
                         device=x.device)
-    ctx = StepContext(model, schedule, None, steps, FiniteMonitor("step", ts))
+    ctx = StepContext(model, schedule, None, steps, FiniteMonitor("step", ts), ts=ts)
     generator = seeded_generator(seed, "hutchinson", device=x.device)
 
     def augmented_field(z, t):
@@ -69,6 +69,7 @@ def pf_ode_log_likelihood(
 
     z = torch.cat([x, x.new_zeros(x.shape[0], 1)], dim=1)
     for i in range(steps):
-        ctx.step_index = i
-        z = rk_step(augmented_field, z, ts[i], ts[i + 1] - ts[i], RK4)
+        t_cur, t_next = ctx.start_step(i)
+        z = rk_step(augmented_field, z, t_cur, ctx.at(t_next).t - ctx.at(t_cur).t, RK4,
+                    t_end=t_next)
     return prior_log_density(z[:, :dim]) + z[:, dim]

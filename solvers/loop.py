@@ -104,7 +104,8 @@ def sample(
     are checked for NaN/Inf (:class:`~sdebench.solvers.context.FiniteMonitor`); ``"end"`` has no
     host sync inside the loop, and ``"auto"`` is ``"step"`` for a CPU state, ``"end"`` otherwise.
     The grid may stay on the CPU while ``x`` is on an accelerator: schedule coefficients are then
-    host scalars (``tests/test_cuda.py``: no host sync on an H100). Sampling runs without
+    host scalars (``tests/test_cuda.py``: no host sync on an H100); they are evaluated once
+    over the whole grid (:mod:`sdebench.solvers.coefficients`), not step by step. Sampling runs without
     autograd (a network's activations are not kept) unless ``enable_grad``; a model that needs
     gradients inside its call (e.g. guidance) can still open ``torch.enable_grad()`` there.
     """
@@ -118,13 +119,12 @@ def sample(
     steps = ts.numel() - 1
     check_infinite_sigma(solver, schedule, ts)
     ctx = StepContext(model, schedule, noise if noise is not None else GaussianIncrements(0), steps,
-                      monitor, final_sigma_is_zero=check_zero_sigma(solver, schedule, ts))
+                      monitor, final_sigma_is_zero=check_zero_sigma(solver, schedule, ts), ts=ts)
     init_state = getattr(solver, "init_state", None)
     state = init_state() if init_state is not None else None
     with torch.set_grad_enabled(enable_grad):
         for i in tqdm(range(steps), disable=not progress, desc=getattr(solver, "name", "sample")):
-            t_cur, t_next = ts[i], ts[i + 1]
-            ctx.step_index = i
+            t_cur, t_next = ctx.start_step(i)  # the schedule's coefficients there are tabulated
             x, state = solver.step(ctx, x, t_cur, t_next, state)
             monitor.check(x, i, "state")
             if callback is not None:

@@ -42,7 +42,13 @@ class ExplicitRungeKutta(Solver, abstract=True):
         super().__init_subclass__(**kwargs)
 
     def step(self, ctx, x, t_cur, t_next, state):
-        return rk_step(ctx.pf_drift, x, t_cur, t_next - t_cur, self.tableau), state
+        return _pf_ode_step(ctx, x, t_cur, t_next, self.tableau), state
+
+
+def _pf_ode_step(ctx, x, t_cur, t_next, tableau):
+    """One step of ``tableau`` on the PF-ODE, Δ = t_next − t_cur from the grid's table."""
+    dt = ctx.at(t_next).t - ctx.at(t_cur).t
+    return rk_step(ctx.pf_drift, x, t_cur, dt, tableau, t_end=t_next)
 
 
 class Euler(ExplicitRungeKutta):
@@ -61,7 +67,7 @@ class Heun(ExplicitRungeKutta):
 
     def step(self, ctx, x, t_cur, t_next, state):
         tableau = EULER if ctx.to_zero_sigma else self.tableau
-        return rk_step(ctx.pf_drift, x, t_cur, t_next - t_cur, tableau), state
+        return _pf_ode_step(ctx, x, t_cur, t_next, tableau), state
 
 
 class RungeKutta4(ExplicitRungeKutta):

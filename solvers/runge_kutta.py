@@ -105,15 +105,18 @@ class Tableau:
         return a
 
 
-def stage_slopes(field: Callable, x, t, dt, tableau: Tableau) -> list:
-    """k_i = field(x + Δ Σ_j a_ij k_j, t + c_i Δ)."""
+def stage_slopes(field: Callable, x, t, dt, tableau: Tableau, t_end=None) -> list:
+    """k_i = field(x + Δ Σ_j a_ij k_j, t + c_i Δ). The stage time is ``t`` itself where c_i = 0
+    and ``t_end`` (= t + Δ, when given) where c_i = 1: the grid's own time tensors, whose
+    coefficients a field may read from a table (:meth:`StepContext.at`)."""
     slopes = []
     for c_i, row in zip(tableau.c, tableau.a, strict=True):
         stage = x
         for a_ij, k_j in zip(row, slopes, strict=False):
             if a_ij:
                 stage = axpy(stage, dt * a_ij, k_j)
-        slopes.append(field(stage, t + c_i * dt))
+        stage_time = t if c_i == 0 else t_end if c_i == 1 and t_end is not None else t + c_i * dt
+        slopes.append(field(stage, stage_time))
     return slopes
 
 
@@ -125,9 +128,9 @@ def combine(x, dt, weights, slopes):
     return x
 
 
-def rk_step(field: Callable, x, t, dt, tableau: Tableau):
-    """One step x' = x + Δ Σ b_i k_i (Butcher 2016, §23)."""
-    return combine(x, dt, tableau.b, stage_slopes(field, x, t, dt, tableau))
+def rk_step(field: Callable, x, t, dt, tableau: Tableau, t_end=None):
+    """One step x' = x + Δ Σ b_i k_i (Butcher 2016, §23); ``t_end`` as in :func:`stage_slopes`."""
+    return combine(x, dt, tableau.b, stage_slopes(field, x, t, dt, tableau, t_end))
 
 
 EULER = Tableau("euler", c=(0.0,), a=((),), b=(1.0,), order=1)

@@ -9,6 +9,7 @@ import math
 import torch
 
 from sdebench.registry import check_number
+from sdebench.solvers.coefficients import sqrt
 from sdebench.solvers.solver import Solver
 from sdebench.state import axpy, mean_square_norm
 
@@ -39,15 +40,15 @@ class EulerMaruyama(Solver):
     def step(self, ctx, x, t_cur, t_next, state):
         """With ∇log p = c_x x + c_D x̂₀ and w = ½(1 + η²) g², the drift is collected as
         x' = (1 + Δt (f − w c_x)) x − Δt w c_D x̂₀ + η g ΔW̄ (two passes plus the noise)."""
-        sched = ctx.schedule
-        dt = t_next - t_cur
-        c_x, c_denoised = ctx.score_coefficients(t_cur)
-        weight = 0.5 * (1 + self.noise_scale**2) * sched.g2(t_cur)
-        x_mean = axpy((1 + dt * (sched.f(t_cur) - weight * c_x)) * x, -dt * weight * c_denoised,
+        now = ctx.at(t_cur)
+        dt = ctx.at(t_next).t - now.t
+        c_x, c_denoised = now.score_coefficients
+        weight = 0.5 * (1 + self.noise_scale**2) * now.g2
+        x_mean = axpy((1 + dt * (now.f - weight * c_x)) * x, -dt * weight * c_denoised,
                       ctx.denoise(x, t_cur))
         if not self.stochastic:
             return x_mean, state
-        return axpy(x_mean, self.noise_scale * sched.g(t_cur), ctx.increment(t_cur, t_next, x)), state
+        return axpy(x_mean, self.noise_scale * now.g, ctx.increment(t_cur, t_next, x)), state
 
 
 def reverse_diffusion_update(ctx, x, t_cur, t_next, z):
@@ -55,14 +56,13 @@ def reverse_diffusion_update(ctx, x, t_cur, t_next, z):
     x_t = (s/s') x_{t'} + G ξ, G² = s²(σ² − σ'²) (VP: 1 − β_i; VE: σ_i² − σ_{i−1}²):
     x_mean = x − (s/s' − 1) x + G² ∇log p_t(x),  x' = x_mean + G z,
     collected as (2 − s/s' + G² c_x) x + G² c_D x̂₀ (∇log p = c_x x + c_D x̂₀)."""
-    sched = ctx.schedule
-    s, s_next = sched.s(t_cur), sched.s(t_next)
-    sigma, sigma_next = sched.sigma(t_cur), sched.sigma(t_next)
-    g_squared = s**2 * (sigma**2 - sigma_next**2)
-    c_x, c_denoised = ctx.score_coefficients(t_cur)
+    now, after = ctx.at(t_cur), ctx.at(t_next)
+    s, s_next = now.s, after.s
+    g_squared = s**2 * (now.sigma**2 - after.sigma**2)
+    c_x, c_denoised = now.score_coefficients
     x_mean = axpy((2 - s / s_next + g_squared * c_x) * x, g_squared * c_denoised,
                   ctx.denoise(x, t_cur))
-    return axpy(x_mean, torch.sqrt(g_squared), z)
+    return axpy(x_mean, sqrt(g_squared), z)
 
 
 class ReverseDiffusion(Solver):
@@ -78,7 +78,7 @@ class ReverseDiffusion(Solver):
 def langevin_step(x, score, step_size, z):
     """x + ε ∇log p_t(x) + √(2ε) z (Song et al. 2021, Alg. 4–5), as two axpys (six state reads
     and writes, not ten)."""
-    return axpy(axpy(x, step_size, score), torch.sqrt(2 * step_size), z)
+    return axpy(axpy(x, step_size, score), sqrt(2 * step_size), z)
 
 
 class PredictorCorrector(Solver):
@@ -104,8 +104,7 @@ class PredictorCorrector(Solver):
         return 1 + self.n_corrector
 
     def step(self, ctx, x, t_cur, t_next, state):
-        sched = ctx.schedule
-        alpha = (sched.s(t_cur) / sched.s(t_next)) ** 2
+        alpha = (ctx.at(t_cur).s / ctx.at(t_next).s) ** 2
         for k in range(self.n_corrector):
             z = ctx.normal(t_cur, t_next, x, channel=1 + k)
             score = ctx.score(x, ctx.denoise(x, t_cur), t_cur)
@@ -134,8 +133,8 @@ class AnnealedLangevin(Solver):
         return self.n_steps
 
     def step(self, ctx, x, t_cur, t_next, state):
-        sched = ctx.schedule
-        step_size = self.step_ratio * (sched.s(t_next) * sched.sigma(t_next)) ** 2
+        level = ctx.at(t_next)
+        step_size = self.step_ratio * (level.s * level.sigma) ** 2
         for k in range(self.n_steps):
             score = ctx.score(x, ctx.denoise(x, t_next), t_next)
             x = langevin_step(x, score, step_size, ctx.normal(t_cur, t_next, x, channel=k))
@@ -161,23 +160,24 @@ class EDMStochastic(Solver):
         self.s_noise = check_number("s_noise", s_noise, low=0)
 
     def step(self, ctx, x, t_cur, t_next, state):
-        sched = ctx.schedule
-        sigma, sigma_next = sched.sigma(t_cur), sched.sigma(t_next)
+        sched, now, after = ctx.schedule, ctx.at(t_cur), ctx.at(t_next)
+        sigma, sigma_next = now.sigma, after.sigma
         gamma = min(self.s_churn / ctx.steps, math.sqrt(2) - 1)
         s_max = sched.sigma_max / (1 + gamma) if self.s_max is None else self.s_max
         if not self.s_min <= float(sigma) <= s_max:
             gamma = 0.0
-        y = x / sched.s(t_cur)
+        y = x / now.s
         # Increase noise temporarily.
         sigma_hat = sigma * (1 + gamma)
-        t_hat = sched.sigma_inv(sigma_hat) if gamma > 0 else t_cur
+        t_hat = sched.sigma_inv(torch.as_tensor(sigma_hat, dtype=torch.float64, device=t_cur.device)
+                                ).to(t_cur.dtype) if gamma > 0 else t_cur
         if gamma > 0:
-            y = axpy(y, torch.sqrt(sigma_hat**2 - sigma**2) * self.s_noise, ctx.normal(t_cur, t_next, x))
+            y = axpy(y, sqrt(sigma_hat**2 - sigma**2) * self.s_noise, ctx.normal(t_cur, t_next, x))
         # Euler step from sigma_hat to sigma_next.
-        d_cur = (y - ctx.denoise(sched.s(t_hat) * y, t_hat)) / sigma_hat
+        d_cur = (y - ctx.denoise(ctx.at(t_hat).s * y, t_hat)) / sigma_hat
         y_next = axpy(y, sigma_next - sigma_hat, d_cur)
         # Second-order correction: y + (σ' − σ̂)(½ d_cur + ½ d_next), the ½ taken out of the sum.
         if not ctx.to_zero_sigma:
-            d_next = (y_next - ctx.denoise(sched.s(t_next) * y_next, t_next)) / sigma_next
+            d_next = (y_next - ctx.denoise(after.s * y_next, t_next)) / sigma_next
             y_next = axpy(y, 0.5 * (sigma_next - sigma_hat), d_cur + d_next)
-        return sched.s(t_next) * y_next, state
+        return after.s * y_next, state
