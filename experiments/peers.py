@@ -5,18 +5,20 @@ beside sdebench's.
     python experiments/peers.py           # d = 3072, batch 1024, float32, CPU, 4 steps
     python experiments/peers.py --covariance diagonal --brownian   # only the Brownian paths
 
-All libraries sample the same Gaussian problem with the same model cost: diffusers' schedulers
-call an ε-model built on :meth:`sdebench.problems.gaussian.GaussianProblem.denoise_at` with their own
-discrete ᾱ (s = √ᾱ, σ = √((1 − ᾱ)/ᾱ)), k-diffusion's samplers the denoiser D(x̃; σ) of x̃ = x/s;
-each library's floor is one call of the model it sees (ε-model for diffusers, denoiser for
-sdebench and k-diffusion), so the ratio is the library's own overhead. Their accuracy is
-measured by the convergence study (``--samplers kdiffusion.heun,diffusers.…``, README).
+All libraries sample the same Gaussian problem with the same model cost. diffusers' schedulers
+run as the convergence studies run ``diffusers.<Scheduler>`` (:class:`sdebench.peers.diffusers.
+DiffusersSampler` through :func:`sdebench.solvers.loop.sample`): diffusers' own loop on the
+study's σ table with the exact ε-network of the problem's denoiser
+(:meth:`~sdebench.peers.diffusers.DiffusersSampler.scheduler_and_network`); k-diffusion's samplers
+get the denoiser D(x̃; σ) of x̃ = x/s. Each library's floor is one call of the model it sees
+(that ε-network for diffusers, the denoiser for sdebench and k-diffusion), so the ratio is the
+library's own overhead. Their accuracy is measured by the convergence study
+(``--samplers kdiffusion.heun,diffusers.…``, README).
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 import warnings
 
@@ -24,17 +26,17 @@ from tqdm.auto import tqdm
 
 from sdebench.experiments.speed import add_size_arguments, check_device, print_table
 
-# (label, scheduler class, constructor options, stochastic)
+# (label, study spec): diffusers' schedulers as the convergence studies name them
 DIFFUSERS_SAMPLERS = [
-    ("DDIMScheduler", "DDIMScheduler", {}, False),
-    ("EulerDiscreteScheduler", "EulerDiscreteScheduler", {}, False),
-    ("HeunDiscreteScheduler", "HeunDiscreteScheduler", {}, False),
-    ("DPMSolverMultistepScheduler (2M)", "DPMSolverMultistepScheduler", {}, False),
-    ("UniPCMultistepScheduler", "UniPCMultistepScheduler", {}, False),
-    ("EulerAncestralDiscreteScheduler", "EulerAncestralDiscreteScheduler", {}, True),
-    ("DPMSolverMultistepScheduler (SDE 2M)", "DPMSolverMultistepScheduler",
-     {"algorithm_type": "sde-dpmsolver++"}, True),
-    ("DPMSolverSDEScheduler (torchsde tree)", "DPMSolverSDEScheduler", {}, True),
+    ("DDIMScheduler", "diffusers.DDIMScheduler"),
+    ("EulerDiscreteScheduler", "diffusers.EulerDiscreteScheduler"),
+    ("HeunDiscreteScheduler", "diffusers.HeunDiscreteScheduler"),
+    ("DPMSolverMultistepScheduler (2M)", "diffusers.DPMSolverMultistepScheduler"),
+    ("UniPCMultistepScheduler", "diffusers.UniPCMultistepScheduler"),
+    ("EulerAncestralDiscreteScheduler", "diffusers.EulerAncestralDiscreteScheduler"),
+    ("DPMSolverMultistepScheduler (SDE 2M)",
+     "diffusers.DPMSolverMultistepScheduler:algorithm_type=sde-dpmsolver++"),
+    ("DPMSolverSDEScheduler (torchsde tree)", "diffusers.DPMSolverSDEScheduler"),
 ]
 SDEBENCH_SAMPLERS = ["ddim", "euler", "heun", "dpmpp_2m", "unipc_bh2", "ancestral",
                      "dpmpp_2m_sde", "reverse_diffusion"]
@@ -65,60 +67,39 @@ class TorchsdeInterval:
         return self.increment(t_a, t_b, like, channel) / abs(float(t_b) - float(t_a)) ** 0.5
 
 
-def epsilon_model(problem, alphas_cumprod):
-    """ε(x, t) for diffusers: ᾱ at (possibly fractional) timestep t by linear interpolation."""
-    import numpy as np
-    import torch
-
-    grid = np.arange(len(alphas_cumprod))
-    table = alphas_cumprod.double().numpy()
-
-    def model(x, timestep):
-        alpha_bar = float(np.interp(float(timestep), grid, table))
-        s = torch.tensor(alpha_bar**0.5, dtype=x.dtype)
-        sigma = torch.tensor(((1 - alpha_bar) / alpha_bar) ** 0.5, dtype=x.dtype)
-        return (x - s * problem.denoise_at(x, s, sigma)) / (s * sigma)
-
-    return model
-
-
-def run_diffusers(scheduler, model, x_start, steps: int, seed: int):
-    """The loop of diffusers' pipelines: scale the input, call the model, step."""
-    import torch
-
-    scheduler.set_timesteps(steps)
-    takes_generator = "generator" in inspect.signature(scheduler.step).parameters
-    options = ({"generator": torch.Generator(x_start.device).manual_seed(seed)} if takes_generator
-               else {})
-    x = x_start * scheduler.init_noise_sigma
-    for t in scheduler.timesteps:
-        eps = model(scheduler.scale_model_input(x, t), t)
-        x = scheduler.step(eps, t, x, **options).prev_sample
-    return x
-
-
 def diffusers_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False):
-    import diffusers
+    """Each of :data:`DIFFUSERS_SAMPLERS` sampled from x_start as a study samples it (module
+    docstring), without sdebench's NaN/Inf check (k-diffusion's rows have none either); its floor
+    is one call of the network its scheduler calls, at its middle timestep."""
+    import importlib.metadata
 
-    from sdebench.solvers.loop import CountingModel
+    from sdebench.solvers.catalogue import get_solver
+    from sdebench.solvers.grids import log_snr_grid
+    from sdebench.solvers.loop import sample
     from sdebench.studies.timing import floor_times, median, spread, timings
 
+    schedule = problem.schedule
+    ts = log_snr_grid(schedule, steps, device=device)
+    version = importlib.metadata.version("diffusers")
     rows = []
-    for label, class_name, options, stochastic in tqdm(DIFFUSERS_SAMPLERS, desc="diffusers",
-                                                       disable=quiet):
-        scheduler = getattr(diffusers, class_name)(**options)
-        model = CountingModel(epsilon_model(problem, scheduler.alphas_cumprod))
-        floor = median(floor_times(lambda model=model: model.model(x_start, 500), device, repeat))
+    for label, spec in tqdm(DIFFUSERS_SAMPLERS, desc="diffusers", disable=quiet):
+        solver = get_solver(spec)
+        scheduler, network = solver.scheduler_and_network(schedule, steps, problem.denoiser,
+                                                          device=x_start.device)
+        middle = scheduler.timesteps[len(scheduler.timesteps) // 2]
+        floor = median(floor_times(lambda network=network, middle=middle: network(x_start, middle),
+                                   device, repeat))
+        result = {}
 
-        def run(scheduler=scheduler, model=model):
-            model.calls = 0
-            run_diffusers(scheduler, model, x_start, steps, seed=0)
+        def run(solver=solver, result=result):  # sdebench's NaN/Inf check is not diffusers'
+            result["nfe"] = sample(solver, problem.denoiser, schedule, x_start, ts,
+                                   check_finite="off").nfe
 
         times = timings(run, device, repeat)
         wall = median(times)
-        rows.append({"library": f"diffusers {diffusers.__version__}", "sampler": label,
-                     "stochastic": stochastic, "nfe": model.calls, "wall_s": wall,
-                     "spread": spread(times), "floor_ratio": wall / (model.calls * floor)})
+        rows.append({"library": f"diffusers {version}", "sampler": label,
+                     "stochastic": solver.stochastic, "nfe": result["nfe"], "wall_s": wall,
+                     "spread": spread(times), "floor_ratio": wall / (result["nfe"] * floor)})
     return rows
 
 

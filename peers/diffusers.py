@@ -873,8 +873,8 @@ class DiffusersSampler(PeerSampler):
     def _run(self, model, schedule, x, ts, noise: ProbeNoise | None, seed: int) -> torch.Tensor:
         numeric = schedule.numeric
         self.check_steps(ts.numel() - 1)
-        scheduler = self._scheduler_for(schedule, ts.numel() - 1, device=x.device)
-        network = self._network(scheduler, model, numeric)
+        scheduler, network = self.scheduler_and_network(schedule, ts.numel() - 1, model,
+                                                        device=x.device)
         state = x / self._state_scale(numeric, ts[0])
         generator = None
         if (self.stochastic and noise is None) or self._declared.loop is not None:
@@ -886,6 +886,13 @@ class DiffusersSampler(PeerSampler):
         state = self._loop(scheduler, network, state, noise, generator)
         # at the data (its last state, decoded as the sample) or at ts[-1]: output_time
         return self._state_scale(numeric, self.output_time(schedule, ts)) * state
+
+    def scheduler_and_network(self, schedule, steps: int, model, device=None):
+        """(the scheduler with its timesteps set for ``steps`` on ``schedule``, the exact network
+        it calls: ``model`` (x, t) → x̂₀ seen through its convention), as :meth:`run` makes them
+        (experiments/peers.py times one call of that network, the model diffusers sees)."""
+        scheduler = self._scheduler_for(schedule, steps, device=device)
+        return scheduler, self._network(scheduler, model, schedule.numeric)
 
     def _state_scale(self, numeric, t: torch.Tensor) -> torch.Tensor:
         """c(t) with the study's x = c(t) · the scheduler's state at t: s + sσ for x_f (flow,
@@ -1167,8 +1174,10 @@ class DiffusersSampler(PeerSampler):
             low = tau.floor().long().clamp(max=len(log_sigmas) - 2)
             weight = tau - low
             entry = tau == tau.round()  # on an entry: its value (lerp with σ = ∞ gives NaN)
-            log_sigma = torch.where(entry, log_sigmas[tau.round().long()],
-                                    torch.lerp(log_sigmas[low], log_sigmas[low + 1], weight))
+            # torch.take, as indexing by a 0-dim tensor reads the index back to the host
+            log_sigma = torch.where(entry, torch.take(log_sigmas, tau.round().long()),
+                                    torch.lerp(torch.take(log_sigmas, low),
+                                               torch.take(log_sigmas, low + 1), weight))
             return _vp_prediction(model, numeric, x_vp, log_sigma, v_prediction)
 
         return network

@@ -337,6 +337,33 @@ def test_diffusers_euler_reads_sigma_linearly_in_sigma_at_fractional_timesteps()
     assert relative > 1e-6
 
 
+@pytest.mark.parametrize("schedule", ["vp", "edm", "rf", "vp0snr"])
+def test_diffusers_networks_read_nothing_back_from_the_device(schedule):
+    """The exact network the runner gives each diffusers scheduler (the call its loop makes every
+    step, and that experiments/peers.py times as the floor), with the timesteps and the state on
+    the meta device, where any host read (.item(), float(t), indexing by a 0-dim tensor) raises:
+    the runner adds no host sync to a step (its VP/VE network indexed its log σ table by 0-dim
+    tensors, three syncs a step on an accelerator, until torch.take). The scheduler is made on
+    the CPU, its timesteps moved: diffusers' own set_timesteps copies σ's to the CPU by design."""
+    from sdebench.peers.diffusers import SCHEDULERS
+
+    schedule = get_schedule(schedule)
+    problem = get_problem("gaussian", schedule, dim=4, seed=0).to(device="meta")
+    x = torch.empty(3, 4, dtype=torch.float64, device="meta")
+    checked = 0
+    for name in SCHEDULERS:
+        peer = get_solver(f"diffusers.{name}")
+        if peer.schedule_refusal(schedule):
+            continue
+        scheduler = peer._scheduler_for(schedule, 4)
+        scheduler.timesteps = scheduler.timesteps.to("meta")
+        network = peer._network(scheduler, problem.denoiser, schedule.numeric)
+        assert network(x, scheduler.timesteps[1]).device.type == "meta", name
+        checked += 1
+    # at most 4 refused: FlowMatchEuler/Heun and IPNDM off a pure-noise end, ScoreSdeVe's corrector
+    assert checked >= len(SCHEDULERS) - 4, checked
+
+
 def test_diffusers_multistep_computes_in_float32_whatever_the_state():
     """Finding: DPMSolverMultistepScheduler.step casts a float64 state to float32 ("Upcast to
     avoid precision issues"): the state's digits beyond float32 are discarded, so its

@@ -73,6 +73,9 @@ def test_peers_table_runs_every_scheduler_of_both_libraries():
     for name in peers.SDEBENCH_SAMPLERS:
         solver = get_solver(name)
         assert sdebench.loc[name, "stochastic"] == solver.stochastic
+    diffusers = table[libraries == "diffusers"].set_index("sampler")
+    for label, spec in peers.DIFFUSERS_SAMPLERS:  # the study's entries, as declared there
+        assert diffusers.loc[label, "stochastic"] == get_solver(spec).stochastic
     assert (table["nfe"] >= 3).all() and (table["floor_ratio"] > 0).all()
 
 
