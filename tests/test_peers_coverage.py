@@ -114,9 +114,11 @@ def test_cosine_dpm_solver_is_sde_dpm_solver_2m(problem, steps):
 
 def test_cosine_dpm_solver_final_sigma_min_crashes_its_brownian_tree():
     """final_sigmas_type='sigma_min' appends σ_min after a grid that already ends there: its last
-    step asks torchsde's tree for the empty interval [σ_min, σ_min], which recurses without end;
-    a study refuses the option before any unit, with the library's error (if this stops
-    failing, diffusers fixed it and the scheduler may end at σ_min)."""
+    step, zero-length (two float32 ulps up), asks torchsde's tree for noise on an interval that
+    its rounding empties, and the tree recurses without end (experiments/findings/
+    cosine_dpmsolver_final_step.py); a study refuses the option before any unit, with the
+    library's error (if this stops failing, diffusers fixed it and the scheduler may end at
+    σ_min)."""
     from sdebench.registry import SpecError
 
     peer = get_solver("diffusers.CosineDPMSolverMultistepScheduler:final_sigmas_type=sigma_min")
