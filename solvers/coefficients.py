@@ -77,8 +77,8 @@ class GridCoefficients:
     def column(self, name: str):
         """``name`` at every grid time: a list of floats on the host, a tensor elsewhere (a pair
         name gives a pair of columns)."""
-        if name not in self._columns:
-            values = self.evaluate(name, self._times)
+        if name not in self._columns:  # the times themselves keep the grid's dtype
+            values = self.ts if name == "t" else self.evaluate(name, self._times)
             self._columns[name] = tuple(self._host(v) for v in values) \
                 if isinstance(values, tuple) else self._host(values)
         return self._columns[name]

@@ -6,6 +6,10 @@ A solver is a small object with one step method::
 
 where ``ctx`` (:class:`sdebench.solvers.context.StepContext`) evaluates the model and the schedule
 and ``state`` carries history for multistep methods (``init_state()`` gives its first value).
+A step reads the schedule's coefficients as ``ctx.at(t).s``, ``.kernel_std``, ``.half_log_snr``,
+``.pf_coefficients``, …: at t_cur and t_next they come from a table evaluated once over the grid
+(:mod:`sdebench.solvers.coefficients`; Python floats when the grid is on the host), at other
+times they are evaluated there, so a step costs only its state operations.
 A step must keep to the state algebra of :mod:`sdebench.state`: then **every step is affine in x
 and in the noise**, and the exact output law exists for Gaussian data.
 
