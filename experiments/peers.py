@@ -14,6 +14,14 @@ get the denoiser D(x̃; σ) of x̃ = x/s. Each library's floor is one call of th
 (that ε-network for diffusers, the denoiser for sdebench and k-diffusion), so the ratio is the
 library's own overhead. Their accuracy is measured by the convergence study
 (``--samplers kdiffusion.heun,diffusers.…``, README).
+
+Beside every ratio, the traffic bound of experiments/speed.py in the same run
+(:func:`sdebench.studies.timing.bound_columns`): each sampler runs once under the traffic counter
+(:mod:`sdebench.studies.traffic`) with its library's floor model excluded, giving ``step_MB``,
+``passes``, ``kernels``, ``noise_draws`` (the normals it drew, in states, however its library
+draws them: torch, a generator, torchsde's tree) and ``bound_ratio`` = wall / (NFE × floor +
+draws × one normal draw + other bytes / the state copy's bandwidth), the draw and the copy timed
+once per run (:func:`sdebench.studies.timing.limit_times`).
 """
 
 from __future__ import annotations
@@ -67,16 +75,20 @@ class TorchsdeInterval:
         return self.increment(t_a, t_b, like, channel) / abs(float(t_b) - float(t_a)) ** 0.5
 
 
-def diffusers_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False):
+def diffusers_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False,
+                   *, limits: tuple[list[float], list[float]]):
     """Each of :data:`DIFFUSERS_SAMPLERS` sampled from x_start as a study samples it (module
     docstring), without sdebench's NaN/Inf check (k-diffusion's rows have none either); its floor
-    is one call of the network its scheduler calls, at its middle timestep."""
+    is one call of the network its scheduler calls, at its middle timestep, and its traffic is
+    the run's less NFE × one call of that network's (:meth:`~sdebench.studies.traffic.Traffic.
+    without`: the network's conversions around the denoiser are in the floor)."""
     import importlib.metadata
 
     from sdebench.solvers.catalogue import get_solver
     from sdebench.solvers.grids import log_snr_grid
     from sdebench.solvers.loop import sample
     from sdebench.studies.timing import floor_times, median, spread, timings
+    from sdebench.studies.traffic import StateTraffic, count_traffic
 
     schedule = problem.schedule
     ts = log_snr_grid(schedule, steps, device=device)
@@ -91,22 +103,31 @@ def diffusers_rows(problem, x_start, steps: int, device: str, repeat: int, quiet
                                    device, repeat))
         result = {}
 
-        def run(solver=solver, result=result):  # sdebench's NaN/Inf check is not diffusers'
-            result["nfe"] = sample(solver, problem.denoiser, schedule, x_start, ts,
-                                   check_finite="off").nfe
+        def run(model=problem.denoiser, solver=solver, result=result):
+            # sdebench's NaN/Inf check is not diffusers'
+            result["nfe"] = sample(solver, model, schedule, x_start, ts, check_finite="off").nfe
 
         times = timings(run, device, repeat)
         wall = median(times)
+        call = StateTraffic(x_start.numel())  # the network made outside the count, called in it
+        _, counted_network = solver.scheduler_and_network(
+            schedule, steps, call.model(problem.denoiser), device=x_start.device)
+        with call:
+            counted_network(x_start, middle)
+        traffic = count_traffic(run, problem.denoiser, x_start.numel()).without(
+            call.result(), result["nfe"])
         rows.append({"library": f"diffusers {version}", "sampler": label,
                      "stochastic": solver.stochastic, "nfe": result["nfe"], "wall_s": wall,
-                     "spread": spread(times), "floor_ratio": wall / (result["nfe"] * floor)})
+                     "spread": spread(times), "floor_ratio": wall / (result["nfe"] * floor),
+                     **bound_columns(traffic, result["nfe"], wall, floor, limits, x_start, steps)})
     return rows
 
 
 KDIFFUSION_SAMPLERS = ["euler", "heun", "dpmpp_2m", "euler_ancestral", "dpmpp_2m_sde", "dpmpp_sde"]
 
 
-def kdiffusion_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False):
+def kdiffusion_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False,
+                    *, limits: tuple[list[float], list[float]]):
     """k-diffusion's samplers called directly (its own loop and its default Brownian-tree noise)
     on x̃ = x/s with the denoiser D(x̃; σ) of the same problem; the floor is one call of it."""
     import importlib.metadata
@@ -115,6 +136,7 @@ def kdiffusion_rows(problem, x_start, steps: int, device: str, repeat: int, quie
     from sdebench.solvers.grids import log_snr_grid
     from sdebench.solvers.loop import CountingModel
     from sdebench.studies.timing import floor_times, median, spread, timings
+    from sdebench.studies.traffic import count_traffic
 
     module = sampling_module()
     numeric = problem.schedule.numeric
@@ -134,10 +156,14 @@ def kdiffusion_rows(problem, x_start, steps: int, device: str, repeat: int, quie
             function(model, x_tilde, sigmas, disable=True)
 
         times = timings(run, device, repeat)
-        wall = median(times)
+        wall, nfe = median(times), model.calls
+        traffic = count_traffic(lambda counted, function=function:
+                                function(counted, x_tilde, sigmas, disable=True),
+                                model.model, x_tilde.numel())
         rows.append({"library": f"k-diffusion {version}", "sampler": method,
-                     "stochastic": METHODS[method].stochastic, "nfe": model.calls, "wall_s": wall,
-                     "spread": spread(times), "floor_ratio": wall / (model.calls * floor)})
+                     "stochastic": METHODS[method].stochastic, "nfe": nfe, "wall_s": wall,
+                     "spread": spread(times), "floor_ratio": wall / (nfe * floor),
+                     **bound_columns(traffic, nfe, wall, floor, limits, x_start, steps)})
     return rows
 
 
@@ -183,12 +209,14 @@ def brownian_rows(problem, x_start, steps: int, device: str, repeat: int, quiet:
             for label, wall in times.items()]
 
 
-def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False):
+def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False,
+                  *, limits: tuple[list[float], list[float]]):
     from sdebench.solvers.catalogue import get_solver
     from sdebench.solvers.grids import log_snr_grid
     from sdebench.solvers.loop import sample
     from sdebench.solvers.noise import GaussianIncrements
     from sdebench.studies.timing import floor_times, median, spread, timings
+    from sdebench.studies.traffic import count_traffic
 
     schedule = problem.schedule
     ts = log_snr_grid(schedule, steps, device=device)
@@ -200,15 +228,16 @@ def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int, quiet:
         solver = get_solver(label.split(" ")[0])
         result = {}
 
-        def run(solver=solver, make_noise=make_noise, result=result):
-            result["nfe"] = sample(solver, problem.denoiser, schedule, x_start, ts,
-                                   noise=make_noise()).nfe
+        def run(model=problem.denoiser, solver=solver, make_noise=make_noise, result=result):
+            result["nfe"] = sample(solver, model, schedule, x_start, ts, noise=make_noise()).nfe
 
         times = timings(run, device, repeat)
         wall = median(times)
+        traffic = count_traffic(run, problem.denoiser, x_start.numel())
         rows.append({"library": "sdebench", "sampler": label, "stochastic": solver.stochastic,
                      "nfe": result["nfe"], "wall_s": wall, "spread": spread(times),
-                     "floor_ratio": wall / (result["nfe"] * floor)})
+                     "floor_ratio": wall / (result["nfe"] * floor),
+                     **bound_columns(traffic, result["nfe"], wall, floor, limits, x_start, steps)})
     return rows
 
 
@@ -231,13 +260,43 @@ def _workload(args: argparse.Namespace):
     return (problem, x_start, args.steps, args.device, args.repeat, args.quiet), header
 
 
+def bound_columns(traffic, nfe: int, wall: float, floor: float, limits, x_start, steps: int):
+    """``noise_draws`` (the state-sized normals the run drew: its noise bytes over the state's,
+    as every library draws its own way) and :func:`sdebench.studies.timing.bound_columns` at the
+    medians: wall, this library's floor, and ``limits`` = (draw times, copy bandwidths) of
+    :func:`~sdebench.studies.timing.limit_times`, timed once in the same run."""
+    from sdebench.studies import timing
+
+    draw_times, bandwidths = limits
+    state_bytes = x_start.numel() * x_start.element_size()
+    draws = traffic.noise_bytes / state_bytes
+    return {"noise_draws": draws, **timing.bound_columns(
+        traffic, nfe=nfe, draws=draws, steps=steps, state_bytes=state_bytes, walls=[wall],
+        floors=[floor], draw_times=[timing.median(draw_times)],
+        bandwidths=[timing.median(bandwidths)])}
+
+
 def peers_table(args: argparse.Namespace):
-    """(tidy DataFrame, header line): sdebench's rows, then k-diffusion's and diffusers'."""
+    """(tidy DataFrame, header line): sdebench's rows, then k-diffusion's and diffusers', each
+    with its traffic bound (:func:`bound_columns`); the table's attrs hold the draw time and the
+    state copy's bandwidth the bounds used (``draw_s``, ``state_copy_Bps``)."""
     import pandas as pd
 
+    from sdebench.solvers.grids import log_snr_grid
+    from sdebench.studies.timing import BOUND_TARGET, limit_times, median
+
     sizes, header = _workload(args)
-    return pd.DataFrame(sdebench_rows(*sizes) + kdiffusion_rows(*sizes)
-                        + diffusers_rows(*sizes)), header
+    problem, x_start, steps, device, repeat, _ = sizes
+    limits = limit_times(x_start, log_snr_grid(problem.schedule, steps, device=device), device,
+                         repeat)
+    table = pd.DataFrame(sdebench_rows(*sizes, limits=limits) + kdiffusion_rows(*sizes, limits=limits)
+                         + diffusers_rows(*sizes, limits=limits))
+    draw, bandwidth = (median(times) for times in limits)
+    table.attrs.update(draw_s=draw, state_copy_Bps=bandwidth)
+    return table, (f"{header}; one noise draw {draw * 1e3:.1f} ms, state copy "
+                   f"{bandwidth / 1e9:.1f} GB/s; bound_ratio = wall / (NFE × floor + draws × draw "
+                   f"+ other bytes / state copy bandwidth), target ≤ {BOUND_TARGET:g} with a "
+                   "cheap model")
 
 
 def brownian_table(args: argparse.Namespace):

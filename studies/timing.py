@@ -200,7 +200,7 @@ def floor_ratio_table(samplers: list[str], *, dim: int, batch: int, steps: int, 
         torch.set_num_threads(before)
 
 
-def step_bound(traffic, nfe: int, draws: int, floor: float, draw: float, bandwidth: float) -> float:
+def step_bound(traffic, nfe: int, draws: float, floor: float, draw: float, bandwidth: float) -> float:
     """The least time a run can take, in seconds: NFE × floor + draws × draw + (the sampler's own
     bytes but its noise writes) / bandwidth.
 
@@ -215,6 +215,56 @@ def step_bound(traffic, nfe: int, draws: int, floor: float, draw: float, bandwid
 
 BOUND_TARGET = 1.5
 """Issue 28's target for ``bound_ratio`` with a cheap model (``--covariance diagonal``)."""
+
+
+def bound_columns(traffic, *, nfe: int, draws: float, steps: int, state_bytes: int,
+                  walls: list[float], floors: list[float], draw_times: list[float],
+                  bandwidths: list[float]) -> dict:
+    """The limit beside a ratio, per step: ``step_MB`` (the bytes ``traffic`` counted outside the
+    model), ``passes`` (those bytes in states), ``kernels``, ``traffic_ms`` (the bytes at the
+    state copy's bandwidth), ``step_ms`` (wall), ``bound_ms`` (:func:`step_bound` / steps) and
+    ``bound_ratio`` = wall / bound, the median of the per-round ratios.
+
+    ``walls``, ``floors``, ``draw_times`` (one normal draw of the state's size) and
+    ``bandwidths`` (:func:`copy_bandwidths`) are per round, timed in the same rounds
+    (:func:`interleaved_timings`), or each one median where they were timed apart
+    (experiments/peers.py); ``bound_ms`` takes their medians."""
+    bounds = [step_bound(traffic, nfe, draws, f, d, b)
+              for f, d, b in zip(floors, draw_times, bandwidths, strict=True)]
+    bandwidth = median(bandwidths)
+    return {"step_MB": traffic.bytes / steps / 1e6,
+            "passes": traffic.bytes / steps / state_bytes,
+            "kernels": traffic.kernels / steps,
+            "traffic_ms": traffic.bytes / steps / bandwidth * 1e3,
+            "step_ms": median(walls) / steps * 1e3,
+            "bound_ms": step_bound(traffic, nfe, draws, median(floors), median(draw_times),
+                                   bandwidth) / steps * 1e3,
+            "bound_ratio": median([w / b for w, b in zip(walls, bounds, strict=True)])}
+
+
+def limit_calls(x, ts) -> dict:
+    """The two calls a bound is timed from beside the model: :data:`COPY`, one copy of the state
+    ``x`` into a buffer (read + write: the bandwidth the sampler's arithmetic sees, caches
+    included), and :data:`DRAW`, one normal draw of its size (sdebench's plain increments)."""
+    import torch
+
+    from sdebench.solvers.noise import GaussianIncrements
+
+    copy_target, noise = torch.empty_like(x), GaussianIncrements(0)
+    return {COPY: lambda: copy_target.copy_(x), DRAW: lambda: noise.normal(ts[0], ts[1], x)}
+
+
+def copy_bandwidths(copy_times: list[float], state_bytes: int) -> list[float]:
+    """Bytes/s of each timed copy of a state: read + write, 2 × state bytes / time."""
+    return [2 * state_bytes / t for t in copy_times]
+
+
+def limit_times(x, ts, device: str, repeat: int = 3) -> tuple[list[float], list[float]]:
+    """(``repeat`` times of one normal draw of ``x``'s size, ``repeat`` bandwidths of a copy of
+    it) for a run whose samplers are timed apart (:func:`floor_times` of :func:`limit_calls`)."""
+    calls = limit_calls(x, ts)
+    return (floor_times(calls[DRAW], device, repeat),
+            copy_bandwidths(floor_times(calls[COPY], device, repeat), x.numel() * x.element_size()))
 
 
 def _floor_ratio_table(samplers, dim, batch, steps, dtype, device, repeat, covariance,
@@ -254,23 +304,20 @@ def _floor_ratio_table(samplers, dim, batch, steps, dtype, device, repeat, covar
     traffic = {name: count_traffic(
         lambda model, name=name: runner(name, model, CountingNoise(GaussianIncrements(1)))(),
         problem.denoiser, x.numel()) for name in names}
-    copy_target, draws = torch.empty_like(x), GaussianIncrements(0)
     calls = {FLOOR: lambda: [problem.denoiser(x, t_mid) for _ in range(FLOOR_CALLS)],
-             COPY: lambda: [copy_target.copy_(x) for _ in range(FLOOR_CALLS)],
-             DRAW: lambda: [draws.normal(ts[0], ts[1], x) for _ in range(FLOOR_CALLS)],
+             **{key: lambda call=call: [call() for _ in range(FLOOR_CALLS)]
+                for key, call in limit_calls(x, ts).items()},
              **{name: runner(name) for name in names}}
     bar = tqdm(total=repeat + 1, desc="rounds", disable=not progress)
     times = interleaved_timings(_counting(calls, bar), device, repeat)
     bar.close()
     floor_rounds, draw_rounds = ([t / FLOOR_CALLS for t in times[key]] for key in (FLOOR, DRAW))
-    bandwidth_rounds = [2 * state_bytes * FLOOR_CALLS / t for t in times[COPY]]
+    bandwidth_rounds = copy_bandwidths([t / FLOOR_CALLS for t in times[COPY]], state_bytes)
     floor, noise_draw, bandwidth = (median(r) for r in (floor_rounds, draw_rounds, bandwidth_rounds))
     rows = []
     for name in names:
         solver, walls, moved = solvers[name], times[name], traffic[name]
         ratios = [wall / (nfe[name] * f) for wall, f in zip(walls, floor_rounds, strict=True)]
-        bounds = [step_bound(moved, nfe[name], noises[name].draws, f, d, b)
-                  for f, d, b in zip(floor_rounds, draw_rounds, bandwidth_rounds, strict=True)]
         wall, ratio = median(walls), median(ratios)
         allowed = (2 + noises[name].draws * noise_draw / (nfe[name] * floor)) \
             if solver.stochastic else 1.2
@@ -282,14 +329,9 @@ def _floor_ratio_table(samplers, dim, batch, steps, dtype, device, repeat, covar
                      "allowed_ratio": allowed, "within_target": ratio <= allowed,
                      "samples_per_s": batch / wall,
                      "min_traffic_GBps": min_traffic / 1e9, "fraction_of_peak": min_traffic / peak,
-                     "step_MB": moved.bytes / steps / 1e6,
-                     "passes": moved.bytes / steps / state_bytes,
-                     "kernels": moved.kernels / steps,
-                     "traffic_ms": moved.bytes / steps / bandwidth * 1e3,
-                     "step_ms": wall / steps * 1e3,
-                     "bound_ms": step_bound(moved, nfe[name], noises[name].draws, floor,
-                                            noise_draw, bandwidth) / steps * 1e3,
-                     "bound_ratio": median([w / b for w, b in zip(walls, bounds, strict=True)])})
+                     **bound_columns(moved, nfe=nfe[name], draws=noises[name].draws, steps=steps,
+                                     state_bytes=state_bytes, walls=walls, floors=floor_rounds,
+                                     draw_times=draw_rounds, bandwidths=bandwidth_rounds)})
     header = (f"denoiser (floor) {floor * 1e3:.1f} ms (spread {spread(floor_rounds):.2f}); "
               f"one noise draw {noise_draw * 1e3:.1f} ms "
               f"({state_bytes / noise_draw / 1e9:.1f} GB/s written); "

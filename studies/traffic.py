@@ -53,6 +53,18 @@ class Traffic:
         """Reads plus writes (noise writes included)."""
         return self.read_bytes + self.write_bytes
 
+    def without(self, call: Traffic, count: int) -> Traffic:
+        """This run's traffic less ``count`` times ``call``'s: a run whose model is seen through
+        a wrapper (diffusers' ε-network around the denoiser) that the floor times whole, so the
+        wrapper's own bytes, counted once per call by ``call``, belong to the floor, not the run.
+        Raises ValueError where any count would go negative (``call`` is not in the run)."""
+        left = Traffic(*(mine - count * its for mine, its in zip(
+            (self.read_bytes, self.write_bytes, self.noise_bytes, self.kernels),
+            (call.read_bytes, call.write_bytes, call.noise_bytes, call.kernels), strict=True)))
+        if min(left.read_bytes, left.write_bytes, left.noise_bytes, left.kernels) < 0:
+            raise ValueError(f"{count} × {call} is more than the run's {self}")
+        return left
+
 
 class StateTraffic(TorchDispatchMode):
     """Counts bytes of tensors with at least ``state_numel`` elements read and written by each

@@ -62,10 +62,16 @@ def test_speed_table_puts_the_traffic_bound_beside_each_ratio():
     assert "bound_ratio = wall / (NFE × floor" in header
 
 
+@pytest.fixture(scope="module")
+def peers_run():
+    """One toy run of peers.py's table, d = 256 so that the schedulers' 1000-entry tables stay
+    below the state's size (2048 elements) and out of the traffic count, as at any real size."""
+    return peers.peers_table(_peers_args("--dim", "256"))
+
+
 @pytest.mark.peers
-def test_peers_table_runs_every_scheduler_of_both_libraries():
-    args = _peers_args()
-    table, _ = peers.peers_table(args)
+def test_peers_table_runs_every_scheduler_of_both_libraries(peers_run):
+    table, _ = peers_run
     libraries = table["library"].str.split(" ").str[0]
     assert (libraries == "diffusers").sum() == len(peers.DIFFUSERS_SAMPLERS)
     sdebench = table[libraries == "sdebench"].set_index("sampler")
@@ -79,18 +85,56 @@ def test_peers_table_runs_every_scheduler_of_both_libraries():
     assert (table["nfe"] >= 3).all() and (table["floor_ratio"] > 0).all()
 
 
+@pytest.mark.peers
+def test_peers_table_puts_the_traffic_bound_beside_every_library_s_ratio(peers_run):
+    """Every row, sdebench's, k-diffusion's and diffusers', carries speed.py's traffic columns
+    (studies.timing.bound_columns) with the bound NFE × floor + draws × draw + other bytes /
+    bandwidth, its library's floor read back from floor_ratio = wall / (NFE × floor): each
+    column follows from the others up to a few roundings (rel 1e-12). Draws are the run's
+    noise bytes in states, whole numbers, one per step for the ancestral samplers."""
+    table, header = peers_run
+    state, steps = 8 * 256 * 4, 3
+    draw, bandwidth = table.attrs["draw_s"], table.attrs["state_copy_Bps"]
+    for _, row in table.iterrows():
+        name = f"{row['library']} {row['sampler']}"
+        floor = row["wall_s"] / (row["nfe"] * row["floor_ratio"])
+        moved = row["step_MB"] * 1e6 * steps
+        assert row["noise_draws"] == int(row["noise_draws"]), name
+        assert row["passes"] == pytest.approx(row["step_MB"] * 1e6 / state, rel=1e-12), name
+        assert row["traffic_ms"] == pytest.approx(moved / steps / bandwidth * 1e3, rel=1e-12)
+        bound = (row["nfe"] * floor + row["noise_draws"] * draw
+                 + (moved - row["noise_draws"] * state) / bandwidth)
+        assert row["bound_ms"] == pytest.approx(bound / steps * 1e3, rel=1e-12), name
+        assert row["step_ms"] == pytest.approx(row["wall_s"] / steps * 1e3, rel=1e-12), name
+        assert row["bound_ratio"] == pytest.approx(row["step_ms"] / row["bound_ms"], rel=1e-12)
+        assert row["kernels"] > 0 and row["bound_ratio"] > 0, name
+    rows = table.assign(library=table["library"].str.split(" ").str[0]).set_index(
+        ["library", "sampler"])
+    for key in [("sdebench", "ancestral"), ("k-diffusion", "euler_ancestral"),
+                ("diffusers", "EulerAncestralDiscreteScheduler")]:
+        assert rows.loc[key, "noise_draws"] == steps, key
+    for key in [("sdebench", "ddim"), ("k-diffusion", "dpmpp_2m"), ("diffusers", "DDIMScheduler")]:
+        assert rows.loc[key, "noise_draws"] == 0, key
+    # k-diffusion's Euler step outside the model, in state passes (reads + writes):
+    # eps = randn_like(x) * s_noise 1 + 2 (drawn though unused at s_churn = 0),
+    # d = (x − D)/σ 3 + 2, x + d·dt 2 + 3: 13, with the model's own work excluded
+    assert rows.loc[("k-diffusion", "euler"), "passes"] == 13
+    assert rows.loc[("k-diffusion", "euler"), "noise_draws"] == steps
+    assert "bound_ratio = wall / (NFE × floor" in header
+
+
 def test_peers_without_the_peer_library_says_how_to_install_it(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "diffusers", None)  # makes `import diffusers` fail
     assert peers.main(TOY) == 2
     assert "pip install 'sdebench[peers]'" in capsys.readouterr().err
 
 
-def _peers_args():
+def _peers_args(*options: str):
     import argparse
 
     parser = argparse.ArgumentParser()
     speed.add_size_arguments(parser)
-    return parser.parse_args(TOY)
+    return parser.parse_args([*TOY, *options])
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="mallopt is glibc's (Linux only)")

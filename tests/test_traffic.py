@@ -106,3 +106,23 @@ def test_the_bound_charges_model_draws_and_other_bytes_at_their_own_costs():
 def test_a_state_without_elements_is_refused():
     with pytest.raises(ValueError, match="state_numel must be >= 1, got 0"):
         StateTraffic(0)
+
+
+def test_a_wrapper_s_calls_are_taken_out_of_a_run_exactly():
+    """A model seen through a wrapper (x − D(x))/2, called twice in a run that adds its outputs:
+    the run less 2 × one wrapper call is the run's own sum alone (read two, write one)."""
+    def wrapped(model):
+        return lambda x: (x - model(x)) / 2
+
+    def run(model):
+        wrapper = wrapped(model)
+        return wrapper(X) + wrapper(Y)
+
+    call = StateTraffic(X.numel())
+    counted = wrapped(call.model(torch.sin))
+    with call:
+        counted(X)
+    own = count_traffic(run, torch.sin, X.numel()).without(call.result(), 2)
+    assert (own.read_bytes, own.write_bytes, own.noise_bytes, own.kernels) == (2 * STATE, STATE, 0, 1)
+    with pytest.raises(ValueError, match="3 × Traffic"):
+        count_traffic(run, torch.sin, X.numel()).without(call.result(), 3)
