@@ -20,8 +20,9 @@ Beside every ratio, the traffic bound of experiments/speed.py in the same run
 (:mod:`sdebench.studies.traffic`) with its library's floor model excluded, giving ``step_MB``,
 ``passes``, ``kernels``, ``noise_draws`` (the normals it drew, in states, however its library
 draws them: torch, a generator, torchsde's tree) and ``bound_ratio`` = wall / (NFE × floor +
-draws × one normal draw + other bytes / the state copy's bandwidth), the draw and the copy timed
-once per run (:func:`sdebench.studies.timing.limit_times`).
+draws × one normal draw + other bytes / the state copy's bandwidth). As in speed.py, each sampler
+is timed in interleaved rounds beside its floor, the copy and the draw
+(:func:`sdebench.studies.timing.bound_timings`), so the machine's load falls on all alike.
 """
 
 from __future__ import annotations
@@ -75,8 +76,7 @@ class TorchsdeInterval:
         return self.increment(t_a, t_b, like, channel) / abs(float(t_b) - float(t_a)) ** 0.5
 
 
-def diffusers_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False,
-                   *, limits: tuple[list[float], list[float]]):
+def diffusers_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False):
     """Each of :data:`DIFFUSERS_SAMPLERS` sampled from x_start as a study samples it (module
     docstring), without sdebench's NaN/Inf check (k-diffusion's rows have none either); its floor
     is one call of the network its scheduler calls, at its middle timestep, and its traffic is
@@ -87,7 +87,6 @@ def diffusers_rows(problem, x_start, steps: int, device: str, repeat: int, quiet
     from sdebench.solvers.catalogue import get_solver
     from sdebench.solvers.grids import log_snr_grid
     from sdebench.solvers.loop import sample
-    from sdebench.studies.timing import floor_times, median, spread, timings
     from sdebench.studies.traffic import StateTraffic, count_traffic
 
     schedule = problem.schedule
@@ -99,35 +98,33 @@ def diffusers_rows(problem, x_start, steps: int, device: str, repeat: int, quiet
         scheduler, network = solver.scheduler_and_network(schedule, steps, problem.denoiser,
                                                           device=x_start.device)
         middle = scheduler.timesteps[len(scheduler.timesteps) // 2]
-        floor = median(floor_times(lambda network=network, middle=middle: network(x_start, middle),
-                                   device, repeat))
         result = {}
 
         def run(model=problem.denoiser, solver=solver, result=result):
             # sdebench's NaN/Inf check is not diffusers'
             result["nfe"] = sample(solver, model, schedule, x_start, ts, check_finite="off").nfe
 
-        times = timings(run, device, repeat)
-        wall = median(times)
-        call = StateTraffic(x_start.numel())  # the network made outside the count, called in it
-        _, counted_network = solver.scheduler_and_network(
-            schedule, steps, call.model(problem.denoiser), device=x_start.device)
-        with call:
-            counted_network(x_start, middle)
-        traffic = count_traffic(run, problem.denoiser, x_start.numel()).without(
-            call.result(), result["nfe"])
+        def count(run=run, solver=solver, middle=middle, result=result):
+            call = StateTraffic(x_start.numel())  # the network made outside the count
+            _, counted_network = solver.scheduler_and_network(
+                schedule, steps, call.model(problem.denoiser), device=x_start.device)
+            with call:
+                counted_network(x_start, middle)
+            return count_traffic(run, problem.denoiser, x_start.numel()).without(
+                call.result(), result["nfe"])
+
         rows.append({"library": f"diffusers {version}", "sampler": label,
-                     "stochastic": solver.stochastic, "nfe": result["nfe"], "wall_s": wall,
-                     "spread": spread(times), "floor_ratio": wall / (result["nfe"] * floor),
-                     **bound_columns(traffic, result["nfe"], wall, floor, limits, x_start, steps)})
+                     "stochastic": solver.stochastic, **timed_columns(
+                         run, lambda result=result: result["nfe"],
+                         lambda network=network, middle=middle: network(x_start, middle), count,
+                         x_start, ts, device, repeat)})
     return rows
 
 
 KDIFFUSION_SAMPLERS = ["euler", "heun", "dpmpp_2m", "euler_ancestral", "dpmpp_2m_sde", "dpmpp_sde"]
 
 
-def kdiffusion_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False,
-                    *, limits: tuple[list[float], list[float]]):
+def kdiffusion_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False):
     """k-diffusion's samplers called directly (its own loop and its default Brownian-tree noise)
     on x̃ = x/s with the denoiser D(x̃; σ) of the same problem; the floor is one call of it."""
     import importlib.metadata
@@ -135,7 +132,6 @@ def kdiffusion_rows(problem, x_start, steps: int, device: str, repeat: int, quie
     from sdebench.peers.kdiffusion import METHODS, sampling_module
     from sdebench.solvers.grids import log_snr_grid
     from sdebench.solvers.loop import CountingModel
-    from sdebench.studies.timing import floor_times, median, spread, timings
     from sdebench.studies.traffic import count_traffic
 
     module = sampling_module()
@@ -145,8 +141,6 @@ def kdiffusion_rows(problem, x_start, steps: int, device: str, repeat: int, quie
     x_tilde = x_start / numeric.s(ts[0])
     version = importlib.metadata.version("k-diffusion")
     model = CountingModel(lambda x, sigma: problem.denoise_at(x, 1, sigma[0]))
-    floor = median(floor_times(lambda: model.model(x_tilde, sigmas[steps // 2:][:1]), device,
-                               repeat))
     rows = []
     for method in tqdm(KDIFFUSION_SAMPLERS, desc="k-diffusion", disable=quiet):
         function = getattr(module, METHODS[method].function)
@@ -155,15 +149,15 @@ def kdiffusion_rows(problem, x_start, steps: int, device: str, repeat: int, quie
             model.calls = 0
             function(model, x_tilde, sigmas, disable=True)
 
-        times = timings(run, device, repeat)
-        wall, nfe = median(times), model.calls
-        traffic = count_traffic(lambda counted, function=function:
-                                function(counted, x_tilde, sigmas, disable=True),
-                                model.model, x_tilde.numel())
+        def count(function=function):
+            return count_traffic(lambda counted: function(counted, x_tilde, sigmas, disable=True),
+                                 model.model, x_tilde.numel())
+
         rows.append({"library": f"k-diffusion {version}", "sampler": method,
-                     "stochastic": METHODS[method].stochastic, "nfe": nfe, "wall_s": wall,
-                     "spread": spread(times), "floor_ratio": wall / (nfe * floor),
-                     **bound_columns(traffic, nfe, wall, floor, limits, x_start, steps)})
+                     "stochastic": METHODS[method].stochastic, **timed_columns(
+                         run, lambda: model.calls,
+                         lambda: model.model(x_tilde, sigmas[steps // 2:][:1]), count,
+                         x_tilde, ts, device, repeat)})
     return rows
 
 
@@ -209,18 +203,15 @@ def brownian_rows(problem, x_start, steps: int, device: str, repeat: int, quiet:
             for label, wall in times.items()]
 
 
-def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False,
-                  *, limits: tuple[list[float], list[float]]):
+def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int, quiet: bool = False):
     from sdebench.solvers.catalogue import get_solver
     from sdebench.solvers.grids import log_snr_grid
     from sdebench.solvers.loop import sample
     from sdebench.solvers.noise import GaussianIncrements
-    from sdebench.studies.timing import floor_times, median, spread, timings
     from sdebench.studies.traffic import count_traffic
 
     schedule = problem.schedule
     ts = log_snr_grid(schedule, steps, device=device)
-    floor = median(floor_times(lambda: problem.denoiser(x_start, ts[steps // 2]), device, repeat))
     runs = [(name, GaussianIncrements) for name in SDEBENCH_SAMPLERS]
     runs += brownian_paths(schedule, ts)
     rows = []
@@ -231,13 +222,12 @@ def sdebench_rows(problem, x_start, steps: int, device: str, repeat: int, quiet:
         def run(model=problem.denoiser, solver=solver, make_noise=make_noise, result=result):
             result["nfe"] = sample(solver, model, schedule, x_start, ts, noise=make_noise()).nfe
 
-        times = timings(run, device, repeat)
-        wall = median(times)
-        traffic = count_traffic(run, problem.denoiser, x_start.numel())
         rows.append({"library": "sdebench", "sampler": label, "stochastic": solver.stochastic,
-                     "nfe": result["nfe"], "wall_s": wall, "spread": spread(times),
-                     "floor_ratio": wall / (result["nfe"] * floor),
-                     **bound_columns(traffic, result["nfe"], wall, floor, limits, x_start, steps)})
+                     **timed_columns(run, lambda result=result: result["nfe"],
+                                     lambda: problem.denoiser(x_start, ts[steps // 2]),
+                                     lambda run=run: count_traffic(run, problem.denoiser,
+                                                                   x_start.numel()),
+                                     x_start, ts, device, repeat)})
     return rows
 
 
@@ -260,43 +250,46 @@ def _workload(args: argparse.Namespace):
     return (problem, x_start, args.steps, args.device, args.repeat, args.quiet), header
 
 
-def bound_columns(traffic, nfe: int, wall: float, floor: float, limits, x_start, steps: int):
-    """``noise_draws`` (the state-sized normals the run drew: its noise bytes over the state's,
-    as every library draws its own way) and :func:`sdebench.studies.timing.bound_columns` at the
-    medians: wall, this library's floor, and ``limits`` = (draw times, copy bandwidths) of
-    :func:`~sdebench.studies.timing.limit_times`, timed once in the same run."""
+def timed_columns(run, nfe, floor_call, count, x_start, ts, device: str, repeat: int) -> dict:
+    """One sampler's columns: ``run()`` timed in interleaved rounds beside its library's floor
+    ``floor_call()`` and the state's copy and normal draw
+    (:func:`sdebench.studies.timing.bound_timings`); then ``nfe()``, the wall time (median,
+    spread), ``floor_ratio`` = wall / (NFE × floor) at the medians, ``noise_draws`` (the normals
+    the run drew, in states: the noise bytes of ``count()``, its run under the traffic counter,
+    as every library draws its own way), the draw time and copy bandwidth of its rounds
+    (``draw_ms``, ``copy_GBps``) and :func:`sdebench.studies.timing.bound_columns`."""
     from sdebench.studies import timing
 
-    draw_times, bandwidths = limits
+    walls, floors, draw_times, bandwidths = timing.bound_timings(run, floor_call, x_start, ts,
+                                                                 device, repeat)
+    calls, traffic = nfe(), count()
+    steps = ts.numel() - 1
     state_bytes = x_start.numel() * x_start.element_size()
     draws = traffic.noise_bytes / state_bytes
-    return {"noise_draws": draws, **timing.bound_columns(
-        traffic, nfe=nfe, draws=draws, steps=steps, state_bytes=state_bytes, walls=[wall],
-        floors=[floor], draw_times=[timing.median(draw_times)],
-        bandwidths=[timing.median(bandwidths)])}
+    wall = timing.median(walls)
+    return {"nfe": calls, "wall_s": wall, "spread": timing.spread(walls),
+            "floor_ratio": wall / (calls * timing.median(floors)), "noise_draws": draws,
+            "draw_ms": timing.median(draw_times) * 1e3,
+            "copy_GBps": timing.median(bandwidths) / 1e9,
+            **timing.bound_columns(traffic, nfe=calls, draws=draws, steps=steps,
+                                   state_bytes=state_bytes, walls=walls, floors=floors,
+                                   draw_times=draw_times, bandwidths=bandwidths)}
 
 
 def peers_table(args: argparse.Namespace):
     """(tidy DataFrame, header line): sdebench's rows, then k-diffusion's and diffusers', each
-    with its traffic bound (:func:`bound_columns`); the table's attrs hold the draw time and the
-    state copy's bandwidth the bounds used (``draw_s``, ``state_copy_Bps``)."""
+    with its traffic bound (:func:`timed_columns`)."""
     import pandas as pd
 
-    from sdebench.solvers.grids import log_snr_grid
-    from sdebench.studies.timing import BOUND_TARGET, limit_times, median
+    from sdebench.studies.timing import BOUND_TARGET
 
     sizes, header = _workload(args)
-    problem, x_start, steps, device, repeat, _ = sizes
-    limits = limit_times(x_start, log_snr_grid(problem.schedule, steps, device=device), device,
-                         repeat)
-    table = pd.DataFrame(sdebench_rows(*sizes, limits=limits) + kdiffusion_rows(*sizes, limits=limits)
-                         + diffusers_rows(*sizes, limits=limits))
-    draw, bandwidth = (median(times) for times in limits)
-    table.attrs.update(draw_s=draw, state_copy_Bps=bandwidth)
-    return table, (f"{header}; one noise draw {draw * 1e3:.1f} ms, state copy "
-                   f"{bandwidth / 1e9:.1f} GB/s; bound_ratio = wall / (NFE × floor + draws × draw "
-                   f"+ other bytes / state copy bandwidth), target ≤ {BOUND_TARGET:g} with a "
-                   "cheap model")
+    return pd.DataFrame(sdebench_rows(*sizes) + kdiffusion_rows(*sizes)
+                        + diffusers_rows(*sizes)), (
+        f"{header}; each sampler timed in interleaved rounds beside its floor, a state copy "
+        "(copy_GBps) and a normal draw (draw_ms); bound_ratio = wall / (NFE × floor + draws × "
+        f"draw + other bytes / copy bandwidth), per round, target ≤ {BOUND_TARGET:g} with a "
+        "cheap model")
 
 
 def brownian_table(args: argparse.Namespace):

@@ -259,12 +259,26 @@ def copy_bandwidths(copy_times: list[float], state_bytes: int) -> list[float]:
     return [2 * state_bytes / t for t in copy_times]
 
 
-def limit_times(x, ts, device: str, repeat: int = 3) -> tuple[list[float], list[float]]:
-    """(``repeat`` times of one normal draw of ``x``'s size, ``repeat`` bandwidths of a copy of
-    it) for a run whose samplers are timed apart (:func:`floor_times` of :func:`limit_calls`)."""
-    calls = limit_calls(x, ts)
-    return (floor_times(calls[DRAW], device, repeat),
-            copy_bandwidths(floor_times(calls[COPY], device, repeat), x.numel() * x.element_size()))
+def bound_timings(run, floor_call, x, ts, device: str, repeat: int = 3):
+    """(walls, floors, draw_times, bandwidths), each per round, for one sampler timed as
+    :func:`floor_ratio_table` times its samplers: ``repeat`` interleaved rounds
+    (:func:`interleaved_timings`) of ``run()`` beside :data:`FLOOR_CALLS` calls each of
+    ``floor_call`` (one model evaluation) and of :func:`limit_calls` (the state copy, a normal
+    draw), so a change of the machine's load falls on the run and its bound alike. For callers
+    whose samplers each see their own model (experiments/peers.py); :func:`bound_columns` takes
+    the four lists."""
+    calls = {FLOOR: floor_call, **limit_calls(x, ts)}
+    times = interleaved_timings({**_repeated(calls), RUN: run}, device, repeat)
+    floors, draw_times, copy_times = ([t / FLOOR_CALLS for t in times[key]]
+                                      for key in (FLOOR, DRAW, COPY))
+    return (times[RUN], floors, draw_times,
+            copy_bandwidths(copy_times, x.numel() * x.element_size()))
+
+
+def _repeated(calls: dict) -> dict:
+    """Each call made :data:`FLOOR_CALLS` times back to back (one timing of a short call)."""
+    return {key: lambda call=call: [call() for _ in range(FLOOR_CALLS)]
+            for key, call in calls.items()}
 
 
 def _floor_ratio_table(samplers, dim, batch, steps, dtype, device, repeat, covariance,
@@ -304,9 +318,7 @@ def _floor_ratio_table(samplers, dim, batch, steps, dtype, device, repeat, covar
     traffic = {name: count_traffic(
         lambda model, name=name: runner(name, model, CountingNoise(GaussianIncrements(1)))(),
         problem.denoiser, x.numel()) for name in names}
-    calls = {FLOOR: lambda: [problem.denoiser(x, t_mid) for _ in range(FLOOR_CALLS)],
-             **{key: lambda call=call: [call() for _ in range(FLOOR_CALLS)]
-                for key, call in limit_calls(x, ts).items()},
+    calls = {**_repeated({FLOOR: lambda: problem.denoiser(x, t_mid), **limit_calls(x, ts)}),
              **{name: runner(name) for name in names}}
     bar = tqdm(total=repeat + 1, desc="rounds", disable=not progress)
     times = interleaved_timings(_counting(calls, bar), device, repeat)
@@ -353,7 +365,7 @@ def _floor_ratio_table(samplers, dim, batch, steps, dtype, device, repeat, covar
     return table, header
 
 
-FLOOR, COPY, DRAW = "(floor)", "(copy)", "(draw)"
+FLOOR, COPY, DRAW, RUN = "(floor)", "(copy)", "(draw)", "(run)"
 
 
 def _counting(calls: dict, bar) -> dict:

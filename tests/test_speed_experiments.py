@@ -90,14 +90,15 @@ def test_peers_table_puts_the_traffic_bound_beside_every_library_s_ratio(peers_r
     """Every row, sdebench's, k-diffusion's and diffusers', carries speed.py's traffic columns
     (studies.timing.bound_columns) with the bound NFE × floor + draws × draw + other bytes /
     bandwidth, its library's floor read back from floor_ratio = wall / (NFE × floor): each
-    column follows from the others up to a few roundings (rel 1e-12). Draws are the run's
+    column follows from the others up to a few roundings (rel 1e-12; one round, so each median
+    is that round's value). Draws are the run's
     noise bytes in states, whole numbers, one per step for the ancestral samplers."""
     table, header = peers_run
     state, steps = 8 * 256 * 4, 3
-    draw, bandwidth = table.attrs["draw_s"], table.attrs["state_copy_Bps"]
     for _, row in table.iterrows():
         name = f"{row['library']} {row['sampler']}"
         floor = row["wall_s"] / (row["nfe"] * row["floor_ratio"])
+        draw, bandwidth = row["draw_ms"] / 1e3, row["copy_GBps"] * 1e9  # timed in its rounds
         moved = row["step_MB"] * 1e6 * steps
         assert row["noise_draws"] == int(row["noise_draws"]), name
         assert row["passes"] == pytest.approx(row["step_MB"] * 1e6 / state, rel=1e-12), name
