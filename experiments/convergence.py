@@ -92,8 +92,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                              "(default: 2 for spectrum and lowrank, else 256)")
     parser.add_argument("--grid", default=None, metavar="SPEC",
                         help=f"time grid spec (known: {', '.join(names['grids'])}; default: logsnr; "
-                             "auto — uniform in t where a schedule starts at pure noise, rf and "
-                             "vp0snr, logsnr elsewhere — when a schedule does)")
+                             "auto — graded (uniform in λ towards the data, in e^(λ/2) towards the "
+                             "noise) where a schedule starts at pure noise, rf and vp0snr, logsnr "
+                             "elsewhere — when a schedule does)")
     parser.add_argument("--metrics", default=None, metavar="NAMES",
                         help=f"comma-separated metrics (known: {', '.join(names['metrics'])}); "
                              "default: every metric the problem answers, Monte Carlo ones only "

@@ -119,7 +119,7 @@ def noise_graded_grid(schedule: Schedule, steps: int, *, a: float = 0.5, dtype=t
     return grid
 
 
-def log_snr_or_uniform_grid(schedule: Schedule, steps: int, *, dtype=torch.float64, device="cpu"):
+def auto_grid(schedule: Schedule, steps: int, *, dtype=torch.float64, device="cpu"):
     """``logsnr`` where λ is finite at both ends; ``graded`` (:func:`noise_graded_grid`) on a
     schedule that starts at pure noise (rf, vp0snr: λ = −∞ at t_max), where no grid is uniform
     in λ and a grid uniform in t costs λ-step methods their order; ``uniform`` in t on a schedule
@@ -141,7 +141,7 @@ GRIDS.register("quadratic", quadratic_grid)
 GRIDS.register("edm", edm_rho_grid)
 GRIDS.register("logsnr", log_snr_grid)
 GRIDS.register("graded", noise_graded_grid)
-GRIDS.register("auto", log_snr_or_uniform_grid)
+GRIDS.register("auto", auto_grid)
 register_grid = GRIDS.register
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 from sdebench.problems.catalogue import get_problem
 from sdebench.seeding import derive_seed, generator
 from sdebench.solvers.catalogue import get_solver
-from sdebench.solvers.grids import log_snr_or_uniform_grid
+from sdebench.solvers.grids import auto_grid
 from sdebench.solvers.loop import sample
 from sdebench.solvers.noise import GaussianIncrements
 from sdebench.theory.catalogue import get_schedule
@@ -23,10 +23,10 @@ def trajectory_frame(schedule_spec: str, seed: int = 0, paths: int = 24,
                      steps: int = 200) -> pd.DataFrame:
     """Paths of both samplers from the same p_{t_max} starts, for the 1-D data of problem
     ``bimodal_1d`` (½N(−1.5, 0.05) + ½N(1.5, 0.05)), float64 on the CPU, on the ``auto`` grid
-    (uniform in λ, or in t from a pure-noise end)."""
+    (uniform in λ, or ``graded`` from a pure-noise end)."""
     schedule = get_schedule(schedule_spec)
     problem = get_problem("bimodal_1d", schedule, dim=1, seed=seed)
-    ts = log_snr_or_uniform_grid(schedule, steps)
+    ts = auto_grid(schedule, steps)
     kinds = PURE_NOISE_KINDS if schedule.pure_noise_end else KINDS
     start = problem.sample_marginal(ts[0], paths, generator(seed, "trajectories"))
     rows = []
