@@ -267,18 +267,24 @@ def bound_timings(run, floor_call, x, ts, device: str, repeat: int = 3):
     draw), so a change of the machine's load falls on the run and its bound alike. For callers
     whose samplers each see their own model (experiments/peers.py); :func:`bound_columns` takes
     the four lists."""
+    times = interleaved_timings({**_limit_rounds(floor_call, x, ts), RUN: run}, device, repeat)
+    return (times[RUN], *_per_call(times, x.numel() * x.element_size()))
+
+
+def _limit_rounds(floor_call, x, ts) -> dict:
+    """The calls a round times beside the samplers: the floor ``floor_call`` and
+    :func:`limit_calls`, each made :data:`FLOOR_CALLS` times back to back (one timing of a
+    short call)."""
     calls = {FLOOR: floor_call, **limit_calls(x, ts)}
-    times = interleaved_timings({**_repeated(calls), RUN: run}, device, repeat)
-    floors, draw_times, copy_times = ([t / FLOOR_CALLS for t in times[key]]
-                                      for key in (FLOOR, DRAW, COPY))
-    return (times[RUN], floors, draw_times,
-            copy_bandwidths(copy_times, x.numel() * x.element_size()))
-
-
-def _repeated(calls: dict) -> dict:
-    """Each call made :data:`FLOOR_CALLS` times back to back (one timing of a short call)."""
     return {key: lambda call=call: [call() for _ in range(FLOOR_CALLS)]
             for key, call in calls.items()}
+
+
+def _per_call(times: dict, state_bytes: int) -> tuple[list[float], list[float], list[float]]:
+    """(floors, draw_times, bandwidths) per round, from the timings of :func:`_limit_rounds`."""
+    floors, draw_times, copy_times = ([t / FLOOR_CALLS for t in times[key]]
+                                      for key in (FLOOR, DRAW, COPY))
+    return floors, draw_times, copy_bandwidths(copy_times, state_bytes)
 
 
 def _floor_ratio_table(samplers, dim, batch, steps, dtype, device, repeat, covariance,
@@ -318,13 +324,12 @@ def _floor_ratio_table(samplers, dim, batch, steps, dtype, device, repeat, covar
     traffic = {name: count_traffic(
         lambda model, name=name: runner(name, model, CountingNoise(GaussianIncrements(1)))(),
         problem.denoiser, x.numel()) for name in names}
-    calls = {**_repeated({FLOOR: lambda: problem.denoiser(x, t_mid), **limit_calls(x, ts)}),
+    calls = {**_limit_rounds(lambda: problem.denoiser(x, t_mid), x, ts),
              **{name: runner(name) for name in names}}
     bar = tqdm(total=repeat + 1, desc="rounds", disable=not progress)
     times = interleaved_timings(_counting(calls, bar), device, repeat)
     bar.close()
-    floor_rounds, draw_rounds = ([t / FLOOR_CALLS for t in times[key]] for key in (FLOOR, DRAW))
-    bandwidth_rounds = copy_bandwidths([t / FLOOR_CALLS for t in times[COPY]], state_bytes)
+    floor_rounds, draw_rounds, bandwidth_rounds = _per_call(times, state_bytes)
     floor, noise_draw, bandwidth = (median(r) for r in (floor_rounds, draw_rounds, bandwidth_rounds))
     rows = []
     for name in names:
