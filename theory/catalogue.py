@@ -10,6 +10,7 @@ from __future__ import annotations
 import sympy
 
 from sdebench.registry import Registry, Spec, check_number, parse_spec
+from sdebench.theory.beta_tables import BetaTable
 from sdebench.theory.kernel import T
 from sdebench.theory.schedule import SIGMA, Schedule, exact_number
 
@@ -188,6 +189,31 @@ def vp_zero_terminal_snr(beta_min=sympy.Rational(1, 10), beta_max=20,
         t_max=1,
         sigma_inverse=_t_of_integrated_beta(b_of_sigma, beta_min, beta_max),
         reference="Lin et al. 2024 (WACV), §3.1 and Alg. 1, on Song et al. 2021's linear-β VP",
+    )
+
+
+@register_schedule("table")
+def beta_table(beta_schedule="linear", beta_start=sympy.Rational(1, 10**4),
+               beta_end=sympy.Rational(2, 100), num_train_timesteps=1000) -> Schedule:
+    """The continuous-time schedule of a discrete training table (:mod:`theory.beta_tables`):
+    VP, s = e^{−B/2}, σ = √(e^B − 1), with B(t) = −log ᾱ equal to the table's at t = 0 (τ = 0)
+    and t = 1 (τ = T − 1) and following its β profile between. The defaults are DDPM's linear
+    table (Ho et al. 2020, §4; diffusers' defaults); Stable Diffusion's is
+    ``table:beta_schedule=scaled_linear:beta_start=0.00085:beta_end=0.012``. A diffusers
+    scheduler studied on it builds that table itself, as it ships (:mod:`sdebench.peers.diffusers`)."""
+    table = BetaTable(beta_schedule, exact_number(beta_start, "beta_start"),
+                      exact_number(beta_end, "beta_end"), num_train_timesteps)
+    b = table.integrated_beta()
+    return Schedule(
+        "table",
+        s=sympy.exp(-b / 2),
+        sigma=sympy.sqrt(sympy.exp(b) - 1),
+        t_min=0,
+        t_max=1,
+        sigma_inverse=table.time_of_integrated_beta(sympy.log(1 + SIGMA**2)),
+        reference="Ho et al. 2020 (NeurIPS), §2 and §4 (linear); Rombach et al. 2022 (CVPR), "
+                  "latent diffusion's scaled_linear",
+        table=table,
     )
 
 

@@ -100,12 +100,16 @@ class _Printer(TorchPrinter):
 
 
 def _freeze_constants(expr: sympy.Expr) -> sympy.Expr:
-    """Replace every constant subexpression (cos(π/250), log 50, ...) by a 30-digit Float."""
+    """Replace every constant subexpression (cos(π/250), log 50, ...) by a 30-digit Float. A
+    function is rebuilt unevaluated: expm1(a t + c) with a Float c would otherwise evaluate to
+    e^c·e^{a t} − 1, the cancellation :func:`numerically_stable` removed."""
     if expr.is_number and not expr.is_Integer:
         return sympy.Float(expr.evalf(30), 30)
     if not expr.args:
         return expr
-    return expr.func(*(_freeze_constants(arg) for arg in expr.args))
+    args = (_freeze_constants(arg) for arg in expr.args)
+    return expr.func(*args, evaluate=False) if isinstance(expr, sympy.Function) \
+        else expr.func(*args)
 
 
 def _term_parts(term: sympy.Expr):

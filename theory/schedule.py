@@ -49,6 +49,8 @@ class Schedule(Kernel):
     sigma_inverse: optional closed form of t(σ) in :data:`SIGMA`; it is checked at a few points
         here and proven exactly in ``theory/tests``. Without it, numeric inversion is by bisection.
     reference: the paper (and equation) the schedule comes from.
+    table: the discrete training table whose continuous schedule this is
+        (:class:`~theory.beta_tables.BetaTable`; the catalogue's ``table``), or None.
 
     A *pure-noise end* (flow matching, zero terminal SNR) is allowed: s(t_max) = 0 exactly, where
     σ = ∞ and λ = −∞, provided the kernel's standard deviation sσ has a finite positive value
@@ -74,8 +76,10 @@ class Schedule(Kernel):
         t_max: sympy.Expr | float,
         sigma_inverse: sympy.Expr | None = None,
         reference: str = "",
+        table=None,
     ):
         super().__init__(s, sigma, name=name)
+        self.table = table
         self.t_min = exact_number(t_min, "t_min")
         self.t_max = exact_number(t_max, "t_max")
         self.sigma_inverse = None if sigma_inverse is None else sympy.sympify(sigma_inverse)

@@ -6,7 +6,10 @@ Karras et al. 2022, Table 1: VP σ(t) = √(e^{½β_d t² + β_min t} − 1), s(
 with β_d = 19.9, β_min = 0.1; EDM σ(t) = t, s(t) = 1. Nichol & Dhariwal 2021, eq. 17: ᾱ(t) =
 cos²(φ(t))/cos²(φ(0)). Esser et al. 2024 (SD3), eq. 3: rectified flow z_t = (1 − t) x₀ + t ε.
 Lin et al. 2024, Alg. 1: √ᾱ rescaled to (√ᾱ − √ᾱ_T) √ᾱ_0/(√ᾱ_0 − √ᾱ_T), here on the continuous
-VP's ᾱ = e^{−B} (ᾱ_0 = 1), with ᾱ + β̄ = 1 (variance preserving).
+VP's ᾱ = e^{−B} (ᾱ_0 = 1), with ᾱ + β̄ = 1 (variance preserving). Ho et al. 2020, §2 and §4:
+a discrete table has ᾱ_τ = Π_{k≤τ}(1 − β_k), β_k linear from 10⁻⁴ to 0.02 over T = 1000; the
+table's continuous schedule equals it at τ = 0 and τ = T − 1 (the exact rational product, at 60
+digits).
 """
 
 from __future__ import annotations
@@ -31,6 +34,12 @@ def _nichol_alpha_bar():
     c = sympy.Rational(8, 1000)
     phi = (T + c) / (1 + c) * sympy.pi / 2
     return sympy.cos(phi) ** 2 / sympy.cos(c / (1 + c) * sympy.pi / 2) ** 2
+
+
+def _ddpm_betas():
+    """β_1 … β_T of Ho et al. 2020, §4: linear from 10⁻⁴ to 0.02, T = 1000 (exact rationals)."""
+    first, last = sympy.Rational(1, 10**4), sympy.Rational(2, 100)
+    return [first + (last - first) * sympy.Rational(k, 999) for k in range(1000)]
 
 
 def published_residuals(name: str) -> dict[str, sympy.Expr]:
@@ -71,4 +80,10 @@ def published_residuals(name: str) -> dict[str, sympy.Expr]:
             - (root_alpha_bar - root_alpha_bar_end) / (1 - root_alpha_bar_end),
             "variance_preserving": schedule.alpha_bar + schedule.beta_bar - 1,
         }
+    if name == "table":
+        return {"ho_first": schedule.alpha_bar.subs(T, 0) - (1 - _ddpm_betas()[0]),
+                # the exact product has ~8000 digits: at 60 of them (the check is at 50)
+                "ho_last": schedule.alpha_bar.subs(T, 1)
+                - sympy.prod(1 - b for b in _ddpm_betas()).evalf(60),
+                "variance_preserving": schedule.alpha_bar + schedule.beta_bar - 1}
     raise ValueError(f"no published form recorded for {name!r}")
