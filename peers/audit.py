@@ -5,7 +5,9 @@ measures, how it agrees with sdebench's own implementation, and which finding ex
 The audit is a fixed set of stages. Most are convergence studies (Gaussian data, d = 4, exact
 output laws, ``w2`` and ``agreement``): the VE/VP/EDM samplers of both libraries on ``edm`` (with
 the option values people set: orders, SDE forms), diffusers' stock grids and options on the same
-table (σ spacings, timestep spacings, final σ, solver types), diffusers' flow-matching schedulers
+table (σ spacings, timestep spacings, final σ, solver types), diffusers' schedulers on Stable
+Diffusion's own training table (:data:`SD_TABLE`, built by each scheduler as it ships) with the
+configurations it ships (and two with sdebench's settings beside them), diffusers' flow-matching schedulers
 on ``rf`` and with SD3's shift on ``rf:shift=3``, and the zero-terminal-SNR configurations on
 ``vp0snr``. Two stages judge what an order cannot: diffusers' inversion schedulers by their exact
 round-trip error x₀ → x_T → x₀ against the step count (:func:`inversion_results`), and
@@ -76,6 +78,25 @@ _ZERO_SNR = ("diffusers.DDIMScheduler:prediction_type=v_prediction", "diffusers.
              "diffusers.DPMSolverMultistepScheduler:rescale_betas_zero_snr=true",
              "diffusers.UniPCMultistepScheduler:rescale_betas_zero_snr=true:"
              "prediction_type=v_prediction")
+SD_TABLE = "table:beta_schedule=scaled_linear:beta_start=0.00085:beta_end=0.012"
+"""Stable Diffusion's training table (1.x, 2.x and SDXL ship it; T = 1000), as a schedule."""
+_AS_SHIPPED = (
+    # SD 1.5's scheduler_config.json (PNDM: skip_prk_steps, steps_offset 1, set_alpha_to_one and
+    # clip_sample off), the keys each scheduler takes from it by from_config, and each one's own
+    # defaults for the rest: final_sigmas_type "zero" where sdebench's settings say sigma_min,
+    # DDIM's and PNDM's leading spacing; SDXL ships Euler with leading spacing and steps_offset 1
+    "diffusers.PNDMScheduler:skip_prk_steps=true:timestep_spacing=leading:steps_offset=1",
+    "diffusers.DDIMScheduler:timestep_spacing=leading:steps_offset=1",
+    f"{_DPM}:final_sigmas_type=zero",
+    f"{_DPM}:final_sigmas_type=zero:use_karras_sigmas=true",
+    "diffusers.EulerDiscreteScheduler:timestep_spacing=leading:steps_offset=1:"
+    "final_sigmas_type=zero",
+    "diffusers.EulerAncestralDiscreteScheduler", "diffusers.UniPCMultistepScheduler:"
+    "final_sigmas_type=zero", "diffusers.LMSDiscreteScheduler", "diffusers.HeunDiscreteScheduler",
+    "diffusers.KDPM2DiscreteScheduler", "diffusers.DEISMultistepScheduler",
+    # the same table with sdebench's settings, beside them: what the stock ones cost
+    _DPM, "diffusers.DDIMScheduler",
+)
 _PURE_NOISE_START = ("diffusers.FlowMatch", "diffusers.IPNDM")
 ADAPTIVE = ("kdiffusion.dpm_adaptive",)
 """The adaptive samplers, judged by :func:`adaptive_results` at each of their tolerances."""
@@ -102,6 +123,8 @@ def stages(peers: list[str]) -> list[Stage]:
     on_edm = [name for name in peers if not name.startswith(_PURE_NOISE_START + ADAPTIVE)]
     return [Stage("VE/VP/EDM samplers", "edm", (*on_edm, *_VARIANTS_ON_EDM)),
             Stage("diffusers' stock grids and options", "edm", _STOCK_OPTIONS),
+            Stage("Stable Diffusion's table and configurations, as shipped", SD_TABLE,
+                  _AS_SHIPPED),
             Stage("flow matching", "rf", _FLOW),
             Stage("flow matching, SD3's shift", "rf:shift=3", _SHIFTED),
             Stage("zero terminal SNR", "vp0snr", _ZERO_SNR)]

@@ -49,6 +49,16 @@ which (``table``):
   h²/12 on average), so the continuous limit N → ∞ is not the study's ODE: its error is a floor
   that no step count removes (:meth:`DiffusersSampler.error_floor`).
 
+**Stock tables.** On a ``table`` schedule (``table:beta_schedule=scaled_linear:beta_start=0.00085:
+beta_end=0.012``, Stable Diffusion's; :mod:`sdebench.theory.beta_tables`) a scheduler is given no
+table: it builds its own from those keywords (``beta_schedule``, ``beta_start``, ``beta_end``,
+``num_train_timesteps``), in float32, as it ships, and steps on its timesteps; the schedule's σ
+equals that table's at both ends, so the start law is p at its largest σ and the truth p at its
+smallest (a float32 table's σ's differ from the exact ones by up to 8e-5 relative, 1e-5 for
+Stable Diffusion's, near σ_min: below the float32 floors). Those keywords are refused as options
+(the schedule sets them), and so is ``train_steps`` there. The settings above still apply unless
+a spec sets them; the audit's stage of Stable Diffusion's configurations sets its own.
+
 **Zero terminal SNR** (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps are
 Flawed"). On a schedule with a pure-noise end (vp0snr) the table is DDPM-style instead: σ(t_τ) at
 t_τ uniform in [t_min, t_max], its last ᾱ exactly 0 (:func:`sigma_table`); the VP state x_τ =
@@ -179,6 +189,9 @@ class Scheduler:
 
 
 _FINAL = {"final_sigmas_type": "sigma_min"}
+# the constructor keywords of a training table: the study's schedule sets them (sigma_table)
+_TABLE_OPTIONS = {"beta_schedule", "beta_start", "beta_end", "trained_betas",
+                  "num_train_timesteps"}
 _FLOW_MODE_OPTIONS = {"use_flow_sigmas", "flow_shift", "prediction_type", "mu"}
 # options that set the network's form or the table's zero-SNR end, not the method
 _FORM_OPTIONS = _FLOW_MODE_OPTIONS | {"rescale_betas_zero_snr"}
@@ -497,11 +510,14 @@ def _library():
 
 
 def sigma_table(schedule, train_steps: int = TRAIN_STEPS) -> torch.Tensor:
-    """σ_τ, τ = 0 … train_steps − 1 (float64): log-uniform between σ(t_min) and σ(t_max); for a
+    """σ_τ, τ = 0 … train_steps − 1 (float64): on a ``table`` schedule its own table, of its own
+    size (module docstring, "Stock tables"); otherwise log-uniform between σ(t_min) and σ(t_max); for a
     schedule with a pure-noise end (σ(t_max) = ∞: vp0snr), σ(t_τ) at t_τ uniform in
     [t_min, t_max] — a DDPM-style table whose last entry has ᾱ = 0, the zero terminal SNR of
     Lin et al. 2024 (diffusers' ``rescale_betas_zero_snr`` then leaves it as it is, but for its
     clamp of that ᾱ to 2⁻²⁴)."""
+    if schedule.table is not None:
+        return torch.tensor(schedule.table.sigmas(), dtype=torch.float64)
     numeric = schedule.numeric
     ends = torch.tensor([float(schedule.t_min), float(schedule.t_max)], dtype=torch.float64)
     if schedule.pure_noise_end:
@@ -555,6 +571,12 @@ class DiffusersSampler(PeerSampler):
         self.train_steps = options.pop("train_steps")
         self.mu = options.pop("mu", None)
         self.flow = self._declared.state == FLOW or bool(options.get("use_flow_sigmas"))
+        table_options = sorted(set(options) & _TABLE_OPTIONS)
+        if table_options and not self.flow:
+            raise SpecError(f"diffusers {method}: {', '.join(table_options)} would set its "
+                            "training table, which comes from the study's schedule: a table as "
+                            "it ships is the schedule table:beta_schedule=…:beta_start=…:"
+                            "beta_end=…:num_train_timesteps=… (module docstring, 'Stock tables')")
         if self.flow and self.train_steps != TRAIN_STEPS:
             raise SpecError(f"diffusers {method}: in flow mode the network's time is timestep/T "
                             "with T = num_train_timesteps (1000 unless given); train_steps sets "
@@ -659,7 +681,8 @@ class DiffusersSampler(PeerSampler):
             return ("its own σ_f grid (its shift and sigma options), ending at σ_f = 0, not the "
                     "study's --grid")
         spacing = self._settings().get("timestep_spacing", "its default")
-        return f"its own timesteps ({spacing} spacing of {self.train_steps}), not the study's --grid"
+        return (f"its own timesteps ({spacing} spacing of its training table), not the study's "
+                "--grid")
 
     @property
     def nfe_per_step(self) -> float:
@@ -682,12 +705,18 @@ class DiffusersSampler(PeerSampler):
 
     def _new_scheduler(self, schedule):
         """The scheduler on the study's training table (module docstring); one whose own grid
-        runs from pure noise (:attr:`from_pure_noise`) keeps its stock table."""
+        runs from pure noise (:attr:`from_pure_noise`) keeps its stock table, and on a ``table``
+        schedule it builds that table itself, as it ships ("Stock tables")."""
         if self.from_pure_noise:  # its own grid: the network's time is read from its timestep
             extra = {}
         elif self._declared.ends is not None:
             table = sigma_table(schedule, self.train_steps)
             extra = self._declared.ends(float(table[0]), float(table[-1]))
+        elif schedule.table is not None:
+            table = schedule.table
+            extra = {"num_train_timesteps": table.num_train_timesteps,
+                     "beta_schedule": table.beta_schedule,
+                     "beta_start": float(table.beta_start), "beta_end": float(table.beta_end)}
         else:
             extra = {"num_train_timesteps": self.train_steps,
                      "trained_betas": trained_betas(sigma_table(schedule, self.train_steps))}
@@ -701,7 +730,7 @@ class DiffusersSampler(PeerSampler):
         scheduler = self._new_scheduler(schedule)
         alphas_cumprod = getattr(scheduler, "alphas_cumprod", None)
         if alphas_cumprod is not None and bool((alphas_cumprod >= 1).any()):
-            sigma_min = float(sigma_table(schedule, self.train_steps)[0])
+            sigma_min = float(sigma_table(schedule, self._table_size(schedule))[0])
             raise ValueError(
                 f"diffusers.{self.method} cannot represent {schedule.name!r}: at σ(t_min) = "
                 f"{sigma_min:.3g} its float32 table rounds 1 − β = ᾱ_τ/ᾱ_τ₋₁ to 1 (β below "
@@ -709,13 +738,29 @@ class DiffusersSampler(PeerSampler):
                 "σ(t_min) is above 2.5e-4")
         return scheduler
 
+    @property
+    def _ends_at_zero(self) -> bool:
+        """Whether its last step goes to σ = 0: declared so (``ends_at_zero``), or
+        ``final_sigmas_type = "zero"``, the stock value the module docstring's settings
+        replace."""
+        return self._declared.ends_at_zero or self._settings().get("final_sigmas_type") == "zero"
+
+    def _table_size(self, schedule) -> int:
+        """T of the table it steps on: a ``table`` schedule's own, else ``train_steps``."""
+        return self.train_steps if schedule.table is None else schedule.table.num_train_timesteps
+
     def schedule_refusal(self, schedule) -> str:
         """Why it cannot run on ``schedule`` ('' where it can): its :attr:`refusal`, on every
         schedule; where its own grid starts at pure noise (:attr:`from_pure_noise`: σ_f ≈ 1, or
         IPNDM's α = 0), a schedule without a pure-noise end, whose start law is not there
-        (module docstring, "Flow matching")."""
+        (module docstring, "Flow matching"); a ``train_steps`` beside a ``table`` schedule,
+        which brings its own."""
         if self.refusal:
             return self.refusal
+        if schedule.table is not None and self.train_steps != TRAIN_STEPS:
+            return (f"{self.name}: train_steps={self.train_steps} sets the size of the table "
+                    f"sdebench builds from a schedule, but {schedule.name!r} is a training table "
+                    f"of its own ({schedule.table.num_train_timesteps} entries)")
         if not self.from_pure_noise or schedule.pure_noise_end:
             return ""
         start = "σ_f ≈ 1" if self.flow else "α = 0"
@@ -748,28 +793,31 @@ class DiffusersSampler(PeerSampler):
         as the sample, wherever its grid stops (module docstring, "Flow matching")."""
         return torch.zeros_like(ts[-1]) if self.from_pure_noise else ts[-1]
 
-    @property
-    def max_steps(self) -> int | None:
-        """The most steps it can take on its table's timesteps: T (``entries``), T − 1
-        (``nodes``) or no limit (module docstring, "The table's limits")."""
+    def max_steps(self, schedule) -> int | None:
+        """The most steps it can take on its table's timesteps on ``schedule``: T (``entries``),
+        T − 1 (``nodes``) or no limit (module docstring, "The table's limits")."""
         if self._declared.state == COSINE:
             return None
         if self.flow:  # its own T; the multistep flow modes' int timesteps repeat beyond T − 1
             return None if self._declared.state == FLOW else \
                 int(self.options.get("num_train_timesteps", FLOW_TRAIN_STEPS)) - 1
-        return {ENTRIES: self.train_steps, NODES: self.train_steps - 1}.get(self._declared.table)
+        size = self._table_size(schedule)
+        return {ENTRIES: size, NODES: size - 1}.get(self._declared.table)
 
-    def check_steps(self, steps: int) -> None:
-        """Refuse a step count beyond :attr:`max_steps`, naming the limit."""
-        if self.max_steps is None or steps <= self.max_steps:
+    def check_steps(self, steps: int, schedule) -> None:
+        """Refuse a step count beyond :meth:`max_steps`, naming the limit."""
+        limit = self.max_steps(schedule)
+        if limit is None or steps <= limit:
             return
         if self.flow:
             raise SpecError(f"{self.name} in flow mode passes integer timesteps ⌊σ_f T⌋ with T = "
-                            f"num_train_timesteps = {self.max_steps + 1}: at most "
-                            f"{self.max_steps} steps before they repeat, got {steps}")
-        raise SpecError(f"{self.name} steps on the timesteps of its {self.train_steps}-entry "
-                        f"training table: at most {self.max_steps} steps, got {steps} (the "
-                        "option train_steps sets the table's size)")
+                            f"num_train_timesteps = {limit + 1}: at most {limit} steps before "
+                            f"they repeat, got {steps}")
+        sets_size = f"the schedule {schedule.name!r} sets the table's size" \
+            if schedule.table is not None else "the option train_steps sets the table's size"
+        raise SpecError(f"{self.name} steps on the timesteps of its "
+                        f"{self._table_size(schedule)}-entry training table: at most {limit} "
+                        f"steps, got {steps} ({sets_size})")
 
     def check_options(self, schedule, steps: int | Sequence[int]) -> None:
         """Refuse the largest of ``steps`` beyond the table (:meth:`check_steps`), then make the
@@ -777,7 +825,7 @@ class DiffusersSampler(PeerSampler):
         network, so that an option value it rejects (``algorithm_type='bogus'``,
         ``solver_order=5``) stops the study before its first unit, naming the option."""
         counts = [steps] if isinstance(steps, int) else list(steps)
-        self.check_steps(max(counts))
+        self.check_steps(max(counts), schedule)
         steps = min(counts)
         try:
             with self._quiet(), torch.random.fork_rng(devices=[]):  # leaves torch's RNG as it was
@@ -872,7 +920,7 @@ class DiffusersSampler(PeerSampler):
 
     def _run(self, model, schedule, x, ts, noise: ProbeNoise | None, seed: int) -> torch.Tensor:
         numeric = schedule.numeric
-        self.check_steps(ts.numel() - 1)
+        self.check_steps(ts.numel() - 1, schedule)
         scheduler, network = self.scheduler_and_network(schedule, ts.numel() - 1, model,
                                                         device=x.device)
         state = x / self._state_scale(numeric, ts[0])
@@ -969,9 +1017,9 @@ class DiffusersSampler(PeerSampler):
         if self._clamped_start(schedule) is not None:
             return self.clamped_start_limit_law, "zero-SNR clamp (start at ᾱ = 2⁻²⁴)"
         if self._declared.table == INTERPOLATED:
-            return self.limit_law, "σ table, σ = 0 end" if self._declared.ends_at_zero \
+            return self.limit_law, "σ table, σ = 0 end" if self._ends_at_zero \
                 else "σ table"
-        if self._declared.ends_at_zero:
+        if self._ends_at_zero:
             return self.denoised_limit_law, "σ = 0 end"
         return None
 
@@ -1075,14 +1123,16 @@ class DiffusersSampler(PeerSampler):
 
     def limit_grid(self, schedule, ts: torch.Tensor) -> torch.Tensor:
         """From ts[0] to ts[-1], the times of the table's σ's, each cell cut into k equal steps
-        in log σ, k = ⌈h/LIMIT_STEP⌉ for the cell's width h in log σ: the slope has a kink at
+        in log σ, k = ⌈h/LIMIT_STEP⌉ for that cell's width h in log σ: the slope has a kink at
         every entry and is smooth between, so rk4's error is O((h/k)⁴) per unit log σ against
-        the floor's O(h²)."""
+        the floor's O(h²). (One k for every cell, the widest's, took 18 steps per cell on Stable
+        Diffusion's table, whose first cell is 0.35 wide and most below 0.01.)"""
         with self._quiet():
             log_sigmas = _log_sigmas(self._scheduler(schedule))
-        cuts = math.ceil(float((log_sigmas[1:] - log_sigmas[:-1]).max()) / LIMIT_STEP)
-        fine = torch.lerp(log_sigmas[:-1, None], log_sigmas[1:, None],
-                          torch.arange(cuts, dtype=torch.float64) / cuts).flatten()
+        cuts = torch.ceil((log_sigmas[1:] - log_sigmas[:-1]) / LIMIT_STEP).long().clamp(min=1)
+        cell = torch.repeat_interleave(torch.arange(len(cuts)), cuts)
+        within = torch.arange(int(cuts.sum())) - (torch.cumsum(cuts, 0) - cuts)[cell]
+        fine = torch.lerp(log_sigmas[cell], log_sigmas[cell + 1], within / cuts[cell].double())
         grid = schedule.numeric.sigma_inv(torch.cat([fine, log_sigmas[-1:]]).exp().flip(0))
         grid[0], grid[-1] = ts[0], ts[-1]
         return grid
@@ -1111,7 +1161,7 @@ class DiffusersSampler(PeerSampler):
 
         law = sample(get_solver("rk4"), denoiser, problem.schedule, problem.marginal_law(ts[0]),
                      self.limit_grid(problem.schedule, ts), noise=ExactLawNoise()).x
-        if self._declared.ends_at_zero:
+        if self._ends_at_zero:
             law = denoiser(law, ts[-1]) * numeric.s(ts[-1])
         return law
 
