@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib.util
 import shlex
 import sys
@@ -101,7 +102,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                              "without an exact law")
     parser.add_argument("--dtype", default="float64", choices=["float32", "float64"],
                         help="precision of problem, grid and samples (default: float64)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu, cuda[:N], or auto: a GPU where one is available and the state "
+                             "(batch × d) has at least 65536 elements, else the CPU, saying why "
+                             "(sdebench.devices.auto_device; default: cpu)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed (>= 0) of data, start points and noise (default: 0)")
     parser.add_argument("--timing-repeats", type=int, default=1,
@@ -149,7 +153,7 @@ def _specs(text: str, known: list[str] | dict[str, list[str]], what: str, parser
 
 def parse_args(argv=None, prog: str | None = None):
     """Parse and validate everything before anything is written; returns (args, config, store)."""
-    from sdebench.devices import device_problem
+    from sdebench.devices import AUTO, auto_device, device_problem
     from sdebench.registry import SpecError, did_you_mean
     from sdebench.solvers.catalogue import sampler_groups
     from sdebench.studies.config import (
@@ -193,7 +197,8 @@ def parse_args(argv=None, prog: str | None = None):
             int(value) for value in args.shape.split(",") if value.strip())
     except ValueError:
         parser.error(f"--shape must be comma-separated integers, got {args.shape!r}")
-    problem = device_problem(args.device, remote=bool(args.scheduler))
+    problem = None if args.device == AUTO and not args.scheduler else \
+        device_problem(args.device, remote=bool(args.scheduler))
     if problem:
         parser.error(problem)
     try:
@@ -203,12 +208,14 @@ def parse_args(argv=None, prog: str | None = None):
             samplers=_specs(args.samplers, sampler_groups(), "samplers", parser),
             steps=steps, problem=args.problem, dim=args.dim, batch=args.batch,
             grid=args.grid or default_grid(schedules),
-            dtype=args.dtype, device=args.device, seed=args.seed,
-            timing_repeats=args.timing_repeats, metrics=None if args.metrics is None else
+            dtype=args.dtype, device="cpu" if args.device == AUTO else args.device,
+            seed=args.seed, timing_repeats=args.timing_repeats, metrics=None if args.metrics is None else
             _specs(args.metrics, names["metrics"], "metrics", parser),
             reference=args.reference, model=args.model, prediction=args.prediction,
             shape=shape, compile=args.compile)
         args.sections = resolve_sections(config)  # resolved once: run_study takes them
+        if args.device == AUTO:
+            config, args.sections = _choose_device(config, args.sections, auto_device)
         args.refused_samplers = _print_refusals(config, args.sections)
         if not resolve_units(config, args.sections):
             parser.error("every requested sampler is refused on these schedules (notes above)"
@@ -226,6 +233,21 @@ def parse_args(argv=None, prog: str | None = None):
     except StoreError as error:
         parser.error(str(error))
     return args, config, store
+
+
+def _choose_device(config, sections, auto_device):
+    """``--device auto``: the config and its sections on the device :func:`auto_device` picks for
+    the largest state (batch × the problem's d) the sections hold, said on stderr; sections
+    resolved on the CPU are resolved again only where it picks a GPU."""
+    from sdebench.studies.config import resolve_sections
+
+    elements = max(config.batch * section.problem.dim for section in sections)
+    device, why = auto_device(elements)
+    print(why, file=sys.stderr)
+    if device == "cpu":
+        return config, sections
+    config = dataclasses.replace(config, device=device)
+    return config, resolve_sections(config)
 
 
 def _print_refusals(config, sections) -> set[str]:
@@ -404,7 +426,7 @@ def _print_other_errors(analysis, results) -> None:
 
 
 @contextlib.contextmanager
-def _dask_client(args):
+def _dask_client(args, device: str):
     """A dask client for --workers (an embedded LocalCluster, its workers bounded) or
     --scheduler (reached within its timeout), closed on exit; None otherwise. A cluster that
     cannot be used raises ClusterError (sdebench.studies.distributed.cluster_client)."""
@@ -414,7 +436,7 @@ def _dask_client(args):
     from sdebench.studies.distributed import cluster_client
 
     with cluster_client(workers=args.workers, scheduler=args.scheduler,
-                        gpus=int(args.device.startswith("cuda"))) as client:
+                        gpus=int(device.startswith("cuda"))) as client:
         if not args.quiet:
             print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
         yield client
@@ -481,7 +503,7 @@ def main(argv=None, prog: str | None = None) -> int:
     command = shlex.join([*(prog or "python experiments/convergence.py").split(), *(
         sys.argv[1:] if argv is None else argv)])
     try:
-        with warnings.catch_warnings(), _dask_client(args) as client:
+        with warnings.catch_warnings(), _dask_client(args, config.device) as client:
             warnings.simplefilter("always")
             study = run_study(config, store, progress=not args.quiet, command=command,
                               trajectories=not args.no_report, client=client,

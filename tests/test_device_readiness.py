@@ -61,3 +61,34 @@ def test_the_default_check_defers_on_a_device_state():
         sample(get_solver("heun"), problem.to(device="meta").denoiser, problem.schedule, x, ts,
                callback=lambda i, *_: steps_run.append(i))
     assert steps_run == [0, 1, 2]
+
+
+# --- --device auto ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cuda, elements, chosen", [
+    (False, 10**9, "cpu"),  # no GPU: the CPU whatever the size
+    (True, (1 << 16) - 1, "cpu"),  # below the launch-bound estimate
+    (True, 1 << 16, "cuda"),
+])
+def test_auto_picks_a_gpu_only_for_a_state_large_enough_and_says_why(cuda, elements, chosen,
+                                                                      monkeypatch):
+    from sdebench.devices import AUTO_GPU_MIN_ELEMENTS, auto_device
+
+    assert AUTO_GPU_MIN_ELEMENTS == 1 << 16
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *_: "a test GPU")
+    device, why = auto_device(elements)
+    assert device == chosen and why.startswith(f"--device auto: {chosen}")
+    assert ("no CUDA device" in why) == (not cuda)
+
+
+def test_a_study_with_device_auto_records_the_device_it_ran_on(tmp_path, capsys):
+    """d = 4, batch 256: 1024 elements, so the CPU (here, and on a machine with a GPU)."""
+    from sdebench.experiments.convergence import main
+
+    assert main(["--sde", "vp", "--samplers", "euler", "--steps", "4,8", "--device", "auto",
+                 "--out", str(tmp_path), "--no-report", "--quiet"]) == 0
+    assert "--device auto: cpu" in capsys.readouterr().err
+    import pandas as pd
+
+    assert set(pd.read_csv(next(tmp_path.glob("*.csv"))).device) == {"cpu"}
