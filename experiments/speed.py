@@ -25,7 +25,8 @@ copy of the state's size, timed in every round; ``bound_ms`` = (NFE × floor + d
 draw + the other bytes / that bandwidth) / steps, the least a step can take with this model, this
 noise generator and this arithmetic (a sum: the model and the update wait on each other); and
 ``bound_ratio`` = wall / bound (target ≤ 1.5 with a cheap model, ``--covariance diagonal``;
-with the full covariance the bound is the floor and the ratio is the floor ratio).
+≤ 1.1 with the full covariance, where the bound is the floor to within the noise and the traffic;
+``within_target`` needs it and the floor ratio's target).
 The timing harness is library code (:mod:`sdebench.studies.timing`, shared with experiments/peers.py
 and the asv benchmarks): medians of ``--repeat`` interleaved rounds after a warm-up round, with
 the fastest and slowest (a repeat run's median falls in that range with the probability
