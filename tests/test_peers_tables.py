@@ -61,7 +61,7 @@ def test_a_last_step_to_zero_is_judged_against_the_floor_it_leaves():
     """With the stock final_sigmas_type="zero", DPM-Solver's last step from the table's σ_min
     goes to σ = 0 with x̂₀ = D: its N → ∞ output is p at σ_min denoised, whose variance per
     data eigenvalue λ is λ²/(λ + σ²) instead of λ + σ², a W₂ of √Σ σ⁴/(λ + σ²) in x̃ = x/s
-    (Stable Diffusion's σ_min = 0.029 makes it 4e-4 here: a floor, where an order was fitted
+    (Stable Diffusion's σ_min = 0.029 makes it 2.3e-3 here: a floor, where an order was fitted
     into the data before). The floor is TABLE_FLOOR_MULTIPLE times that, to round-off."""
     problem = get_problem("gaussian", SD, dim=4, seed=0)
     ts = make_grid("logsnr", SD, 8)
