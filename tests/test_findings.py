@@ -22,7 +22,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
                               ("ipndm_first_step.py", ("diffusers",)),
                               ("fractional_timesteps_truncated.py", ("diffusers",)),
                               ("cosine_dpmsolver_final_step.py", ("diffusers",)),
-                              ("karras_ve_schedule_squared.py", ("diffusers",))]])
+                              ("karras_ve_schedule_squared.py", ("diffusers",)),
+                              ("ddim_trailing_prev_timestep.py", ("diffusers",))]])
 def test_each_finding_reproduces_on_the_installed_library(script, libraries):
     result = subprocess.run([sys.executable, str(FINDINGS / script)], capture_output=True,
                             text=True, timeout=300, cwd=FINDINGS)
