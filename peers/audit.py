@@ -80,6 +80,7 @@ _ZERO_SNR = ("diffusers.DDIMScheduler:prediction_type=v_prediction", "diffusers.
              "prediction_type=v_prediction")
 SD_TABLE = "table:beta_schedule=scaled_linear:beta_start=0.00085:beta_end=0.012"
 """Stable Diffusion's training table (1.x, 2.x and SDXL ship it; T = 1000), as a schedule."""
+SD_STAGE = "Stable Diffusion's table and configurations, as shipped"
 _AS_SHIPPED = (
     # SD 1.5's scheduler_config.json (PNDM: skip_prk_steps, steps_offset 1, set_alpha_to_one and
     # clip_sample off), the keys each scheduler takes from it by from_config, and each one's own
@@ -123,8 +124,7 @@ def stages(peers: list[str]) -> list[Stage]:
     on_edm = [name for name in peers if not name.startswith(_PURE_NOISE_START + ADAPTIVE)]
     return [Stage("VE/VP/EDM samplers", "edm", (*on_edm, *_VARIANTS_ON_EDM)),
             Stage("diffusers' stock grids and options", "edm", _STOCK_OPTIONS),
-            Stage("Stable Diffusion's table and configurations, as shipped", SD_TABLE,
-                  _AS_SHIPPED),
+            Stage(SD_STAGE, SD_TABLE, _AS_SHIPPED),
             Stage("flow matching", "rf", _FLOW),
             Stage("flow matching, SD3's shift", "rf:shift=3", _SHIFTED),
             Stage("zero terminal SNR", "vp0snr", _ZERO_SNR)]
@@ -145,6 +145,13 @@ FINDINGS = {
     "diffusers.IPNDMScheduler": "ipndm_first_step.py",
     f"{_DPM}:use_exponential_sigmas=true": "fractional_timesteps_truncated.py",
     f"{_DPM}:use_beta_sigmas=true": "fractional_timesteps_truncated.py",
+}
+
+# (stage, sampler spec) → the finding that explains its defect on that stage only
+STAGE_FINDINGS = {
+    # T = 1000: DDIM's stride ⌊T/N⌋ misses its trailing timesteps where N ∤ T (edm's 1024-entry
+    # table and power-of-two N hide it)
+    (SD_STAGE, "diffusers.DDIMScheduler"): "ddim_trailing_prev_timestep.py",
 }
 
 _VERSION_COLUMNS = {"diffusers": "diffusers_version", "k-diffusion": "k_diffusion_version"}
@@ -260,7 +267,8 @@ def audit_table(results: pd.DataFrame, orders: pd.DataFrame,
     adaptive = table.stage == ADAPTIVE_STAGE
     table.loc[adaptive, "reason"] = [_adaptive_reason(results, c, s) for c, s in zip(
         table.config_id[adaptive], table.sampler[adaptive], strict=True)]
-    table["finding"] = [_finding(sampler) for sampler in table.sampler]
+    table["finding"] = [_finding(stage, sampler)
+                        for stage, sampler in zip(table.stage, table.sampler, strict=True)]
     reasons = [{"stage": stage, "sampler": sampler, "verdict": verdict, "reason": reason}
                for verdict, given in (("REFUSED", refused), (NOT_JUDGED, not_judged or {}))
                for (stage, sampler), reason in given.items()]
@@ -276,7 +284,8 @@ def _adaptive_reason(results: pd.DataFrame, config_id: str, sampler: str) -> str
             f"{int(row.nfe)}")
 
 
-def _finding(sampler: str) -> str:
-    """The finding for a sampler's spec as the study writes it (quoted option values)."""
+def _finding(stage: str, sampler: str) -> str:
+    """The finding for a sampler's spec as the study writes it (quoted option values) on a
+    stage: :data:`STAGE_FINDINGS`' for that stage, else :data:`FINDINGS`'."""
     plain = sampler.replace("'", "")
-    return FINDINGS.get(plain, "")
+    return STAGE_FINDINGS.get((stage, plain), FINDINGS.get(plain, ""))

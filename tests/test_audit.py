@@ -5,7 +5,15 @@ finding, and its page and summary render from that table."""
 import pandas as pd
 import pytest
 
-from sdebench.peers.audit import ADAPTIVE, FINDINGS, INVERSIONS, NOT_JUDGED, stage_names, stages
+from sdebench.peers.audit import (
+    ADAPTIVE,
+    FINDINGS,
+    INVERSIONS,
+    NOT_JUDGED,
+    STAGE_FINDINGS,
+    stage_names,
+    stages,
+)
 
 pytestmark = [pytest.mark.peers, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
               pytest.mark.filterwarnings("ignore::UserWarning")]
@@ -18,6 +26,8 @@ def test_every_peer_is_in_a_stage_and_every_finding_names_an_audited_sampler():
     audited = {name for stage in stages(peers) for name in stage.samplers}
     assert set(peers) <= audited | set(ADAPTIVE)
     assert set(FINDINGS) <= audited
+    by_stage = {stage.name: set(stage.samplers) for stage in stages(peers)}
+    assert all(spec in by_stage[stage] for stage, spec in STAGE_FINDINGS)
 
 
 def test_the_audit_runs_resumes_and_renders(tmp_path, capsys):
