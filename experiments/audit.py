@@ -106,8 +106,9 @@ def print_summary(table) -> None:
     counts = table.verdict.value_counts()
     print("audit: " + ", ".join(f"{verdict} {counts[verdict]}" for verdict in counts.index))
     for _, row in table[table.verdict == "FAIL"].iterrows():
-        line = (f"FAIL {row.sampler} on {row.schedule}: {row.measured_order:.2f} ± {row.ci95:.2f}"
-                f" (declared {row.declared_order:g})")
+        # the evidence first: a long spec or schedule is what the width cuts
+        line = (f"FAIL {row.measured_order:.2f} ± {row.ci95:.2f} (declared "
+                f"{row.declared_order:g}): {row.sampler} on {row.schedule}")
         print(line[:SUMMARY_WIDTH])
     for finding, rows in table[table.finding.fillna("") != ""].groupby("finding", sort=False):
         print(f"finding experiments/findings/{finding}:")

@@ -57,3 +57,17 @@ def test_the_audit_runs_resumes_and_renders(tmp_path, capsys):
     units = sorted((tmp_path).rglob("units/*.json"))
     assert main(["--out", str(tmp_path), "--steps", "8", "--quiet"]) == status
     assert sorted((tmp_path).rglob("units/*.json")) == units  # nothing run twice
+
+
+def test_the_summary_keeps_a_fail_s_evidence_when_its_line_is_cut(capsys):
+    """A FAIL line names its measured order, CI and declared order before the spec and the
+    schedule, which are what the 118-column width cuts (a table: schedule's spec cut them)."""
+    from sdebench.experiments.audit import SUMMARY_WIDTH, print_summary
+
+    schedule = "table:beta_end=0.012:beta_schedule='scaled_linear':beta_start=0.00085"
+    print_summary(pd.DataFrame([{"verdict": "FAIL", "sampler": "diffusers." + "X" * 60,
+                                 "schedule": schedule, "measured_order": 0.8628,
+                                 "ci95": 0.0081, "declared_order": 1.0, "finding": ""}]))
+    line = capsys.readouterr().out.splitlines()[1]
+    assert line.startswith("FAIL 0.86 ± 0.01 (declared 1): diffusers.XXX")
+    assert len(line) == SUMMARY_WIDTH
