@@ -517,7 +517,7 @@ def sigma_table(schedule, train_steps: int = TRAIN_STEPS) -> torch.Tensor:
     Lin et al. 2024 (diffusers' ``rescale_betas_zero_snr`` then leaves it as it is, but for its
     clamp of that ᾱ to 2⁻²⁴)."""
     if schedule.table is not None:
-        return torch.tensor(schedule.table.sigmas(), dtype=torch.float64)
+        return torch.tensor(schedule.table.sigmas, dtype=torch.float64)
     numeric = schedule.numeric
     ends = torch.tensor([float(schedule.t_min), float(schedule.t_max)], dtype=torch.float64)
     if schedule.pure_noise_end:

@@ -74,3 +74,21 @@ def test_a_last_step_to_zero_is_judged_against_the_floor_it_leaves():
     assert kind == "σ = 0 end"
     assert floor == pytest.approx(TABLE_FLOOR_MULTIPLE * expected, rel=1e-9)
     assert get_solver("diffusers.DPMSolverMultistepScheduler").error_floor(problem, ts) is None
+
+
+def test_the_table_sdebench_reads_is_the_schedule_s_own():
+    """sigma_table (the σ range of KarrasVe and ScoreSdeVe, the float32 check's message) on a
+    table schedule: its T entries, equal to the float64 product Π(1 − β_k) of the published β's
+    to its accumulated round-off, T·u relative in ᾱ (σ ≈ ᾱ^{−½} near the end; near σ_min,
+    σ² = 1/ᾱ − 1 amplifies it by 1/(1 − ᾱ) ≈ 1/β_0 ≈ 1.2e3)."""
+    import numpy as np
+
+    from sdebench.peers.diffusers import sigma_table
+
+    betas = np.linspace(0.00085**0.5, 0.012**0.5, 1000) ** 2
+    alphas_cumprod = np.cumprod(1 - betas)
+    expected = np.sqrt(1 / alphas_cumprod - 1)
+    table = sigma_table(SD).numpy()
+    u = np.finfo(np.float64).eps / 2
+    assert table.shape == (1000,)
+    assert np.all(np.abs(table / expected - 1) <= 1000 * u / (1 - alphas_cumprod))

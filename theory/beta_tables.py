@@ -72,7 +72,8 @@ class BetaTable:
             else (lambda u: (a + c * u) ** 2)
         return [profile(mpmath.mpf(k) / last) for k in range(self.num_train_timesteps)]
 
-    def sigmas(self) -> list[float]:
+    @cached_property
+    def sigmas(self) -> tuple[float, ...]:
         """σ_τ = √(1/ᾱ_τ − 1), τ = 0 … T − 1, ᾱ_τ = Π_{k≤τ}(1 − β_k) formed at 70 digits, as
         floats."""
         with mpmath.workdps(_DIGITS):
@@ -80,7 +81,7 @@ class BetaTable:
             for beta in self.betas():
                 product *= 1 - beta
                 alphas_cumprod.append(product)
-            return [float(mpmath.sqrt(1 / a - 1)) for a in alphas_cumprod]
+            return tuple(float(mpmath.sqrt(1 / a - 1)) for a in alphas_cumprod)
 
     @cached_property
     def integrated_beta_ends(self) -> tuple[sympy.Rational, sympy.Rational]:
