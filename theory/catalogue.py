@@ -272,11 +272,33 @@ def rectified_flow(shift=1, mu=None, image_seq_len=None, time_shift_type="expone
     )
 
 
+_BUILT: dict = {}
+_BUILT_SIZE = 64
+
+
 def get_schedule(spec: str | Spec) -> Schedule:
     """The schedule a spec names: a catalogue name with optional parameters
     (``"vp"``, ``"vp:beta_max=10"``) or ``module:attribute`` of a constructor (or of a
-    :class:`Schedule`). Its name is the canonical spec, so results record the parameters."""
+    :class:`Schedule`). Its name is the canonical spec, so results record the parameters.
+
+    Built once per spec and factory (the SymPy derivation and its 513-point validation take up
+    to 3 s, and a study asks for its schedules many times): the same object is returned again
+    while the name still resolves to the same factory (a name registered anew is built anew).
+    A Schedule is not changed after it is made; its numeric twin caches only pure functions."""
     spec = parse_spec(spec) if isinstance(spec, str) else spec
+    factory = SCHEDULES.factory(spec.target)
+    built = _BUILT.get(str(spec))
+    if built is not None and built[0] is factory:
+        return built[1]
+    schedule = _build_schedule(spec)
+    if len(_BUILT) >= _BUILT_SIZE:
+        _BUILT.clear()
+    _BUILT[str(spec)] = (factory, schedule)
+    return schedule
+
+
+def _build_schedule(spec: Spec) -> Schedule:
+    """:func:`get_schedule` without the cache."""
     schedule = SCHEDULES.create(spec)
     if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule {spec.target!r} must build a sdebench Schedule, got "
