@@ -32,6 +32,18 @@ import sympy
 from sdebench.theory.kernel import T
 
 BETA_PROFILES = ("linear", "scaled_linear")
+
+
+def integrated_linear_beta(beta_min, beta_max, t=T):
+    """B(t) = ∫₀ᵗ β(u) du for β(u) = β_min + u (β_max − β_min)."""
+    return beta_min * t + (beta_max - beta_min) * t**2 / 2
+
+
+def time_of_integrated_linear_beta(b, beta_min, beta_max):
+    """Positive root t of B(t) = b (B quadratic in t; t = b/β when β is constant, slope 0)."""
+    slope = beta_max - beta_min
+    # = (√(β_min² + 2Δβ b) − β_min)/Δβ, which cancels where β_min² ≫ Δβ b (near t_min)
+    return 2 * b / (beta_min + sympy.sqrt(beta_min**2 + 2 * slope * b))
 _DIGITS = 70  # B_0, B_{T−1}: 20 digits beyond the 50 that theory's residuals are checked at
 
 
@@ -96,7 +108,7 @@ class BetaTable:
         """I(t) = ∫₀ᵗ β̂(u) du."""
         a, c = self._profile_ends()
         if self.beta_schedule == "linear":
-            return a * t + c * t**2 / 2
+            return integrated_linear_beta(a, a + c, t)
         return a**2 * t + a * c * t**2 + c**2 * t**3 / 3
 
     def profile_integral_inverse(self, j: sympy.Expr) -> sympy.Expr:
@@ -105,7 +117,7 @@ class BetaTable:
         t = (r − a)/c = 3j/(r² + ar + a²)."""
         a, c = self._profile_ends()
         if self.beta_schedule == "linear":
-            return 2 * j / (a + sympy.sqrt(a**2 + 2 * c * j))
+            return time_of_integrated_linear_beta(j, a, a + c)
         r = sympy.cbrt(a**3 + 3 * c * j)
         return 3 * j / (r**2 + a * r + a**2)
 

@@ -10,7 +10,11 @@ from __future__ import annotations
 import sympy
 
 from sdebench.registry import Registry, Spec, check_number, parse_spec
-from sdebench.theory.beta_tables import BetaTable
+from sdebench.theory.beta_tables import (
+    BetaTable,
+    integrated_linear_beta,
+    time_of_integrated_linear_beta,
+)
 from sdebench.theory.kernel import T
 from sdebench.theory.schedule import SIGMA, Schedule, exact_number
 
@@ -19,18 +23,6 @@ SCHEDULES = Registry("schedule")
 Extend it with ``@register_schedule("name")`` (or ``SCHEDULES.register``)."""
 
 register_schedule = SCHEDULES.register
-
-
-def _integrated_linear_beta(beta_min, beta_max):
-    """B(t) = ∫₀ᵗ β(u) du for β(t) = β_min + t (β_max − β_min)."""
-    return beta_min * T + (beta_max - beta_min) * T**2 / 2
-
-
-def _t_of_integrated_beta(b, beta_min, beta_max):
-    """Positive root t of B(t) = b (B quadratic in t; t = b/β when β is constant, slope 0)."""
-    slope = beta_max - beta_min
-    # = (√(β_min² + 2Δβ b) − β_min)/Δβ, which cancels where β_min² ≫ Δβ b (near t_min)
-    return 2 * b / (beta_min + sympy.sqrt(beta_min**2 + 2 * slope * b))
 
 
 def _linear_betas(beta_min, beta_max):
@@ -50,14 +42,14 @@ def vp_linear(beta_min=sympy.Rational(1, 10), beta_max=20, t_min=sympy.Rational(
     al.'s sampling ε.
     """
     beta_min, beta_max = _linear_betas(beta_min, beta_max)
-    b = _integrated_linear_beta(beta_min, beta_max)
+    b = integrated_linear_beta(beta_min, beta_max)
     return Schedule(
         "vp",
         s=sympy.exp(-b / 2),
         sigma=sympy.sqrt(sympy.exp(b) - 1),
         t_min=t_min,
         t_max=t_max,
-        sigma_inverse=_t_of_integrated_beta(sympy.log(1 + SIGMA**2), beta_min, beta_max),
+        sigma_inverse=time_of_integrated_linear_beta(sympy.log(1 + SIGMA**2), beta_min, beta_max),
         reference="Song et al. 2021 (ICLR), eq. 11; Karras et al. 2022, Table 1 (VP)",
     )
 
@@ -70,14 +62,14 @@ def subvp(beta_min=sympy.Rational(1, 10), beta_max=20, t_min=sympy.Rational(1, 1
     Hence s = e^{−B/2} and σ = (1 − e^{−B}) / e^{−B/2} = 2 sinh(B/2).
     """
     beta_min, beta_max = _linear_betas(beta_min, beta_max)
-    b = _integrated_linear_beta(beta_min, beta_max)
+    b = integrated_linear_beta(beta_min, beta_max)
     return Schedule(
         "subvp",
         s=sympy.exp(-b / 2),
         sigma=2 * sympy.sinh(b / 2),
         t_min=t_min,
         t_max=t_max,
-        sigma_inverse=_t_of_integrated_beta(2 * sympy.asinh(SIGMA / 2), beta_min, beta_max),
+        sigma_inverse=time_of_integrated_linear_beta(2 * sympy.asinh(SIGMA / 2), beta_min, beta_max),
         reference="Song et al. 2021 (ICLR), eq. 29 and App. C",
     )
 
@@ -171,7 +163,7 @@ def vp_zero_terminal_snr(beta_min=sympy.Rational(1, 10), beta_max=20,
     so x₁ = ε exactly (s = 0, σ = ∞, a pure-noise end). 1 − s = (1 − e^{−B/2})/(1 − k) is written
     as such, so that σ near t_min does not lose digits in 1 − s²."""
     beta_min, beta_max = _linear_betas(beta_min, beta_max)
-    b = _integrated_linear_beta(beta_min, beta_max)
+    b = integrated_linear_beta(beta_min, beta_max)
     k = sympy.exp(-b.subs(T, 1) / 2)
     one_minus_s = (1 - sympy.exp(-b / 2)) / (1 - k)
     # e^{−B/2} − k = k (e^{(B(1) − B)/2} − 1), B(1) − B(t) = (1 − t)(β_min + Δβ (1 + t)/2): zero
@@ -187,7 +179,7 @@ def vp_zero_terminal_snr(beta_min=sympy.Rational(1, 10), beta_max=20,
         sigma=sympy.sqrt(one_minus_s * (2 - one_minus_s)) / s,
         t_min=t_min,
         t_max=1,
-        sigma_inverse=_t_of_integrated_beta(b_of_sigma, beta_min, beta_max),
+        sigma_inverse=time_of_integrated_linear_beta(b_of_sigma, beta_min, beta_max),
         reference="Lin et al. 2024 (WACV), §3.1 and Alg. 1, on Song et al. 2021's linear-β VP",
     )
 
