@@ -153,7 +153,7 @@ def _specs(text: str, known: list[str] | dict[str, list[str]], what: str, parser
 
 def parse_args(argv=None, prog: str | None = None):
     """Parse and validate everything before anything is written; returns (args, config, store)."""
-    from sdebench.devices import AUTO, auto_device, device_problem
+    from sdebench.devices import AUTO, device_problem
     from sdebench.registry import SpecError, did_you_mean
     from sdebench.solvers.catalogue import sampler_groups
     from sdebench.studies.config import (
@@ -215,7 +215,7 @@ def parse_args(argv=None, prog: str | None = None):
             shape=shape, compile=args.compile)
         args.sections = resolve_sections(config)  # resolved once: run_study takes them
         if args.device == AUTO:
-            config, args.sections = _choose_device(config, args.sections, auto_device)
+            config, args.sections = _choose_device(config, args.sections)
         args.refused_samplers = _print_refusals(config, args.sections)
         if not resolve_units(config, args.sections):
             parser.error("every requested sampler is refused on these schedules (notes above)"
@@ -235,10 +235,11 @@ def parse_args(argv=None, prog: str | None = None):
     return args, config, store
 
 
-def _choose_device(config, sections, auto_device):
+def _choose_device(config, sections):
     """``--device auto``: the config and its sections on the device :func:`auto_device` picks for
     the largest state (batch × the problem's d) the sections hold, said on stderr; sections
     resolved on the CPU are resolved again only where it picks a GPU."""
+    from sdebench.devices import auto_device
     from sdebench.studies.config import resolve_sections
 
     elements = max(config.batch * section.problem.dim for section in sections)
